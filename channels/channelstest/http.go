@@ -1,0 +1,121 @@
+package channelstest
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/channels"
+)
+
+// HTTPProvider is a fake HTTP provider that gives every request the same
+// scripted [Answer].
+type HTTPProvider struct {
+	// URL is the provider's base URL (http://127.0.0.1:port). For a
+	// [Refuse] answer nothing listens there.
+	URL      string
+	requests atomic.Int64
+}
+
+// Requests returns how many requests the provider received.
+func (p *HTTPProvider) Requests() int { return int(p.requests.Load()) }
+
+// NewHTTPProvider starts a fake provider on 127.0.0.1 that answers every
+// request with a: a's status, headers and body (followed by the request
+// target if a.Echo); for a [Hang] answer it reads the request and never
+// answers, until the client goes away or the test ends; for a [Refuse]
+// answer its URL points at a closed port. It stops when t ends.
+func NewHTTPProvider(t testing.TB, a Answer) *HTTPProvider {
+	t.Helper()
+	p := &HTTPProvider{}
+	if a.Fault == Refuse {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.URL = "http://" + ln.Addr().String()
+		if err := ln.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.requests.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		if a.Fault == Hang {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		for k, v := range a.Header {
+			w.Header().Set(k, v)
+		}
+		status := a.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, a.Body)
+		if a.Echo {
+			_, _ = io.WriteString(w, " "+r.URL.RequestURI())
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first: frees hanging handlers
+	p.URL = srv.URL
+	return p
+}
+
+// HTTPCases returns the contract table for HTTP channels, following how
+// Herald treats HTTP answers ([channels.HTTPStatusError]): 2xx delivered;
+// 3xx permanent (redirects are not followed); 410 permanent and the
+// endpoint disabled; 408, 425, 429 and 5xx retryable, honouring
+// Retry-After; other 4xx permanent; a refused connection and a provider
+// that never answers retryable. Some answers echo the request target or
+// carry a huge or control-laden body, as hostile receivers do. A channel
+// whose provider means something else by a status (e.g. a 200 carrying an
+// error) appends or replaces cases.
+func HTTPCases() []Case {
+	retry := channels.Classification{}
+	permanent := channels.Classification{Permanent: true}
+	return []Case{
+		{Name: "200 delivered", Answer: Answer{Status: 200, Body: "ok"}, Delivered: true},
+		{Name: "201 delivered", Answer: Answer{Status: 201}, Delivered: true},
+		{Name: "202 delivered", Answer: Answer{Status: 202}, Delivered: true},
+		{Name: "204 delivered", Answer: Answer{Status: 204}, Delivered: true},
+		{Name: "200 with a huge body delivered", Answer: Answer{Status: 200, Body: strings.Repeat("x", 1<<20)}, Delivered: true},
+		{Name: "301 permanent", Answer: Answer{Status: 301, Header: map[string]string{"Location": "/moved"}}, Want: permanent},
+		{Name: "302 permanent", Answer: Answer{Status: 302, Header: map[string]string{"Location": "/elsewhere"}}, Want: permanent},
+		{Name: "307 permanent", Answer: Answer{Status: 307, Header: map[string]string{"Location": "/elsewhere"}}, Want: permanent},
+		{Name: "308 permanent", Answer: Answer{Status: 308, Header: map[string]string{"Location": "/elsewhere"}}, Want: permanent},
+		{Name: "400 permanent", Answer: Answer{Status: 400, Body: `{"error":"bad payload"}`}, Want: permanent},
+		{Name: "401 permanent", Answer: Answer{Status: 401, Body: "unauthorized"}, Want: permanent},
+		{Name: "403 permanent", Answer: Answer{Status: 403, Body: "forbidden", Echo: true}, Want: permanent},
+		{Name: "404 echoing the request permanent", Answer: Answer{Status: 404, Body: "no route for", Echo: true}, Want: permanent},
+		{Name: "405 permanent", Answer: Answer{Status: 405}, Want: permanent},
+		{Name: "413 permanent", Answer: Answer{Status: 413, Body: "payload too large"}, Want: permanent},
+		{Name: "422 permanent", Answer: Answer{Status: 422, Body: `{"errors":["invalid"]}`}, Want: permanent},
+		{Name: "410 disables the endpoint", Answer: Answer{Status: 410, Body: "gone"}, Want: channels.Classification{Permanent: true, Action: channels.DisableEndpoint}},
+		{Name: "408 retryable", Answer: Answer{Status: 408}, Want: retry},
+		{Name: "425 retryable", Answer: Answer{Status: 425}, Want: retry},
+		{Name: "429 retryable", Answer: Answer{Status: 429, Body: "slow down"}, Want: retry},
+		{Name: "429 with Retry-After", Answer: Answer{Status: 429, Header: map[string]string{"Retry-After": "7"}}, Want: channels.Classification{After: 7 * time.Second}},
+		{Name: "500 retryable", Answer: Answer{Status: 500, Body: "internal error", Echo: true}, Want: retry},
+		{Name: "500 with a huge body retryable", Answer: Answer{Status: 500, Body: strings.Repeat("error ", 200000)}, Want: retry},
+		{Name: "500 with control characters retryable", Answer: Answer{Status: 500, Body: "line1\r\nline2\x1b[31mred\x00\tend"}, Want: retry},
+		{Name: "502 retryable", Answer: Answer{Status: 502, Body: "<html>bad gateway</html>"}, Want: retry},
+		{Name: "503 retryable", Answer: Answer{Status: 503}, Want: retry},
+		{Name: "503 with Retry-After", Answer: Answer{Status: 503, Header: map[string]string{"Retry-After": "7"}}, Want: channels.Classification{After: 7 * time.Second}},
+		{Name: "504 retryable", Answer: Answer{Status: 504}, Want: retry},
+		{Name: "connection refused retryable", Answer: Answer{Fault: Refuse}, Want: retry},
+		{Name: "hanging provider retryable after the deadline", Answer: Answer{Fault: Hang}, Want: retry},
+	}
+}

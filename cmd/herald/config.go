@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/dispatcher"
+	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/secret"
+)
+
+// fileConfig is Herald's configuration file (YAML or TOML, chosen by the
+// file's extension). Every field is optional; environment variables
+// override the file and flags override both.
+type fileConfig struct {
+	// Data is the data directory (embedded NATS store, outbox, generated
+	// secrets). Env HERALD_DATA. Defaults to ./herald-data.
+	Data string `yaml:"data" toml:"data"`
+	// Listen is the HTTP API address. Env HERALD_LISTEN. Defaults to
+	// 127.0.0.1:8080.
+	Listen string `yaml:"listen" toml:"listen"`
+	// PublicURL is the base URL of the public endpoints (unsubscribe
+	// links, provider callbacks). Env HERALD_PUBLIC_URL. Defaults to
+	// http://<listen>.
+	PublicURL string `yaml:"public_url" toml:"public_url"`
+	// AdminToken protects /v1. Env HERALD_ADMIN_TOKEN. Defaults to a token
+	// generated once and kept in <data>/admin-token.
+	AdminToken secret.Value `yaml:"admin_token" toml:"admin_token"`
+	// SecretKey seals unsubscribe links; processes sharing a cluster must
+	// share it. Env HERALD_SECRET_KEY. Defaults to a key generated once
+	// and kept in <data>/secret-key.
+	SecretKey secret.Value `yaml:"secret_key" toml:"secret_key"`
+	Log       logConfig    `yaml:"log" toml:"log"`
+	NATS      natsConfig   `yaml:"nats" toml:"nats"`
+	// Components is the component catalog. Defaults to the built-in one.
+	Components []incident.Component `yaml:"components" toml:"components"`
+	Templates  templatesConfig      `yaml:"templates" toml:"templates"`
+	Dispatch   dispatchConfig       `yaml:"dispatch" toml:"dispatch"`
+	Webhook    webhookConfig        `yaml:"webhook" toml:"webhook"`
+}
+
+type logConfig struct {
+	// Format is "text" or "json". Env HERALD_LOG_FORMAT. Defaults to text.
+	Format string `yaml:"format" toml:"format"`
+	// Level is debug, info, warn or error. Env HERALD_LOG_LEVEL. Defaults
+	// to info.
+	Level string `yaml:"level" toml:"level"`
+}
+
+type natsConfig struct {
+	// URL of an external NATS server or cluster; empty runs the embedded
+	// server. Env HERALD_NATS_URL.
+	URL string `yaml:"url" toml:"url"`
+	// Creds is a credentials file. Env HERALD_NATS_CREDS.
+	Creds string `yaml:"creds" toml:"creds"`
+	// Token authenticates to URL. Env HERALD_NATS_TOKEN.
+	Token secret.Value `yaml:"token" toml:"token"`
+	// User and Password authenticate to URL. Env HERALD_NATS_USER,
+	// HERALD_NATS_PASSWORD.
+	User     string       `yaml:"user" toml:"user"`
+	Password secret.Value `yaml:"password" toml:"password"`
+	// TLS files for URL.
+	TLSCA   string `yaml:"tls_ca" toml:"tls_ca"`
+	TLSCert string `yaml:"tls_cert" toml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key" toml:"tls_key"`
+	// Listen is where the embedded server accepts CLI connections.
+	// Defaults to 127.0.0.1:4222; "none" for in-process only.
+	Listen string `yaml:"listen" toml:"listen"`
+	// SyncAlways fsyncs every write of the embedded server (slower; no
+	// loss even on power failure). Defaults to false.
+	SyncAlways bool `yaml:"sync_always" toml:"sync_always"`
+	// Replicas of streams and buckets: 1, or 3 on a cluster.
+	Replicas int `yaml:"replicas" toml:"replicas"`
+}
+
+type templatesConfig struct {
+	// Dir overrides embedded templates file by file.
+	Dir string `yaml:"dir" toml:"dir"`
+	// Fallback is the locale fallback chain. Defaults to [en, fr].
+	Fallback []string `yaml:"fallback" toml:"fallback"`
+	// SMSSegments is the SMS budget. Defaults to 2.
+	SMSSegments int `yaml:"sms_segments" toml:"sms_segments"`
+}
+
+type dispatchConfig struct {
+	MaxEventBytes        int                              `yaml:"max_event_bytes" toml:"max_event_bytes"`
+	UnratedPriority      incident.Priority                `yaml:"unrated_priority" toml:"unrated_priority"`
+	DuplicateWindow      time.Duration                    `yaml:"duplicate_window" toml:"duplicate_window"`
+	DeliveryLogRetention time.Duration                    `yaml:"delivery_log_retention" toml:"delivery_log_retention"`
+	DeadLetterRetention  time.Duration                    `yaml:"dead_letter_retention" toml:"dead_letter_retention"`
+	SuppressionTTL       time.Duration                    `yaml:"suppression_ttl" toml:"suppression_ttl"`
+	FanoutAckWait        time.Duration                    `yaml:"fanout_ack_wait" toml:"fanout_ack_wait"`
+	ShutdownTimeout      time.Duration                    `yaml:"shutdown_timeout" toml:"shutdown_timeout"`
+	Channels             map[string]channelDispatchConfig `yaml:"channels" toml:"channels"`
+}
+
+type channelDispatchConfig struct {
+	Concurrency    int           `yaml:"concurrency" toml:"concurrency"`
+	PerDestination int           `yaml:"per_destination" toml:"per_destination"`
+	Rate           float64       `yaml:"rate" toml:"rate"`
+	Burst          int           `yaml:"burst" toml:"burst"`
+	MaxDeliver     int           `yaml:"max_deliver" toml:"max_deliver"`
+	AckWait        time.Duration `yaml:"ack_wait" toml:"ack_wait"`
+	MaxAckPending  int           `yaml:"max_ack_pending" toml:"max_ack_pending"`
+	LatestOnly     *bool         `yaml:"latest_only" toml:"latest_only"`
+	SendTimeout    time.Duration `yaml:"send_timeout" toml:"send_timeout"`
+	Retry          retryConfig   `yaml:"retry" toml:"retry"`
+	Breaker        breakerConfig `yaml:"breaker" toml:"breaker"`
+}
+
+type retryConfig struct {
+	Schedule []time.Duration `yaml:"schedule" toml:"schedule"`
+	Base     time.Duration   `yaml:"base" toml:"base"`
+	Max      time.Duration   `yaml:"max" toml:"max"`
+	Min      time.Duration   `yaml:"min" toml:"min"`
+	Jitter   *float64        `yaml:"jitter" toml:"jitter"`
+}
+
+type breakerConfig struct {
+	Threshold   int           `yaml:"threshold" toml:"threshold"`
+	Cooldown    time.Duration `yaml:"cooldown" toml:"cooldown"`
+	MaxCooldown time.Duration `yaml:"max_cooldown" toml:"max_cooldown"`
+}
+
+type webhookConfig struct {
+	ConnectTimeout   time.Duration `yaml:"connect_timeout" toml:"connect_timeout"`
+	Timeout          time.Duration `yaml:"timeout" toml:"timeout"`
+	MaxResponseBytes int64         `yaml:"max_response_bytes" toml:"max_response_bytes"`
+	// AllowHTTP accepts http:// webhook URLs (tests, private networks).
+	AllowHTTP bool `yaml:"allow_http" toml:"allow_http"`
+	// Allow lists address ranges webhooks may reach despite the SSRF
+	// guard, e.g. ["127.0.0.1/32"]. Env HERALD_WEBHOOK_ALLOW (comma
+	// separated).
+	Allow []string `yaml:"allow" toml:"allow"`
+}
+
+// loadConfig reads the file (if any), then applies the environment.
+func loadConfig(path string, env func(string) string) (*fileConfig, error) {
+	cfg := &fileConfig{}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		switch strings.ToLower(filepath.Ext(path)) {
+		case ".toml":
+			md, err := toml.Decode(string(data), cfg)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			if und := md.Undecoded(); len(und) > 0 {
+				return nil, fmt.Errorf("%s: unknown key %s", path, und[0])
+			}
+		case ".yaml", ".yml", ".json":
+			dec := yaml.NewDecoder(bytes.NewReader(data))
+			dec.KnownFields(true)
+			if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+		default:
+			return nil, fmt.Errorf("%s: unknown config format (use .yaml, .yml or .toml)", path)
+		}
+	}
+	str := func(dst *string, key string) {
+		if v := env(key); v != "" {
+			*dst = v
+		}
+	}
+	sec := func(dst *secret.Value, key string) {
+		if v := env(key); v != "" {
+			*dst = secret.Value(v)
+		}
+	}
+	str(&cfg.Data, "HERALD_DATA")
+	str(&cfg.Listen, "HERALD_LISTEN")
+	str(&cfg.PublicURL, "HERALD_PUBLIC_URL")
+	sec(&cfg.AdminToken, "HERALD_ADMIN_TOKEN")
+	sec(&cfg.SecretKey, "HERALD_SECRET_KEY")
+	str(&cfg.Log.Format, "HERALD_LOG_FORMAT")
+	str(&cfg.Log.Level, "HERALD_LOG_LEVEL")
+	str(&cfg.NATS.URL, "HERALD_NATS_URL")
+	str(&cfg.NATS.Creds, "HERALD_NATS_CREDS")
+	sec(&cfg.NATS.Token, "HERALD_NATS_TOKEN")
+	str(&cfg.NATS.User, "HERALD_NATS_USER")
+	sec(&cfg.NATS.Password, "HERALD_NATS_PASSWORD")
+	if v := env("HERALD_WEBHOOK_ALLOW"); v != "" {
+		cfg.Webhook.Allow = strings.Split(v, ",")
+	}
+	if cfg.Data == "" {
+		cfg.Data = "herald-data"
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:8080"
+	}
+	return cfg, nil
+}
+
+// brokerConfig derives the NATS connection settings.
+func (c *fileConfig) brokerConfig(logger *slog.Logger) broker.Config {
+	return broker.Config{
+		URL: c.NATS.URL, CredsFile: c.NATS.Creds, Token: c.NATS.Token,
+		User: c.NATS.User, Password: c.NATS.Password,
+		TLSCA: c.NATS.TLSCA, TLSCert: c.NATS.TLSCert, TLSKey: c.NATS.TLSKey,
+		DataDir: c.Data, Listen: c.NATS.Listen, SyncAlways: c.NATS.SyncAlways,
+		Logger: logger,
+	}
+}
+
+// dispatcherConfig derives the dispatcher's settings.
+func (c *fileConfig) dispatcherConfig() dispatcher.Config {
+	d := dispatcher.Config{
+		Replicas:             c.NATS.Replicas,
+		DuplicateWindow:      c.Dispatch.DuplicateWindow,
+		DeliveryLogRetention: c.Dispatch.DeliveryLogRetention,
+		DeadLetterRetention:  c.Dispatch.DeadLetterRetention,
+		SuppressionTTL:       c.Dispatch.SuppressionTTL,
+		MaxEventBytes:        c.Dispatch.MaxEventBytes,
+		UnratedPriority:      c.Dispatch.UnratedPriority,
+		FanoutAckWait:        c.Dispatch.FanoutAckWait,
+		ShutdownTimeout:      c.Dispatch.ShutdownTimeout,
+		SecretKey:            c.SecretKey,
+		PublicURL:            c.PublicURL,
+		Channels:             map[string]dispatcher.ChannelConfig{},
+	}
+	for name, cc := range c.Dispatch.Channels {
+		d.Channels[name] = dispatcher.ChannelConfig{
+			Concurrency: cc.Concurrency, PerDestination: cc.PerDestination, Rate: cc.Rate, Burst: cc.Burst,
+			MaxDeliver: cc.MaxDeliver, AckWait: cc.AckWait, MaxAckPending: cc.MaxAckPending,
+			LatestOnly: cc.LatestOnly, SendTimeout: cc.SendTimeout,
+			Retry: dispatcher.Backoff{Schedule: cc.Retry.Schedule, Base: cc.Retry.Base, Max: cc.Retry.Max, Min: cc.Retry.Min, Jitter: cc.Retry.Jitter},
+			Breaker: dispatcher.BreakerConfig{Threshold: cc.Breaker.Threshold, Cooldown: cc.Breaker.Cooldown, MaxCooldown: cc.Breaker.MaxCooldown},
+		}
+	}
+	return d
+}
+
+// catalog builds the component catalog.
+func (c *fileConfig) catalog() (*incident.Catalog, error) {
+	comps := c.Components
+	if len(comps) == 0 {
+		comps = incident.DefaultComponents()
+	}
+	return incident.NewCatalog(comps)
+}
+
+// webhookAllow parses the allow-list.
+func (c *fileConfig) webhookAllow() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.Webhook.Allow {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("webhook allow %q: %w", s, err)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// persistedSecret returns v, or the secret kept in <data>/<name>, creating
+// it (random, 32 bytes hex) on first use.
+func persistedSecret(v secret.Value, dataDir, name string) (secret.Value, string, error) {
+	if !v.IsZero() {
+		return v, "", nil
+	}
+	path := filepath.Join(dataDir, name)
+	if data, err := os.ReadFile(path); err == nil {
+		if s := strings.TrimSpace(string(data)); s != "" {
+			return secret.Value(s), path, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", "", err
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", "", err
+	}
+	s := hex.EncodeToString(buf)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", "", err
+	}
+	return secret.Value(s), path, nil
+}
+
+// newLogger builds the process logger.
+func newLogger(c logConfig, w *os.File) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(orDefault(c.Level, "info"))); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", c.Level, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch orDefault(c.Format, "text") {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: use text or json", c.Format)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

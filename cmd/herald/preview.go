@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/templates"
+)
+
+func cmdPreview(_ context.Context, args []string, io *stdio) error {
+	fs := newFlagSet("preview", "preview --event FILE [--id ID] --locale TAG --channel CHANNEL [--out DIR]", io)
+	config := fs.String("config", "", "configuration `file` (component catalog, templates)")
+	eventFile := fs.String("event", "", "`file` holding the update: one JSON event, or JSONL with --id")
+	id := fs.String("id", "", "event `id` to pick from a JSONL file (default: the first)")
+	locale := fs.String("locale", "en", "subscriber's locale `tag` (fr, fr-BE, it-CH, en-GB…)")
+	channel := fs.String("channel", channels.Email, "channel: email, sms, slack or webhook")
+	tz := fs.String("timezone", "Europe/Paris", "subscriber's IANA time `zone`")
+	name := fs.String("name", "", "subscriber's display `name`")
+	tmplDir := fs.String("templates", "", "`directory` of template overrides")
+	out := fs.String("out", "", "write the files a subscriber would receive into this `directory` (HTML opens in a browser)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *eventFile == "" {
+		return usagef("--event is required")
+	}
+	valid := false
+	for _, n := range channels.Names() {
+		valid = valid || n == *channel
+	}
+	if !valid {
+		return usagef("unknown channel %q", *channel)
+	}
+	loc, err := time.LoadLocation(*tz)
+	if err != nil {
+		return usagef("time zone %q: %v", *tz, err)
+	}
+	cfg, err := loadConfig(*config, io.env)
+	if err != nil {
+		return &usageError{err}
+	}
+	if *tmplDir != "" {
+		cfg.Templates.Dir = *tmplDir
+	}
+	catalog, err := cfg.catalog()
+	if err != nil {
+		return &usageError{err}
+	}
+	data, err := readInput(*eventFile, io.in)
+	if err != nil {
+		return err
+	}
+	raws, err := splitEvents(data)
+	if err != nil {
+		return &usageError{err}
+	}
+	var ev *incident.Event
+	for _, r := range raws {
+		e, err := incident.Decode(r.raw, cfg.Dispatch.MaxEventBytes)
+		if err != nil {
+			if *id == "" {
+				return usagef("%s: %v", r.where, err)
+			}
+			continue
+		}
+		if *id == "" || e.ID == *id {
+			ev = e
+			break
+		}
+	}
+	if ev == nil {
+		return usagef("no event %q in %s", *id, *eventFile)
+	}
+	r, err := templates.New(templates.Config{
+		Dir: cfg.Templates.Dir, Components: catalog, Fallback: cfg.Templates.Fallback,
+		SMSSegments: cfg.Templates.SMSSegments, PublicURL: orDefault(cfg.PublicURL, "http://localhost:8080"),
+	})
+	if err != nil {
+		return &usageError{err}
+	}
+	rc := templates.Recipient{Locale: *locale, Location: loc, Name: *name,
+		UnsubscribeURL: orDefault(cfg.PublicURL, "http://localhost:8080") + "/unsubscribe/PREVIEW"}
+	rendered, err := r.Render(templates.Update{Event: ev, AcceptedAt: time.Now()}, *channel, rc)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(io.err, "locale %s (requested %s, confidence %s, fallback %v)\n", rendered.Locale, rendered.Requested, rendered.Confidence, rendered.Fallback)
+	if *out != "" {
+		files, err := rendered.WriteFiles(*out)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			fmt.Fprintln(io.out, f)
+		}
+		return nil
+	}
+	switch *channel {
+	case channels.Email:
+		fmt.Fprintf(io.out, "Subject: %s\n\n%s\n", rendered.Subject, rendered.Text)
+	case channels.SMS:
+		fmt.Fprintln(io.out, rendered.Text)
+	default:
+		fmt.Fprintln(io.out, string(rendered.Body))
+	}
+	return nil
+}

@@ -1,0 +1,276 @@
+package dispatcher
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/secret"
+)
+
+// Config tunes the dispatcher. The zero value, after [Config.WithDefaults],
+// runs a single-node Herald; SecretKey is the only field without a default.
+type Config struct {
+	// Replicas of every stream and bucket: 1 for a single server, 3 on a
+	// JetStream cluster. Defaults to 1.
+	Replicas int
+	// DuplicateWindow is the INCIDENTS and DELIVERIES streams' Nats-Msg-Id
+	// dedupe window. Defaults to 2 minutes.
+	DuplicateWindow time.Duration
+	// IncidentRetention is how long updates stay in INCIDENTS (jobs read
+	// their update from there). Defaults to 400 days.
+	IncidentRetention time.Duration
+	// DeliveryLogRetention is how long DELIVERY_LOG keeps records (and
+	// so how long a delivered id is remembered). Defaults to 30 days.
+	DeliveryLogRetention time.Duration
+	// DeadLetterRetention is how long DEAD_LETTERS keeps entries.
+	// Defaults to 90 days.
+	DeadLetterRetention time.Duration
+	// SuppressionTTL is how long a suppressed address stays suppressed.
+	// Defaults to 30 days.
+	SuppressionTTL time.Duration
+	// MaxEventBytes limits one encoded event. Defaults to 256 KiB.
+	MaxEventBytes int
+	// UnratedPriority is the priority assumed, for matching, for updates
+	// that carry none. Defaults to P3.
+	UnratedPriority incident.Priority
+	// FanoutAckWait is the fan-out consumer's ack wait; long fan-outs
+	// send progress before it expires. Defaults to 30 s.
+	FanoutAckWait time.Duration
+	// FanoutMaxPending bounds job publishes awaiting their ack during a
+	// fan-out. Defaults to 4096.
+	FanoutMaxPending int
+	// Channels tunes each channel's delivery loop, by channel name.
+	// Missing channels get [DefaultChannelConfig].
+	Channels map[string]ChannelConfig
+	// ShutdownTimeout bounds how long in-flight sends may finish after a
+	// stop was asked. Defaults to 20 s.
+	ShutdownTimeout time.Duration
+	// SecretKey seals unsubscribe tokens. Required, at least 32 bytes.
+	SecretKey secret.Value
+	// PublicURL is the base URL of Herald's public endpoints
+	// (unsubscribe links). Defaults to "http://localhost:8080".
+	PublicURL string
+
+	// Logger receives the dispatcher's logs. Defaults to discarding them.
+	Logger *slog.Logger
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// Rand returns a uniform number in [0, 1) for jitter. Defaults to
+	// math/rand/v2's Float64.
+	Rand func() float64
+	// Registerer receives the Prometheus metrics. Defaults to none.
+	Registerer prometheus.Registerer
+}
+
+// ChannelConfig tunes one channel's delivery loop.
+type ChannelConfig struct {
+	// Concurrency bounds the sends in flight. Defaults to 64 for
+	// webhooks, 16 for the other channels.
+	Concurrency int
+	// PerDestination bounds the sends in flight to one destination (a
+	// webhook host, a provider). Defaults to 16.
+	PerDestination int
+	// Rate limits sends per second over the whole channel; 0 means no
+	// limit. Defaults to 0.
+	Rate float64
+	// Burst is the rate limiter's burst. Defaults to the rate rounded up,
+	// at least 1.
+	Burst int
+	// MaxDeliver bounds attempts of one job, deferrals included.
+	// Defaults to 25.
+	MaxDeliver int
+	// AckWait is how long a job may stay unacknowledged before
+	// JetStream redelivers it; slow sends report progress before it
+	// expires. Defaults to 30 s.
+	AckWait time.Duration
+	// MaxAckPending bounds jobs held by this process and its peers.
+	// Defaults to 1024.
+	MaxAckPending int
+	// Retry is the retry schedule. Defaults to [DefaultBackoff].
+	Retry Backoff
+	// LatestOnly skips a job when a newer update of the same incident has
+	// been fanned out before it was sent. Defaults to true for SMS.
+	LatestOnly *bool
+	// SendTimeout bounds one send, whatever the channel's own timeouts.
+	// Defaults to 60 s.
+	SendTimeout time.Duration
+	// Breaker trips on a destination's consecutive transient failures.
+	Breaker BreakerConfig
+}
+
+// BreakerConfig tunes the per-destination circuit breaker.
+type BreakerConfig struct {
+	// Threshold is the number of consecutive transient failures that
+	// opens the circuit. Defaults to 5; negative disables the breaker.
+	Threshold int
+	// Cooldown is the first open period; it doubles on each failed probe.
+	// Defaults to 30 s.
+	Cooldown time.Duration
+	// MaxCooldown caps the open period. Defaults to 10 minutes.
+	MaxCooldown time.Duration
+}
+
+// DefaultChannelConfig returns the defaults of the named channel.
+func DefaultChannelConfig(name string) ChannelConfig {
+	return ChannelConfig{}.withDefaults(name)
+}
+
+func (c ChannelConfig) withDefaults(name string) ChannelConfig {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 16
+		if name == channels.Webhook {
+			c.Concurrency = 64
+		}
+	}
+	if c.PerDestination <= 0 {
+		c.PerDestination = 16
+	}
+	if c.Burst <= 0 {
+		c.Burst = max(1, int(c.Rate+0.999))
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 25
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 1024
+	}
+	c.Retry = c.Retry.WithDefaults()
+	if c.LatestOnly == nil {
+		v := name == channels.SMS
+		c.LatestOnly = &v
+	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = 60 * time.Second
+	}
+	if c.Breaker.Threshold == 0 {
+		c.Breaker.Threshold = 5
+	}
+	if c.Breaker.Cooldown <= 0 {
+		c.Breaker.Cooldown = 30 * time.Second
+	}
+	if c.Breaker.MaxCooldown <= 0 {
+		c.Breaker.MaxCooldown = 10 * time.Minute
+	}
+	return c
+}
+
+func (c ChannelConfig) validate(name string) error {
+	switch {
+	case c.Rate < 0:
+		return fmt.Errorf("channel %s: rate must not be negative", name)
+	case c.MaxAckPending < c.Concurrency:
+		return fmt.Errorf("channel %s: max ack pending (%d) must be at least the concurrency (%d)", name, c.MaxAckPending, c.Concurrency)
+	case c.AckWait < time.Second:
+		return fmt.Errorf("channel %s: ack wait must be at least 1s", name)
+	case c.Breaker.MaxCooldown < c.Breaker.Cooldown:
+		return fmt.Errorf("channel %s: breaker max cooldown must be at least the cooldown", name)
+	}
+	return c.Retry.validate()
+}
+
+// WithDefaults returns c with every unset field at its default.
+func (c Config) WithDefaults() Config {
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow <= 0 {
+		c.DuplicateWindow = 2 * time.Minute
+	}
+	if c.IncidentRetention <= 0 {
+		c.IncidentRetention = 400 * 24 * time.Hour
+	}
+	if c.DeliveryLogRetention <= 0 {
+		c.DeliveryLogRetention = 30 * 24 * time.Hour
+	}
+	if c.DeadLetterRetention <= 0 {
+		c.DeadLetterRetention = 90 * 24 * time.Hour
+	}
+	if c.SuppressionTTL <= 0 {
+		c.SuppressionTTL = 30 * 24 * time.Hour
+	}
+	if c.MaxEventBytes <= 0 {
+		c.MaxEventBytes = incident.DefaultMaxBytes
+	}
+	if c.UnratedPriority == "" {
+		c.UnratedPriority = incident.P3
+	}
+	if c.FanoutAckWait <= 0 {
+		c.FanoutAckWait = 30 * time.Second
+	}
+	if c.FanoutMaxPending <= 0 {
+		c.FanoutMaxPending = 4096
+	}
+	chs := make(map[string]ChannelConfig, len(channels.Names()))
+	for _, name := range channels.Names() {
+		chs[name] = c.Channels[name].withDefaults(name)
+	}
+	for name, cc := range c.Channels {
+		if _, ok := chs[name]; !ok {
+			chs[name] = cc // unknown: kept so that validate reports it
+		}
+	}
+	c.Channels = chs
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 20 * time.Second
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://localhost:8080"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
+		errs = append(errs, fmt.Errorf("replicas must be 1, 3 or 5, not %d", c.Replicas))
+	}
+	if !c.UnratedPriority.Valid() {
+		errs = append(errs, fmt.Errorf("unrated priority must be P1..P4, not %q", c.UnratedPriority))
+	}
+	if len(c.SecretKey.Reveal()) < 32 {
+		errs = append(errs, errors.New("secret key must be at least 32 bytes"))
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("public URL %q must be an absolute http(s) URL", c.PublicURL))
+	}
+	if c.MaxEventBytes > 4<<20 {
+		errs = append(errs, errors.New("max event bytes must be at most 4 MiB"))
+	}
+	known := map[string]bool{}
+	for _, n := range channels.Names() {
+		known[n] = true
+	}
+	for name, cc := range c.Channels {
+		if !known[name] {
+			errs = append(errs, fmt.Errorf("unknown channel %q", name))
+			continue
+		}
+		if err := cc.validate(name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("dispatcher config: %w", err)
+	}
+	return nil
+}

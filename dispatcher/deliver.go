@@ -1,0 +1,461 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
+
+	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/subscribers"
+	"github.com/heraldhq/herald/templates"
+)
+
+// deliverer is one channel's delivery loop.
+type deliverer struct {
+	d       *Dispatcher
+	name    string
+	cfg     ChannelConfig
+	ch      channels.Channel
+	policy  RetryPolicy
+	limiter *rate.Limiter
+	sem     chan struct{}
+	dests   *destinations
+	logger  *slog.Logger
+	wg      sync.WaitGroup
+}
+
+func newDeliverer(d *Dispatcher, name string, ch channels.Channel) *deliverer {
+	cfg := d.cfg.Channels[name]
+	b := cfg.Retry
+	if b.Rand == nil {
+		b.Rand = d.cfg.Rand
+	}
+	var policy RetryPolicy = b
+	if d.retry != nil {
+		policy = d.retry
+	}
+	lim := rate.NewLimiter(rate.Inf, 1)
+	if cfg.Rate > 0 {
+		lim = rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Burst)
+	}
+	return &deliverer{
+		d: d, name: name, cfg: cfg, ch: ch, policy: policy, limiter: lim,
+		sem:    make(chan struct{}, cfg.Concurrency),
+		dests:  newDestinations(cfg.PerDestination, cfg.Breaker, d.cfg.Now),
+		logger: d.logger.With("channel", name),
+	}
+}
+
+// run pulls jobs until ctx ends, each handled in its own goroutine; the
+// consumer's MaxAckPending bounds how many are held at once. On stop it
+// stops pulling and waits for the jobs in hand, up to the shutdown timeout;
+// sends still running then are cancelled and their jobs left for
+// redelivery.
+func (dl *deliverer) run(ctx context.Context) error {
+	cons, err := dl.d.topo.Deliveries.Consumer(ctx, deliveryConsumer(dl.name))
+	if err != nil {
+		return fmt.Errorf("%s consumer: %w", dl.name, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(2*dl.cfg.Concurrency, dl.cfg.MaxAckPending)))
+	if err != nil {
+		return fmt.Errorf("%s consumer: %w", dl.name, err)
+	}
+	// Sends get their own context: a stop first lets them finish.
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				break
+			}
+			dl.logger.Warn("fetching jobs", "err", err)
+			continue
+		}
+		dl.wg.Add(1)
+		go func() {
+			defer dl.wg.Done()
+			dl.handle(sendCtx, msg)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { dl.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(dl.d.cfg.ShutdownTimeout):
+		dl.logger.Warn("shutdown timeout: cancelling sends in flight; their jobs will be redelivered")
+		cancelSends()
+		<-done
+	}
+	return nil
+}
+
+// attempt is the state of one job's handling.
+type attempt struct {
+	msg     jetstream.Msg
+	job     *Job
+	number  int
+	replay  bool
+	rec     Record
+	logger  *slog.Logger
+	started time.Time
+}
+
+// handle runs one job through its stages: decode, already-done check,
+// endpoint resolution, skip checks, render, send, record.
+func (dl *deliverer) handle(ctx context.Context, msg jetstream.Msg) {
+	stopProgress := keepAlive(msg, dl.cfg.AckWait/3)
+	defer stopProgress()
+	d := dl.d
+	md, err := msg.Metadata()
+	if err != nil {
+		dl.logger.Error("job without metadata", "err", err)
+		_ = msg.Term()
+		return
+	}
+	a := &attempt{msg: msg, number: int(md.NumDelivered), started: d.cfg.Now()}
+	a.replay = msg.Headers().Get(hdrReplay) != ""
+	a.job, err = decodeJob(msg.Data())
+	if err != nil {
+		dl.deadLetter(ctx, a, "invalid job: "+err.Error())
+		return
+	}
+	j := a.job
+	a.logger = dl.logger.With("delivery", j.ID, "subscriber", j.SubscriberID, "endpoint", j.EndpointID, "attempt", a.number)
+	a.rec = Record{
+		DeliveryID: j.ID, Kind: j.Kind, EventID: j.EventID, IncidentID: j.IncidentID, Sequence: j.Sequence,
+		SubscriberID: j.SubscriberID, EndpointID: j.EndpointID, Channel: j.Channel, Attempt: a.number,
+	}
+
+	// Already done? Only a job seen before (redelivered, re-published
+	// after a crash, replayed) can be, so only those pay the lookup.
+	if a.number > 1 || a.replay || msg.Headers().Get(hdrRecheck) != "" {
+		last, err := d.log.last(ctx, j.SubscriberID, j.ID)
+		if err != nil {
+			a.logger.Warn("reading the delivery log", "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		if last != nil && (last.Outcome.sent() || (!a.replay && last.Outcome.final())) {
+			a.logger.Debug("already done; job dropped", "outcome", last.Outcome)
+			d.metrics.outcomes.WithLabelValues(dl.name, "duplicate").Inc()
+			_ = msg.Ack()
+			return
+		}
+	}
+
+	sub, ep, err := d.resolve(ctx, j)
+	if err != nil {
+		a.logger.Warn("resolving the endpoint", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	switch {
+	case ep == nil:
+		dl.skip(ctx, a, Unsubscribed, "the subscriber or endpoint no longer exists")
+		return
+	case ep.Disabled != nil:
+		dl.skip(ctx, a, Disabled, "endpoint disabled: "+ep.Disabled.Reason)
+		return
+	case (j.Channel == channels.Email || j.Channel == channels.SMS) && d.supp.Contains(j.Channel, ep.Target()):
+		dl.skip(ctx, a, Suppressed, "address suppressed")
+		return
+	case j.Kind == KindUpdate && *dl.cfg.LatestOnly && d.snaps.latestSeq(j.IncidentID) > j.Sequence:
+		dl.skip(ctx, a, Superseded, fmt.Sprintf("superseded by update %d", d.snaps.latestSeq(j.IncidentID)))
+		return
+	}
+	loc := d.location(sub.Timezone)
+	if ep.QuietHours != nil && j.Kind == KindUpdate && j.Priority != incident.P1 {
+		if quiet, end := ep.QuietHours.Window(d.cfg.Now(), loc); quiet {
+			wait := end.Sub(d.cfg.Now()) + time.Duration(d.cfg.Rand()*float64(time.Minute))
+			dl.defer_(ctx, a, "quiet hours", wait)
+			return
+		}
+	}
+
+	m, rendered, err := dl.render(ctx, j, sub, ep, loc, a.number)
+	if err != nil {
+		var missing *missingUpdateError
+		if errors.As(err, &missing) {
+			dl.fail(ctx, a, err, channels.Classification{Permanent: true})
+			return
+		}
+		if ctx.Err() == nil && errors.Is(err, errTransientLoad) {
+			a.logger.Warn("loading the update", "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		dl.fail(ctx, a, fmt.Errorf("render: %w", err), channels.Classification{Permanent: true})
+		return
+	}
+	a.rec.Locale, a.rec.Requested, a.rec.Fallback = rendered.Locale, rendered.Requested, rendered.Fallback
+
+	target := channels.Endpoint{SubscriberID: sub.ID, ID: ep.ID, Address: ep.Target(), Secret: ep.Secret, Name: sub.Name}
+	key := destinationKey(dl.name, target.Address)
+	release, ok, wait, err := dl.dests.acquire(ctx, key)
+	if err != nil { // stopping
+		_ = msg.Nak()
+		return
+	}
+	if !ok {
+		dl.defer_(ctx, a, "destination failing; circuit open", wait+time.Duration(d.cfg.Rand()*float64(wait/2)))
+		return
+	}
+	select {
+	case dl.sem <- struct{}{}:
+	case <-ctx.Done():
+		release(false)
+		_ = msg.Nak()
+		return
+	}
+	if err := dl.limiter.Wait(ctx); err != nil {
+		<-dl.sem
+		release(false)
+		_ = msg.Nak()
+		return
+	}
+	d.metrics.inflight.WithLabelValues(dl.name).Inc()
+	sendCtx, cancel := context.WithTimeout(ctx, dl.cfg.SendTimeout)
+	sendStart := d.cfg.Now()
+	receipt, sendErr := dl.ch.Send(sendCtx, target, m)
+	took := d.cfg.Now().Sub(sendStart)
+	cancel()
+	<-dl.sem
+	d.metrics.inflight.WithLabelValues(dl.name).Dec()
+	class := channels.Classify(sendErr)
+	release(sendErr != nil && !class.Permanent && !errors.Is(sendErr, context.Canceled))
+
+	if sendErr != nil && ctx.Err() != nil {
+		// Herald is stopping: not the destination's fault, not an attempt.
+		_ = msg.Nak()
+		return
+	}
+	d.metrics.sendSeconds.WithLabelValues(dl.name).Observe(took.Seconds())
+	if a.number == 1 && j.Kind == KindUpdate {
+		if acc, ok := d.events.acceptedAt(j.StreamSeq); ok {
+			d.metrics.lagSeconds.WithLabelValues(dl.name).Observe(d.cfg.Now().Sub(acc).Seconds())
+		}
+	}
+	a.rec.DurationMS = float64(took.Microseconds()) / 1000
+	if sendErr == nil {
+		dl.delivered(ctx, a, receipt)
+		return
+	}
+	dl.fail(ctx, a, sendErr, class)
+}
+
+// render loads the update (or notice) and renders it for the endpoint.
+func (dl *deliverer) render(ctx context.Context, j *Job, sub *subscribers.Subscriber, ep *subscribers.Endpoint, loc *time.Location, number int) (*channels.Message, *templates.Rendered, error) {
+	d := dl.d
+	rc := templates.Recipient{Locale: sub.Locale, Location: loc, Name: sub.Name}
+	if j.Channel == channels.Email {
+		rc.UnsubscribeURL = d.links.unsubscribeURL(sub.ID, ep.ID)
+	}
+	m := &channels.Message{ID: j.ID, Kind: j.Kind, Attempt: number}
+	var r *templates.Rendered
+	switch j.Kind {
+	case KindUpdate:
+		u, err := d.events.get(ctx, j.StreamSeq, j.EventID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if r, err = d.renderer.Render(u, j.Channel, rc); err != nil {
+			return nil, nil, err
+		}
+		m.IncidentID, m.Sequence, m.Status, m.Closed = u.Event.IncidentID, u.Event.Sequence, string(u.Event.Status), u.Event.Status.Closed()
+	case KindEndpointDisabled:
+		at, _ := time.Parse(time.RFC3339, j.Notice.At)
+		var err error
+		r, err = d.renderer.RenderNotice(templates.Notice{
+			Kind: j.Kind, EndpointID: j.Notice.EndpointID, EndpointChannel: j.Notice.Channel, Reason: j.Notice.Reason, At: at,
+		}, j.Channel, rc)
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	m.Locale, m.Subject, m.Text, m.HTML = r.Locale, r.Subject, r.Text, r.HTML
+	m.Body, m.ContentType, m.Headers = r.Body, r.ContentType, r.Headers
+	return m, r, nil
+}
+
+// delivered records a successful send and acknowledges the job.
+func (dl *deliverer) delivered(ctx context.Context, a *attempt, receipt channels.Receipt) {
+	a.rec.Outcome = Delivered
+	if receipt.Outbox {
+		a.rec.Outcome = Outboxed
+		a.rec.Reason = receipt.Detail
+	}
+	a.rec.Status, a.rec.ProviderID = receipt.Status, receipt.ProviderID
+	dl.record(ctx, a)
+	if err := a.msg.Ack(); err != nil {
+		a.logger.Warn("ack lost after a successful send; a redelivery will find the record and stop", "err", err)
+	}
+	a.logger.Debug("delivered", "outcome", a.rec.Outcome, "status", receipt.Status)
+}
+
+// fail handles a failed attempt: retry with backoff, or give up.
+func (dl *deliverer) fail(ctx context.Context, a *attempt, err error, class channels.Classification) {
+	a.rec.Reason = oneLine(err.Error())
+	var pe *channels.ProviderError
+	if errors.As(err, &pe) {
+		a.rec.Status, a.rec.Code = pe.Status, pe.Code
+	}
+	if class.Permanent {
+		a.rec.Outcome = Failed
+		if class.Action != channels.NoAction {
+			a.rec.Action = class.Action.String()
+			dl.d.applyAction(ctx, a, class.Action, err)
+		}
+		dl.record(ctx, a)
+		a.logger.Warn("delivery refused for good", "reason", a.rec.Reason, "action", a.rec.Action)
+		dl.finalize(ctx, a, "refused: "+a.rec.Reason)
+		return
+	}
+	if a.number >= dl.cfg.MaxDeliver {
+		a.rec.Outcome = DeadLettered
+		dl.record(ctx, a)
+		a.logger.Warn("attempts exhausted", "reason", a.rec.Reason)
+		dl.finalize(ctx, a, fmt.Sprintf("attempts exhausted (%d): %s", a.number, a.rec.Reason))
+		return
+	}
+	delay := dl.policy.Delay(a.number, class.After)
+	next := dl.d.cfg.Now().Add(delay).UTC()
+	a.rec.Outcome, a.rec.NextAttemptAt = Retrying, &next
+	dl.record(ctx, a)
+	a.logger.Info("attempt failed; will retry", "reason", a.rec.Reason, "in", delay.String())
+	if err := a.msg.NakWithDelay(delay); err != nil {
+		a.logger.Warn("nak lost; the job comes back after the ack wait", "err", err)
+	}
+}
+
+// finalize moves a job that will not be retried to the dead letters and
+// terminates it.
+func (dl *deliverer) finalize(ctx context.Context, a *attempt, reason string) {
+	if err := dl.d.dlq.add(ctx, a.msg.Subject(), a.msg.Data(), a.job.ID, reason, a.number); err != nil {
+		a.logger.Error("cannot dead-letter the job; it will come back", "err", err)
+		_ = a.msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	_ = a.msg.TermWithReason(reason)
+}
+
+// deadLetter handles a job that cannot even be read.
+func (dl *deliverer) deadLetter(ctx context.Context, a *attempt, reason string) {
+	if err := dl.d.dlq.add(ctx, a.msg.Subject(), a.msg.Data(), a.msg.Headers().Get(hdrMsgID), reason, a.number); err != nil {
+		dl.logger.Error("cannot dead-letter a bad job; it will come back", "err", err)
+		_ = a.msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	dl.logger.Warn("bad job dead-lettered", "reason", reason)
+	_ = a.msg.TermWithReason("bad job")
+}
+
+// skip records that the job was not sent, and why, and acknowledges it.
+func (dl *deliverer) skip(ctx context.Context, a *attempt, outcome Outcome, reason string) {
+	a.rec.Outcome, a.rec.Reason = outcome, reason
+	dl.record(ctx, a)
+	a.logger.Info("not sent", "outcome", outcome, "reason", reason)
+	_ = a.msg.Ack()
+}
+
+// defer_ records a deferral and brings the job back after wait.
+func (dl *deliverer) defer_(ctx context.Context, a *attempt, reason string, wait time.Duration) {
+	next := dl.d.cfg.Now().Add(wait).UTC()
+	a.rec.Outcome, a.rec.Reason, a.rec.NextAttemptAt = Deferred, reason, &next
+	dl.record(ctx, a)
+	a.logger.Info("deferred", "reason", reason, "until", next)
+	_ = a.msg.NakWithDelay(wait)
+}
+
+// record appends the attempt's record to the delivery log, retrying a few
+// times: the record is what stops a redelivered job from sending again.
+func (dl *deliverer) record(ctx context.Context, a *attempt) {
+	a.rec.At = dl.d.cfg.Now().UTC()
+	dl.d.metrics.outcomes.WithLabelValues(dl.name, string(a.rec.Outcome)).Inc()
+	var err error
+	for i := range 3 {
+		if err = dl.d.log.append(context.WithoutCancel(ctx), &a.rec); err == nil {
+			return
+		}
+		time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
+	}
+	a.logger.Error("delivery log record lost", "err", err, "outcome", a.rec.Outcome)
+}
+
+// errTransientLoad marks a failure to load an update that is worth retrying.
+var errTransientLoad = errors.New("update temporarily unavailable")
+
+// missingUpdateError reports an update that is gone from INCIDENTS.
+type missingUpdateError struct{ seq uint64 }
+
+func (e *missingUpdateError) Error() string {
+	return fmt.Sprintf("update %d is no longer in the %s stream", e.seq, StreamIncidents)
+}
+
+// eventCache keeps recently used updates, read from INCIDENTS by stream
+// sequence.
+type eventCache struct {
+	stream jetstream.Stream
+	max    int
+
+	mu      sync.Mutex
+	entries map[uint64]templates.Update
+	order   []uint64
+}
+
+func newEventCache(stream jetstream.Stream, max int) *eventCache {
+	return &eventCache{stream: stream, max: max, entries: map[uint64]templates.Update{}}
+}
+
+// get returns the update stored at seq, checking it is eventID.
+func (c *eventCache) get(ctx context.Context, seq uint64, eventID string) (templates.Update, error) {
+	c.mu.Lock()
+	u, ok := c.entries[seq]
+	c.mu.Unlock()
+	if ok {
+		return u, nil
+	}
+	raw, err := c.stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return u, &missingUpdateError{seq: seq}
+	}
+	if err != nil {
+		return u, fmt.Errorf("%w: %w", errTransientLoad, err)
+	}
+	ev, err := incident.Decode(raw.Data, 0)
+	if err != nil {
+		return u, fmt.Errorf("update %d: %w", seq, err)
+	}
+	if ev.ID != eventID {
+		return u, &missingUpdateError{seq: seq}
+	}
+	u = templates.Update{Event: ev, AcceptedAt: raw.Time}
+	c.mu.Lock()
+	if _, ok := c.entries[seq]; !ok {
+		c.entries[seq] = u
+		c.order = append(c.order, seq)
+		if len(c.order) > c.max {
+			delete(c.entries, c.order[0])
+			c.order = c.order[1:]
+		}
+	}
+	c.mu.Unlock()
+	return u, nil
+}
+
+// acceptedAt returns when the update at seq was stored, if cached.
+func (c *eventCache) acceptedAt(seq uint64) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u, ok := c.entries[seq]
+	return u.AcceptedAt, ok
+}

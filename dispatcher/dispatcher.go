@@ -1,0 +1,362 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/subscribers"
+	"github.com/heraldhq/herald/templates"
+)
+
+// Renderer turns updates and notices into messages; *templates.Renderer is
+// the implementation.
+type Renderer interface {
+	Render(u templates.Update, channel string, rc templates.Recipient) (*templates.Rendered, error)
+	RenderNotice(n templates.Notice, channel string, rc templates.Recipient) (*templates.Rendered, error)
+}
+
+// Deps are the dispatcher's collaborators.
+type Deps struct {
+	// Conn is the NATS connection; JetStream is used through it.
+	Conn *nats.Conn
+	// Channels maps every channel name to its implementation: the real
+	// provider, or an outbox when the provider is not configured.
+	Channels map[string]channels.Channel
+	// Renderer renders messages.
+	Renderer Renderer
+	// Catalog lists the known components.
+	Catalog *incident.Catalog
+	// Rules validate subscribers written through the API.
+	Rules subscribers.Rules
+	// Retry, when set, replaces every channel's Backoff.
+	Retry RetryPolicy
+}
+
+// Dispatcher runs Herald's pipeline. Create it with [New], start it with
+// [Dispatcher.Run], serve its API with [Dispatcher.Handler].
+type Dispatcher struct {
+	cfg      Config
+	logger   *slog.Logger
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	topo     *Topology
+	catalog  *incident.Catalog
+	renderer Renderer
+	channels map[string]channels.Channel
+	retry    RetryPolicy
+
+	index   *subscribers.Index
+	store   *subscribers.Store
+	snaps   *snapshots
+	supp    *Suppressions
+	dlq     *DeadLetters
+	log     *deliveryLog
+	events  *eventCache
+	links   *links
+	metrics *metrics
+
+	locMu     sync.RWMutex
+	locations map[string]*time.Location
+
+	running atomic.Bool
+}
+
+// New sets up the streams, buckets and consumers and builds the dispatcher.
+func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if deps.Conn == nil || deps.Renderer == nil {
+		return nil, errors.New("dispatcher: a NATS connection and a renderer are required")
+	}
+	for _, name := range channels.Names() {
+		if deps.Channels[name] == nil {
+			return nil, fmt.Errorf("dispatcher: no implementation for channel %s (use an outbox)", name)
+		}
+	}
+	js, err := jetstream.New(deps.Conn)
+	if err != nil {
+		return nil, err
+	}
+	var topo *Topology
+	if err := retryTransient(ctx, func() (err error) {
+		topo, err = Setup(ctx, js, cfg)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("dispatcher: setup: %w", err)
+	}
+	lk, err := newLinks(cfg.SecretKey, cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	st, err := topo.Suppressions.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	catalog := deps.Catalog
+	if catalog == nil {
+		catalog, _ = incident.NewCatalog(nil)
+	}
+	d := &Dispatcher{
+		cfg: cfg, logger: cfg.Logger, nc: deps.Conn, js: js, topo: topo, catalog: catalog,
+		renderer: deps.Renderer, channels: deps.Channels, retry: deps.Retry,
+		index:     subscribers.NewIndex(cfg.Logger.With("component", "subscribers")),
+		store:     subscribers.NewStore(topo.Subscribers, deps.Rules),
+		snaps:     newSnapshots(topo.Snapshots, cfg.Logger),
+		supp:      newSuppressions(topo.Suppressions, st.TTL(), cfg.Now, cfg.Logger),
+		dlq:       &DeadLetters{js: js, stream: topo.DeadLetters, now: cfg.Now},
+		log:       &deliveryLog{js: js, stream: topo.DeliveryLog},
+		events:    newEventCache(topo.Incidents, 512),
+		links:     lk,
+		metrics:   newMetrics(cfg.Registerer),
+		locations: map[string]*time.Location{},
+	}
+	return d, nil
+}
+
+// Run starts the watches, the fan-out and one delivery loop per channel, and
+// blocks until ctx ends; then it stops pulling work and lets sends in flight
+// finish (up to the shutdown timeout).
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if !d.running.CompareAndSwap(false, true) {
+		return errors.New("dispatcher: already running")
+	}
+	watchCtx, stopWatches := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWatches()
+	var watches sync.WaitGroup
+	for _, w := range []func(context.Context) error{
+		func(ctx context.Context) error { return d.index.Watch(ctx, d.topo.Subscribers) },
+		d.snaps.watch,
+		d.supp.watch,
+	} {
+		watches.Add(1)
+		go func() {
+			defer watches.Done()
+			if err := w(watchCtx); err != nil {
+				d.logger.Error("watch stopped", "err", err)
+			}
+		}()
+	}
+	// Work starts once the state mirrors are loaded, so that the first
+	// update reaches the whole audience.
+	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready} {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	d.logger.Info("state loaded", "subscribers", d.index.Len())
+	fo, err := newFanout(d)
+	if err != nil {
+		return err
+	}
+	unsub, err := d.watchMaxDeliveries()
+	if err != nil {
+		return err
+	}
+	defer unsub()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return fo.run(gctx) })
+	for _, name := range channels.Names() {
+		dl := newDeliverer(d, name, d.channels[name])
+		g.Go(func() error { return dl.run(gctx) })
+	}
+	err = g.Wait()
+	stopWatches()
+	watches.Wait()
+	return err
+}
+
+// Ready reports whether the dispatcher runs with its state loaded and NATS
+// connected.
+func (d *Dispatcher) Ready() bool {
+	if !d.running.Load() || !d.nc.IsConnected() {
+		return false
+	}
+	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready} {
+		select {
+		case <-ready:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Subscribers returns the subscriber store, for the CLI and tests.
+func (d *Dispatcher) Subscribers() *subscribers.Store { return d.store }
+
+// Suppressions returns the suppression list.
+func (d *Dispatcher) Suppressions() *Suppressions { return d.supp }
+
+// DeadLetters returns the dead letters.
+func (d *Dispatcher) DeadLetters() *DeadLetters { return d.dlq }
+
+// Deliveries returns the delivery log records q selects, oldest first.
+func (d *Dispatcher) Deliveries(ctx context.Context, q Query) ([]Record, error) {
+	return d.log.list(ctx, q)
+}
+
+// Snapshot returns the snapshot of an incident, or nil.
+func (d *Dispatcher) Snapshot(ctx context.Context, incidentID string) (*Snapshot, error) {
+	s, _, err := d.snaps.get(ctx, incidentID)
+	return s, err
+}
+
+// resolve returns the job's subscriber and endpoint as they are now; nil
+// endpoint when either no longer exists.
+func (d *Dispatcher) resolve(ctx context.Context, j *Job) (*subscribers.Subscriber, *subscribers.Endpoint, error) {
+	rev, ok := d.index.Revision(j.SubscriberID)
+	if !ok {
+		// The index may lag behind a subscriber created a moment ago.
+		sub, _, err := d.store.Get(ctx, j.SubscriberID)
+		if errors.Is(err, subscribers.ErrNotFound) {
+			return nil, nil, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return sub, sub.Endpoint(j.EndpointID), nil
+	}
+	sub, err := d.store.Lookup(ctx, j.SubscriberID, rev)
+	if errors.Is(err, subscribers.ErrNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return sub, sub.Endpoint(j.EndpointID), nil
+}
+
+// location returns the time zone name, cached; UTC for unknown names.
+func (d *Dispatcher) location(name string) *time.Location {
+	if name == "" {
+		return time.UTC
+	}
+	d.locMu.RLock()
+	loc, ok := d.locations[name]
+	d.locMu.RUnlock()
+	if ok {
+		return loc
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		loc = time.UTC
+	}
+	d.locMu.Lock()
+	d.locations[name] = loc
+	d.locMu.Unlock()
+	return loc
+}
+
+// applyAction carries out what a permanent failure asked for: disable the
+// endpoint (and tell the subscriber by email), or suppress the address.
+func (d *Dispatcher) applyAction(ctx context.Context, a *attempt, action channels.Action, cause error) {
+	j := a.job
+	ctx = context.WithoutCancel(ctx)
+	switch action {
+	case channels.DisableEndpoint:
+		reason := oneLine(cause.Error())
+		at := d.cfg.Now().UTC().Truncate(time.Second)
+		sub, changed, err := d.store.DisableEndpoint(ctx, j.SubscriberID, j.EndpointID, reason, at)
+		if err != nil {
+			a.logger.Error("disabling the endpoint failed", "err", err)
+			return
+		}
+		if changed {
+			a.logger.Warn("endpoint disabled", "reason", reason)
+			d.noticeDisabled(ctx, sub, j.EndpointID, j.Channel, reason, at)
+		}
+	case channels.SuppressAddress:
+		sub, ep, err := d.resolve(ctx, j)
+		if err != nil || sub == nil || ep == nil {
+			a.logger.Error("suppressing the address failed", "err", err)
+			return
+		}
+		if err := d.supp.Add(ctx, j.Channel, ep.Target(), cause.Error()); err != nil {
+			a.logger.Error("suppressing the address failed", "err", err)
+			return
+		}
+		a.logger.Warn("address suppressed", "reason", oneLine(cause.Error()))
+	}
+}
+
+// noticeDisabled queues an email telling the subscriber that an endpoint was
+// disabled, to its first active email endpoint, if it has one.
+func (d *Dispatcher) noticeDisabled(ctx context.Context, sub *subscribers.Subscriber, endpointID, channel, reason string, at time.Time) {
+	if sub == nil {
+		return
+	}
+	for _, ep := range sub.Endpoints {
+		if ep.Channel != channels.Email || ep.Disabled != nil || ep.ID == endpointID {
+			continue
+		}
+		eventID := fmt.Sprintf("%s:%s:%d", KindEndpointDisabled, endpointID, at.Unix())
+		job := Job{
+			ID: DeliveryID(eventID, sub.ID, ep.ID), Kind: KindEndpointDisabled, EventID: eventID,
+			SubscriberID: sub.ID, EndpointID: ep.ID, Channel: channels.Email,
+			Notice: &Notice{EndpointID: endpointID, Channel: channel, Reason: reason, At: at.Format(time.RFC3339)},
+		}
+		if err := d.enqueue(ctx, &job); err != nil {
+			d.logger.Error("queueing the endpoint-disabled notice failed", "subscriber", sub.ID, "err", err)
+		}
+		return
+	}
+}
+
+// enqueue publishes one job.
+func (d *Dispatcher) enqueue(ctx context.Context, j *Job) error {
+	data, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	_, err = d.js.Publish(ctx, deliverySubject(j.Channel), data, jetstream.WithMsgID(j.ID))
+	return err
+}
+
+// watchMaxDeliveries catches jobs the server stopped redelivering (they kept
+// timing out: the process handling them died each time) and moves them to
+// the dead letters. A queue group makes one Herald process handle each.
+func (d *Dispatcher) watchMaxDeliveries() (func(), error) {
+	subject := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamDeliveries + ".*"
+	sub, err := d.nc.QueueSubscribe(subject, "herald-advisories", func(m *nats.Msg) {
+		var adv struct {
+			StreamSeq  uint64 `json:"stream_seq"`
+			Deliveries int    `json:"deliveries"`
+		}
+		if json.Unmarshal(m.Data, &adv) != nil || adv.StreamSeq == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		raw, err := d.topo.Deliveries.GetMsg(ctx, adv.StreamSeq)
+		if err != nil {
+			return
+		}
+		ref := raw.Header.Get(hdrMsgID)
+		if err := d.dlq.add(ctx, raw.Subject, raw.Data, ref, fmt.Sprintf("attempts exhausted (%d ack timeouts)", adv.Deliveries), adv.Deliveries); err != nil {
+			d.logger.Error("dead-lettering an exhausted job failed", "err", err)
+			return
+		}
+		_ = d.topo.Deliveries.DeleteMsg(ctx, adv.StreamSeq)
+		d.logger.Warn("job dead-lettered after repeated ack timeouts", "delivery", ref)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}

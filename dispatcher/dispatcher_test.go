@@ -1,0 +1,471 @@
+package dispatcher
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/channels/webhook"
+	"github.com/heraldhq/herald/subscribers"
+)
+
+// TestEndToEndWebhook: a corpus update reaches every matching endpoint once,
+// signed so that the Standard Webhooks library verifies it, and no one else.
+func TestEndToEndWebhook(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{})
+	b.putSubscriber(b.webhookSubscriber("m_oney", "/oney", "oney"))
+	b.putSubscriber(b.webhookSubscriber("m_all", "/all"))
+	b.putSubscriber(b.webhookSubscriber("m_3ds", "/3ds", "3ds"))
+	narrow := b.webhookSubscriber("m_p1only", "/p1only")
+	narrow.Endpoints[0].MinPriority = "P1"
+	b.putSubscriber(narrow)
+
+	res := b.publish(corpusEvent(t, "TSR-1723:1")) // components [oney], no priority
+	b.waitFor("deliveries", 10*time.Second, func() bool {
+		return b.recv.delivered("/oney") == 1 && b.recv.delivered("/all") == 1
+	})
+	b.waitFor("delivery log", 5*time.Second, func() bool { return b.hasOutcome("m_oney", Delivered) })
+	for _, path := range []string{"/oney", "/all"} {
+		hits := b.recv.hitsFor(path)
+		if len(hits) != 1 {
+			t.Fatalf("%s got %d requests, want 1", path, len(hits))
+		}
+		if hits[0].verified != nil {
+			t.Errorf("%s: signature does not verify: %v", path, hits[0].verified)
+		}
+		var payload struct {
+			Type string `json:"type"`
+			Data struct {
+				EventID    string `json:"event_id"`
+				IncidentID string `json:"incident_id"`
+				Status     string `json:"status"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(hits[0].body, &payload); err != nil {
+			t.Fatalf("%s: payload: %v", path, err)
+		}
+		if payload.Data.EventID != res.ID || payload.Data.IncidentID != "TSR-1723" || payload.Data.Status != "monitoring" {
+			t.Errorf("%s: payload %+v", path, payload)
+		}
+	}
+	if got := b.recv.hitsFor("/oney")[0].id; got != DeliveryID("TSR-1723:1", "m_oney", "wh") {
+		t.Errorf("webhook-id %q is not the delivery id", got)
+	}
+	// Not for them: another component, and an unrated update below P1.
+	time.Sleep(300 * time.Millisecond)
+	if n := len(b.recv.hitsFor("/3ds")) + len(b.recv.hitsFor("/p1only")); n != 0 {
+		t.Errorf("%d requests reached endpoints that do not match", n)
+	}
+	recs := b.records("m_oney")
+	if len(recs) != 1 || recs[0].Outcome != Delivered || recs[0].Status != 200 || recs[0].Locale != "fr" {
+		t.Errorf("delivery log: %+v", recs)
+	}
+}
+
+// TestRepublishDoesNotDuplicate: the same update published again inside the
+// duplicate window (dropped by JetStream) and after it (caught by the
+// snapshot) notifies once.
+func TestRepublishDoesNotDuplicate(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{cfg: func(c *Config) { c.DuplicateWindow = time.Second }})
+	b.putSubscriber(b.webhookSubscriber("m1", "/m1"))
+	ev := event("INC-1", 1, "investigating")
+	first := b.publish(ev)
+	again := b.publish(ev)
+	if !again.Duplicate || again.StreamSeq != first.StreamSeq {
+		t.Fatalf("second publish inside the window: %+v", again)
+	}
+	b.waitFor("delivery", 10*time.Second, func() bool { return b.recv.delivered("/m1") == 1 })
+	time.Sleep(1500 * time.Millisecond) // past the duplicate window
+	late := b.publish(ev)
+	if late.Duplicate {
+		t.Fatal("expected the late re-publish to be stored")
+	}
+	b.waitFor("the late copy to be consumed", 10*time.Second, func() bool {
+		return strings.Contains(b.logs.String(), "update already fanned out")
+	})
+	time.Sleep(300 * time.Millisecond)
+	if n := len(b.recv.hitsFor("/m1")); n != 1 {
+		t.Fatalf("endpoint got %d requests, want 1", n)
+	}
+}
+
+// TestRedeliveredJobDoesNotDuplicate: a job seen again after it was sent
+// (the fan-out re-published it after a crash, past the duplicate window)
+// finds its delivery record and does not send twice.
+func TestRedeliveredJobDoesNotDuplicate(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{})
+	b.putSubscriber(b.webhookSubscriber("m1", "/m1"))
+	b.publish(event("INC-2", 1, "investigating"))
+	b.waitFor("delivery", 10*time.Second, func() bool { return b.recv.delivered("/m1") == 1 })
+	b.waitFor("record", 5*time.Second, func() bool { return b.hasOutcome("m1", Delivered) })
+
+	// Replay the very same job as a resumed fan-out would.
+	id := DeliveryID("INC-2:1", "m1", "wh")
+	recs := b.records("m1")
+	job := Job{ID: id, Kind: KindUpdate, EventID: "INC-2:1", IncidentID: "INC-2", Sequence: 1, StreamSeq: 1,
+		SubscriberID: "m1", EndpointID: "wh", Channel: channels.Webhook, Priority: "P3"}
+	data, _ := json.Marshal(job)
+	msg := nats.NewMsg(deliverySubject(channels.Webhook))
+	msg.Data = data
+	msg.Header.Set(hdrMsgID, id+":again")
+	msg.Header.Set(hdrRecheck, "1")
+	if _, err := b.js.PublishMsg(b.ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("the copy to be consumed", 5*time.Second, func() bool {
+		info, err := b.d.topo.Deliveries.Info(b.ctx)
+		return err == nil && info.State.Msgs == 0
+	})
+	time.Sleep(200 * time.Millisecond)
+	if n := len(b.recv.hitsFor("/m1")); n != 1 {
+		t.Fatalf("endpoint got %d requests, want 1", n)
+	}
+	if len(b.records("m1")) != len(recs) {
+		t.Fatalf("the duplicate job wrote a record: %+v", b.records("m1"))
+	}
+}
+
+// TestRetryWithBackoff: 500 three times then 200 → delivered on the 4th
+// attempt, each retry no sooner than the schedule says.
+func TestRetryWithBackoff(t *testing.T) {
+	t.Parallel()
+	schedule := []time.Duration{300 * time.Millisecond, 600 * time.Millisecond, 900 * time.Millisecond}
+	none := 0.0
+	b := setup(t, bundleOpts{cfg: func(c *Config) {
+		c.Channels[channels.Webhook] = ChannelConfig{Retry: Backoff{Schedule: schedule, Min: time.Millisecond, Jitter: &none}}
+	}})
+	b.recv.script("/flaky", func(n int, w http.ResponseWriter) {
+		if n <= 3 {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	b.putSubscriber(b.webhookSubscriber("m1", "/flaky"))
+	b.publish(event("INC-3", 1, "investigating"))
+	b.waitFor("4th attempt", 15*time.Second, func() bool { return b.recv.delivered("/flaky") == 1 })
+	hits := b.recv.hitsFor("/flaky")
+	if len(hits) != 4 {
+		t.Fatalf("got %d attempts, want 4", len(hits))
+	}
+	for i := 1; i < len(hits); i++ {
+		gap := hits[i].at.Sub(hits[i-1].at)
+		t.Logf("attempt %d after %v (schedule %v)", i+1, gap, schedule[i-1])
+		if gap < schedule[i-1] {
+			t.Errorf("attempt %d came %v after the previous one, before the scheduled %v", i+1, gap, schedule[i-1])
+		}
+		if hits[i].id != hits[0].id {
+			t.Errorf("retry changed the webhook-id")
+		}
+	}
+	b.waitFor("record", 5*time.Second, func() bool { return b.hasOutcome("m1", Delivered) })
+	var outcomes []string
+	for _, r := range b.records("m1") {
+		outcomes = append(outcomes, string(r.Outcome))
+	}
+	if got := strings.Join(outcomes, ","); got != "retry,retry,retry,delivered" {
+		t.Errorf("delivery log outcomes %s", got)
+	}
+}
+
+// TestRetryAfterHonoured: 429 with Retry-After: 2 is not retried sooner.
+func TestRetryAfterHonoured(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{})
+	b.recv.script("/busy", func(n int, w http.ResponseWriter) {
+		if n == 1 {
+			w.Header().Set("Retry-After", "2")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	b.putSubscriber(b.webhookSubscriber("m1", "/busy"))
+	b.publish(event("INC-4", 1, "investigating"))
+	b.waitFor("second attempt", 15*time.Second, func() bool { return b.recv.delivered("/busy") == 1 })
+	hits := b.recv.hitsFor("/busy")
+	gap := hits[1].at.Sub(hits[0].at)
+	t.Logf("retried after %v", gap)
+	if gap < 2*time.Second {
+		t.Fatalf("retried after %v, before Retry-After's 2s", gap)
+	}
+	recs := b.records("m1")
+	if recs[0].Outcome != Retrying || recs[0].Status != 429 || recs[0].NextAttemptAt == nil {
+		t.Errorf("first record %+v", recs[0])
+	}
+}
+
+// TestHangingEndpointDoesNotDelayOthers: while one endpoint hangs, every
+// healthy endpoint gets the update. The hanging handler is only released
+// once all healthy ones were served, so if they had to wait for it the test
+// would never finish.
+func TestHangingEndpointDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{webhook: func(c *webhook.Config) { c.Timeout = 30 * time.Second }})
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	b.recv.script("/hang", func(n int, w http.ResponseWriter) { <-release })
+	b.putSubscriber(b.webhookSubscriber("m_hang", "/hang"))
+	const healthy = 40
+	for i := range healthy {
+		b.putSubscriber(b.webhookSubscriber(subID(i), "/ok/"+subID(i)))
+	}
+	start := time.Now()
+	b.publish(event("INC-5", 1, "investigating"))
+	b.waitFor("healthy endpoints", 20*time.Second, func() bool {
+		for i := range healthy {
+			if b.recv.delivered("/ok/"+subID(i)) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%d healthy endpoints served in %v while one endpoint hung", healthy, time.Since(start))
+	if len(b.recv.hitsFor("/hang")) != 0 {
+		t.Fatal("the hanging endpoint answered before its release")
+	}
+	once.Do(func() { close(release) })
+	b.waitFor("hanging endpoint", 10*time.Second, func() bool { return b.recv.delivered("/hang") == 1 })
+}
+
+func subID(i int) string { return "m_" + strings.Repeat("0", 3-len(itoa(i))) + itoa(i) }
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var s []byte
+	for ; i > 0; i /= 10 {
+		s = append([]byte{byte('0' + i%10)}, s...)
+	}
+	return string(s)
+}
+
+// TestBadEventDeadLettered: an invalid event lands in the dead letters with
+// its reason, and the next update flows.
+func TestBadEventDeadLettered(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{})
+	b.putSubscriber(b.webhookSubscriber("m1", "/m1"))
+	for _, raw := range []string{
+		`{"id":"BAD:1","incident_id":"BAD","sequence":0,"status":"investigating","title":"t","body":"b"}`,
+		`not json at all`,
+		event("OTHER", 1, "investigating"), // published on the wrong subject below
+	} {
+		subject := IncidentSubject("BAD")
+		if _, err := b.js.Publish(b.ctx, subject, []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.publish(event("INC-6", 1, "investigating"))
+	b.waitFor("the good update", 10*time.Second, func() bool { return b.recv.delivered("/m1") == 1 })
+	dls, err := b.d.dlq.List(b.ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 3 {
+		t.Fatalf("got %d dead letters, want 3: %+v", len(dls), dls)
+	}
+	for i, want := range []string{"sequence: must be >= 1", "invalid JSON", "does not match the subject"} {
+		if !strings.Contains(dls[i].Reason, want) || dls[i].Subject != "incidents.BAD" {
+			t.Errorf("dead letter %d: %+v, want reason with %q", i, dls[i], want)
+		}
+	}
+}
+
+// TestGoneDisablesEndpoint: 410 disables the endpoint, tells the subscriber
+// by email, and later updates skip it.
+func TestGoneDisablesEndpoint(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{})
+	b.recv.script("/gone", func(n int, w http.ResponseWriter) { w.WriteHeader(http.StatusGone) })
+	sub := b.webhookSubscriber("m1", "/gone")
+	sub.Endpoints = append(sub.Endpoints, subscribers.Endpoint{ID: "mail", Channel: channels.Email, Address: "ops@dupont.example"})
+	b.putSubscriber(sub)
+	b.publish(event("INC-7", 1, "investigating"))
+	b.waitFor("endpoint disabled", 10*time.Second, func() bool {
+		s, _, err := b.d.store.Get(b.ctx, "m1")
+		return err == nil && s.Endpoint("wh").Disabled != nil
+	})
+	b.waitFor("notice email in the outbox", 10*time.Second, func() bool {
+		return countFiles(t, filepath.Join(b.outbox, channels.Email)) == 2 // the update + the notice
+	})
+	found := false
+	_ = filepath.Walk(filepath.Join(b.outbox, channels.Email), func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			data, _ := os.ReadFile(p)
+			if strings.Contains(string(data), "410") {
+				found = true
+			}
+		}
+		return nil
+	})
+	if !found {
+		t.Error("no email in the outbox mentions the 410")
+	}
+	b.publish(event("INC-7", 2, "resolved"))
+	b.waitFor("the second update to be skipped", 10*time.Second, func() bool { return b.hasOutcome("m1", Disabled) })
+	if n := len(b.recv.hitsFor("/gone")); n != 1 {
+		t.Fatalf("disabled endpoint got %d requests, want 1", n)
+	}
+}
+
+func countFiles(t *testing.T, dir string) int {
+	n := 0
+	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// TestExhaustedJobDeadLetteredAndReplayed: a job failing MaxDeliver times
+// lands in the dead letters; replayed once the endpoint is fixed, it is
+// delivered.
+func TestExhaustedJobDeadLetteredAndReplayed(t *testing.T) {
+	t.Parallel()
+	none := 0.0
+	b := setup(t, bundleOpts{cfg: func(c *Config) {
+		c.Channels[channels.Webhook] = ChannelConfig{MaxDeliver: 3, Retry: Backoff{Schedule: []time.Duration{100 * time.Millisecond}, Min: time.Millisecond, Jitter: &none}}
+	}})
+	var mu sync.Mutex
+	broken := true
+	b.recv.script("/down", func(n int, w http.ResponseWriter) {
+		mu.Lock()
+		defer mu.Unlock()
+		if broken {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	b.putSubscriber(b.webhookSubscriber("m1", "/down"))
+	b.publish(event("INC-8", 1, "investigating"))
+	var dls []DeadLetter
+	b.waitFor("dead letter", 10*time.Second, func() bool {
+		dls, _ = b.d.dlq.List(b.ctx, 0, 10)
+		return len(dls) == 1
+	})
+	if dls[0].Attempts != 3 || !strings.Contains(dls[0].Reason, "attempts exhausted") || dls[0].Ref != DeliveryID("INC-8:1", "m1", "wh") {
+		t.Fatalf("dead letter %+v", dls[0])
+	}
+	if n := len(b.recv.hitsFor("/down")); n != 3 {
+		t.Fatalf("%d attempts, want 3", n)
+	}
+	mu.Lock()
+	broken = false
+	mu.Unlock()
+	if err := b.d.dlq.Replay(b.ctx, dls[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("replayed delivery", 10*time.Second, func() bool { return b.recv.delivered("/down") == 1 })
+	if left, _ := b.d.dlq.List(b.ctx, 0, 10); len(left) != 0 {
+		t.Fatalf("dead letter not removed after replay: %+v", left)
+	}
+	// Replaying a delivered job again sends nothing.
+	b.waitFor("record", 5*time.Second, func() bool { return b.hasOutcome("m1", Delivered) })
+}
+
+// TestQuietUpdate: notify false records the update and sends nothing.
+func TestQuietUpdate(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{})
+	b.putSubscriber(b.webhookSubscriber("m1", "/m1"))
+	b.publish(event("INC-9", 1, "resolved", "notify", "false"))
+	b.waitFor("snapshot", 10*time.Second, func() bool {
+		s, _ := b.d.Snapshot(b.ctx, "INC-9")
+		return s != nil && s.LatestSeq == 1 && s.Status == "resolved"
+	})
+	time.Sleep(300 * time.Millisecond)
+	if n := len(b.recv.hitsFor("/m1")); n != 0 {
+		t.Fatalf("quiet update sent %d notifications", n)
+	}
+}
+
+// TestSupersededSMS: an SMS for an update older than the incident's latest
+// is skipped and recorded as superseded; email still gets both.
+func TestSupersededSMS(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{})
+	b.putSubscriber(&subscribers.Subscriber{ID: "m1", Locale: "en", Endpoints: []subscribers.Endpoint{
+		{ID: "sms", Channel: channels.SMS, Address: "+33612345678"},
+		{ID: "mail", Channel: channels.Email, Address: "ops@example.com"},
+	}})
+	// The newer update arrives first (out of order): the older one's SMS
+	// is moot by the time it is sent.
+	b.publish(event("INC-10", 2, "resolved"))
+	b.waitFor("first", 10*time.Second, func() bool { return b.hasOutcome("m1", Outboxed) })
+	b.publish(event("INC-10", 1, "investigating"))
+	b.waitFor("superseded", 10*time.Second, func() bool { return b.hasOutcome("m1", Superseded) })
+	b.waitFor("emails", 10*time.Second, func() bool { return countFiles(t, filepath.Join(b.outbox, channels.Email)) == 2 })
+	if n := countFiles(t, filepath.Join(b.outbox, channels.SMS)); n != 1 {
+		t.Fatalf("%d SMS in the outbox, want 1", n)
+	}
+}
+
+// TestSuppressedAddressSkipped: an email to a suppressed address is not
+// sent, and recorded.
+func TestSuppressedAddressSkipped(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{})
+	if err := b.d.supp.Add(b.ctx, channels.Email, "Bounced@Example.com", "5.1.1 no such user"); err != nil {
+		t.Fatal(err)
+	}
+	b.putSubscriber(&subscribers.Subscriber{ID: "m1", Locale: "fr", Endpoints: []subscribers.Endpoint{
+		{ID: "mail", Channel: channels.Email, Address: "bounced@example.com"},
+	}})
+	b.publish(event("INC-11", 1, "investigating"))
+	b.waitFor("suppressed record", 10*time.Second, func() bool { return b.hasOutcome("m1", Suppressed) })
+	if n := countFiles(t, filepath.Join(b.outbox, channels.Email)); n != 0 {
+		t.Fatalf("%d emails sent to a suppressed address", n)
+	}
+	if n, err := b.d.supp.Remove(b.ctx, "bounced@example.com"); err != nil || n != 1 {
+		t.Fatalf("Remove = %d, %v", n, err)
+	}
+}
+
+// TestLinksSealed: unsubscribe tokens open to their ids, and any change to a
+// token is refused.
+func TestLinksSealed(t *testing.T) {
+	t.Parallel()
+	l, err := newLinks("0123456789abcdef0123456789abcdef", "https://h.example/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := l.seal("m_1042", "e1")
+	if strings.Contains(tok, "m_1042") || strings.Contains(tok, "e1") {
+		t.Fatal("token reveals its content")
+	}
+	sub, ep, err := l.open(tok)
+	if err != nil || sub != "m_1042" || ep != "e1" {
+		t.Fatalf("open = %q %q %v", sub, ep, err)
+	}
+	for i := range tok {
+		bad := []byte(tok)
+		bad[i] ^= 1
+		if _, _, err := l.open(string(bad)); err == nil {
+			t.Fatalf("altered token (byte %d) accepted", i)
+		}
+	}
+	other, _ := newLinks("another key, another key, another", "https://h.example")
+	if _, _, err := other.open(tok); err == nil {
+		t.Fatal("token opened with another key")
+	}
+	if !strings.HasPrefix(l.unsubscribeURL("a", "b"), "https://h.example/unsubscribe/") {
+		t.Fatal("bad URL")
+	}
+}

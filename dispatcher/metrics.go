@@ -1,0 +1,56 @@
+package dispatcher
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the dispatcher's Prometheus instruments.
+type metrics struct {
+	events        *prometheus.CounterVec   // by result: fanned_out, duplicate, quiet, dead_lettered
+	jobs          *prometheus.CounterVec   // by channel: jobs published
+	fanoutSeconds prometheus.Histogram     // one fan-out
+	outcomes      *prometheus.CounterVec   // by channel, outcome
+	sendSeconds   *prometheus.HistogramVec // by channel
+	lagSeconds    *prometheus.HistogramVec // by channel: from update accepted to first send attempt
+	inflight      *prometheus.GaugeVec     // by channel
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald", Name: "events_total",
+			Help: "Incident updates consumed by the fan-out, by result.",
+		}, []string{"result"}),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald", Name: "jobs_published_total",
+			Help: "Delivery jobs published by the fan-out, by channel.",
+		}, []string{"channel"}),
+		fanoutSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "herald", Name: "fanout_duration_seconds",
+			Help:    "Time to fan one update out, from receipt to ack.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald", Name: "delivery_outcomes_total",
+			Help: "Delivery attempts and skips, by channel and outcome.",
+		}, []string{"channel", "outcome"}),
+		sendSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "herald", Name: "send_duration_seconds",
+			Help:    "Time the provider took to answer a send.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 3, 11),
+		}, []string{"channel"}),
+		lagSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "herald", Name: "delivery_lag_seconds",
+			Help:    "Time from an update's acceptance to the end of its first send attempt.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 3, 12),
+		}, []string{"channel"}),
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "herald", Name: "sends_in_flight",
+			Help: "Sends in progress, by channel.",
+		}, []string{"channel"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.events, m.jobs, m.fanoutSeconds, m.outcomes, m.sendSeconds, m.lagSeconds, m.inflight)
+	}
+	return m
+}

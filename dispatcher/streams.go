@@ -1,0 +1,239 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldhq/herald/channels"
+)
+
+// Names of Herald's streams, buckets and consumers.
+const (
+	StreamIncidents   = "INCIDENTS"
+	StreamDeliveries  = "DELIVERIES"
+	StreamDeliveryLog = "DELIVERY_LOG"
+	StreamDeadLetters = "DEAD_LETTERS"
+
+	BucketSubscribers  = "subscribers"
+	BucketIncidents    = "incidents"
+	BucketSuppressions = "suppressions"
+
+	ConsumerFanout = "fanout"
+)
+
+// Subject prefixes.
+const (
+	subjIncidents   = "incidents."
+	subjDeliveries  = "deliveries."
+	subjDeliveryLog = "deliverylog."
+	subjDeadLetters = "deadletter."
+)
+
+// IncidentSubject is the subject an update of incidentID is published on.
+func IncidentSubject(incidentID string) string { return subjIncidents + incidentID }
+
+// deliverySubject is the subject of a channel's jobs.
+func deliverySubject(channel string) string { return subjDeliveries + channel }
+
+// deliveryConsumer names a channel's delivery consumer.
+func deliveryConsumer(channel string) string { return "deliver-" + channel }
+
+// logSubject is the subject of a delivery's log records.
+func logSubject(subscriberID, deliveryID string) string {
+	return subjDeliveryLog + subscriberID + "." + deliveryID
+}
+
+// Headers Herald sets on its messages.
+const (
+	hdrMsgID     = "Nats-Msg-Id"
+	hdrRecheck   = "Herald-Recheck"
+	hdrReplay    = "Herald-Replay"
+	hdrReason    = "Herald-Reason"
+	hdrOrigSubj  = "Herald-Original-Subject"
+	hdrFailedAt  = "Herald-Failed-At"
+	hdrAttempts  = "Herald-Attempts"
+	hdrRef       = "Herald-Ref"
+	hdrOrigMsgID = "Herald-Original-Msg-Id"
+)
+
+// Topology creates or updates, idempotently, every stream, bucket and
+// consumer Herald uses, and returns handles on them.
+type Topology struct {
+	Incidents    jetstream.Stream
+	Deliveries   jetstream.Stream
+	DeliveryLog  jetstream.Stream
+	DeadLetters  jetstream.Stream
+	Subscribers  jetstream.KeyValue
+	Snapshots    jetstream.KeyValue
+	Suppressions jetstream.KeyValue
+}
+
+// Setup creates or updates the streams, buckets and consumers to match cfg;
+// it is safe to run at every start and from several processes.
+func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology, error) {
+	return ensure(ctx, js, cfg, true)
+}
+
+// Attach opens the streams, buckets and consumers, creating those that are
+// missing but leaving existing ones as they are: CLI commands use it so that
+// their own (often default) configuration never rewrites the server's.
+func Attach(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology, error) {
+	return ensure(ctx, js, cfg, false)
+}
+
+func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool) (*Topology, error) {
+	cfg = cfg.WithDefaults()
+	var t Topology
+	var err error
+	streams := []struct {
+		dst *jetstream.Stream
+		cfg jetstream.StreamConfig
+	}{
+		{&t.Incidents, jetstream.StreamConfig{
+			Name:        StreamIncidents,
+			Description: "Incident updates, as published (subject incidents.<incident_id>)",
+			Subjects:    []string{subjIncidents + "*"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      cfg.IncidentRetention,
+			MaxMsgSize:  int32(cfg.MaxEventBytes + 4096),
+			Duplicates:  cfg.DuplicateWindow,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			AllowDirect: true,
+			Discard:     jetstream.DiscardOld,
+		}},
+		{&t.Deliveries, jetstream.StreamConfig{
+			Name:        StreamDeliveries,
+			Description: "Notification jobs, one per update and endpoint (subject deliveries.<channel>)",
+			Subjects:    []string{subjDeliveries + "*"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Duplicates:  cfg.DuplicateWindow,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			AllowDirect: true,
+			Discard:     jetstream.DiscardOld,
+		}},
+		{&t.DeliveryLog, jetstream.StreamConfig{
+			Name:        StreamDeliveryLog,
+			Description: "One record per delivery attempt and outcome (subject deliverylog.<subscriber>.<delivery>)",
+			Subjects:    []string{subjDeliveryLog + "*.*"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      cfg.DeliveryLogRetention,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			AllowDirect: true,
+			Discard:     jetstream.DiscardOld,
+		}},
+		{&t.DeadLetters, jetstream.StreamConfig{
+			Name:        StreamDeadLetters,
+			Description: "Bad events and undeliverable jobs, with the reason (subject deadletter.<origin>...)",
+			Subjects:    []string{subjDeadLetters + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      cfg.DeadLetterRetention,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			AllowDirect: true,
+			Discard:     jetstream.DiscardOld,
+		}},
+	}
+	for _, s := range streams {
+		if update {
+			*s.dst, err = js.CreateOrUpdateStream(ctx, s.cfg)
+		} else if *s.dst, err = js.Stream(ctx, s.cfg.Name); errors.Is(err, jetstream.ErrStreamNotFound) {
+			*s.dst, err = js.CreateStream(ctx, s.cfg)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", s.cfg.Name, err)
+		}
+	}
+	buckets := []struct {
+		dst *jetstream.KeyValue
+		cfg jetstream.KeyValueConfig
+	}{
+		{&t.Subscribers, jetstream.KeyValueConfig{Bucket: BucketSubscribers, Description: "Subscribers by id", History: 1, MaxValueSize: 256 << 10, Storage: jetstream.FileStorage, Replicas: cfg.Replicas}},
+		{&t.Snapshots, jetstream.KeyValueConfig{Bucket: BucketIncidents, Description: "Incident snapshots by incident id", History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas}},
+		{&t.Suppressions, jetstream.KeyValueConfig{Bucket: BucketSuppressions, Description: "Suppressed addresses (bounces, STOP) by channel and address hash", History: 1, TTL: cfg.SuppressionTTL, LimitMarkerTTL: time.Hour, Storage: jetstream.FileStorage, Replicas: cfg.Replicas}},
+	}
+	for _, b := range buckets {
+		if update {
+			*b.dst, err = js.CreateOrUpdateKeyValue(ctx, b.cfg)
+		} else if *b.dst, err = js.KeyValue(ctx, b.cfg.Bucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+			*b.dst, err = js.CreateKeyValue(ctx, b.cfg)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bucket %s: %w", b.cfg.Bucket, err)
+		}
+	}
+	consumer := func(s jetstream.Stream, cc jetstream.ConsumerConfig) error {
+		var err error
+		if update {
+			_, err = s.CreateOrUpdateConsumer(ctx, cc)
+		} else if _, err = s.Consumer(ctx, cc.Durable); errors.Is(err, jetstream.ErrConsumerNotFound) {
+			_, err = s.CreateConsumer(ctx, cc)
+		}
+		if err != nil {
+			return fmt.Errorf("consumer %s: %w", cc.Durable, err)
+		}
+		return nil
+	}
+	if err := consumer(t.Incidents, jetstream.ConsumerConfig{
+		Durable:       ConsumerFanout,
+		Description:   "Fans each incident update out to its audience",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.FanoutAckWait,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxAckPending: 1, // one update at a time: updates of an incident stay in order
+		MaxDeliver:    -1,
+		Replicas:      cfg.Replicas,
+	}); err != nil {
+		return nil, err
+	}
+	for _, name := range channels.Names() {
+		cc := cfg.Channels[name]
+		if err := consumer(t.Deliveries, jetstream.ConsumerConfig{
+			Durable:       deliveryConsumer(name),
+			Description:   "Delivers " + name + " notifications",
+			FilterSubject: deliverySubject(name),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       cc.AckWait,
+			// The delivery loop moves exhausted jobs to the dead letters
+			// itself; the server-side limit is a backstop for jobs that
+			// keep timing out (a process crashing on them), caught by
+			// the max-deliveries advisory.
+			MaxDeliver:    cc.MaxDeliver + 1,
+			MaxAckPending: cc.MaxAckPending,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			Replicas:      cfg.Replicas,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return &t, nil
+}
+
+// retryTransient retries fn while JetStream is still electing leaders or
+// recovering after a restart.
+func retryTransient(ctx context.Context, fn func() error) error {
+	delay := 50 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || !transient(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+func transient(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}

@@ -1,0 +1,269 @@
+package templates
+
+import (
+	"html/template"
+	"strings"
+	"time"
+
+	"github.com/heraldhq/herald/incident"
+)
+
+// view is the data of the update templates (email.*.tmpl, sms.txt.tmpl).
+// Its fields are documented in the package documentation, for template
+// authors.
+type view struct {
+	cat *catalog
+
+	T    map[string]map[string]string
+	Lang string
+
+	Subject       string
+	Title         string
+	Status        string
+	StatusLabel   string
+	Color         string
+	Emoji         string
+	Closed        bool
+	Maintenance   bool
+	Priority      string
+	PriorityLabel string
+	Components    []string
+	ComponentList string
+	Summary       string
+
+	Started, Ended, Updated string
+	Ongoing                 bool
+
+	Reference, Category, Responsibility string
+
+	Body      string
+	BodyHTML  template.HTML
+	Truncated bool
+	URL       string
+	Fallback  bool
+
+	Recipient recipientView
+}
+
+// recipientView holds the per-recipient values. Cached renderings carry
+// placeholders that are replaced for each recipient.
+type recipientView struct {
+	Name           string
+	UnsubscribeURL string
+	PreferencesURL string
+}
+
+// Tr returns the catalog string of key ("notice.disabled_body") with its
+// {name} placeholders filled from name, value pairs.
+func (v *view) Tr(key string, args ...string) (string, error) { return v.cat.format(key, args...) }
+
+// Placeholders of per-recipient values in cached renderings. They are
+// letters only, so that every escaper leaves them alone, and they are
+// removed from update texts.
+const (
+	markPrefix = "xHRLDx"
+	nameMark   = markPrefix + "NAMEx"
+	unsubMark  = markPrefix + "UNSUBx"
+	prefsMark  = markPrefix + "PREFSx"
+)
+
+func stripPlaceholders(s string) string {
+	if !strings.Contains(s, markPrefix) {
+		return s
+	}
+	return strings.ReplaceAll(s, markPrefix, "")
+}
+
+// Recipient shapes: which per-recipient values a rendering shows.
+const (
+	hasName = 1 << iota
+	hasUnsubscribe
+	hasPreferences
+)
+
+func recipientShape(rc Recipient) int {
+	shape := 0
+	if cleanLine(rc.Name) != "" {
+		shape |= hasName
+	}
+	if safeURL(rc.UnsubscribeURL) {
+		shape |= hasUnsubscribe
+	}
+	if safeURL(rc.PreferencesURL) {
+		shape |= hasPreferences
+	}
+	return shape
+}
+
+func placeholderRecipient(shape int) recipientView {
+	var rv recipientView
+	if shape&hasName != 0 {
+		rv.Name = nameMark
+	}
+	if shape&hasUnsubscribe != 0 {
+		rv.UnsubscribeURL = unsubMark
+	}
+	if shape&hasPreferences != 0 {
+		rv.PreferencesURL = prefsMark
+	}
+	return rv
+}
+
+// Status presentation: accent color of emails and the Slack emoji.
+var statusColors = map[incident.Status]string{
+	incident.Investigating: "#cf222e",
+	incident.Identified:    "#bc4c00",
+	incident.Monitoring:    "#9a6700",
+	incident.Resolved:      "#1a7f37",
+	incident.Postmortem:    "#57606a",
+	incident.Scheduled:     "#0969da",
+	incident.InProgress:    "#8250df",
+	incident.Completed:     "#1a7f37",
+}
+
+var statusEmoji = map[incident.Status]string{
+	incident.Investigating: ":red_circle:",
+	incident.Identified:    ":large_orange_circle:",
+	incident.Monitoring:    ":large_yellow_circle:",
+	incident.Resolved:      ":white_check_mark:",
+	incident.Postmortem:    ":memo:",
+	incident.Scheduled:     ":calendar:",
+	incident.InProgress:    ":hammer_and_wrench:",
+	incident.Completed:     ":white_check_mark:",
+}
+
+func isMaintenance(s incident.Status) bool {
+	return s == incident.Scheduled || s == incident.InProgress || s == incident.Completed
+}
+
+// newView builds the template data of an update in lang, dates in loc.
+// short selects the body cut to the configured maximum.
+func (r *Renderer) newView(p *prepared, lang string, loc *time.Location, fallback, short bool) *view {
+	cat := r.cats[lang]
+	ev := p.ev
+	lt := p.texts[lang]
+	v := &view{
+		cat: cat, T: cat.tables, Lang: lang,
+		Status: string(ev.Status), StatusLabel: cat.must("status." + string(ev.Status)),
+		Color: statusColors[ev.Status], Emoji: statusEmoji[ev.Status],
+		Closed: ev.Status.Closed(), Maintenance: isMaintenance(ev.Status),
+		Fallback: fallback, URL: r.link(ev),
+	}
+	if v.Color == "" {
+		v.Color = "#57606a"
+	}
+	prio := ev.Priority
+	if prio == "" && incident.Priority(p.header.Priority).Valid() {
+		prio = incident.Priority(p.header.Priority)
+	}
+	if prio.Valid() {
+		v.Priority, v.PriorityLabel = string(prio), cat.must("priority."+string(prio))
+	}
+	for _, id := range ev.Components {
+		v.Components = append(v.Components, r.cfg.Components.Name(id, lang, r.locales.first()))
+	}
+	v.ComponentList = joinList(v.Components, cat)
+	if v.ComponentList == "" {
+		v.ComponentList = cat.must("field.all_components")
+	}
+	v.Summary = cat.must("summary."+string(ev.Status), "components", v.ComponentList)
+	v.Title = lt.title
+	if v.Title == "" {
+		key := "title.incident"
+		if v.Maintenance {
+			key = "title.maintenance"
+		}
+		v.Title = capitalize(cat.must(key, "components", v.ComponentList))
+	}
+	h := p.header
+	switch {
+	case ev.StartedAt != nil:
+		v.Started = formatTime(*ev.StartedAt, loc, cat, false)
+	case h.Start != nil:
+		v.Started = formatTime(*h.Start, loc, cat, h.StartDateOnly)
+	}
+	if h.End != nil {
+		v.Ended = formatTime(*h.End, loc, cat, h.EndDateOnly)
+	} else if h.Ongoing && !ev.Status.Closed() {
+		v.Ongoing = true
+	}
+	if !p.published.IsZero() {
+		v.Updated = formatTime(p.published, loc, cat, false)
+	}
+	v.Reference = h.Reference
+	if v.Reference == "" {
+		v.Reference = ev.IncidentID
+	}
+	v.Category = pick(h.Category, lang)
+	v.Responsibility = pick(h.Responsibility, lang)
+	doc := lt.doc
+	if short && lt.short != nil {
+		doc, v.Truncated = lt.short, true
+	}
+	v.Body = doc.Text()
+	v.BodyHTML = template.HTML(doc.HTML()) //nolint:gosec // goldmark output: raw HTML dropped, links filtered
+	return v
+}
+
+// pick returns the value for lang in a per-language map, else the value
+// shared by all ("" key), else "".
+func pick(m map[string]string, lang string) string {
+	if v, ok := m[lang]; ok {
+		return v
+	}
+	return m[""]
+}
+
+// link returns the update's URL, or the status page's, when it is a safe
+// http(s) URL.
+func (r *Renderer) link(ev *incident.Event) string {
+	if safeURL(ev.URL) {
+		return ev.URL
+	}
+	return r.cfg.StatusPageURL
+}
+
+// joinList joins names as "A, B and C" in the catalog's language.
+func joinList(names []string, cat *catalog) string {
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " " + cat.must("locale.and") + " " + names[len(names)-1]
+}
+
+func capitalize(s string) string {
+	for i, r := range s {
+		return strings.ToUpper(string(r)) + s[i+len(string(r)):]
+	}
+	return s
+}
+
+// formatTime writes t in the catalog's date layout, in loc, followed by the
+// zone ("03/05/2025 16h11 (CEST)"). A date without time of day is written
+// as is, without conversion.
+func formatTime(t time.Time, loc *time.Location, cat *catalog, dateOnly bool) string {
+	if dateOnly {
+		return t.Format(cat.must("locale.date"))
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	t = t.In(loc)
+	return t.Format(cat.must("locale.datetime")) + " (" + zoneName(t) + ")"
+}
+
+// zoneName returns the zone abbreviation ("CEST"), or "UTC+03" for zones
+// that only have a numeric one.
+func zoneName(t time.Time) string {
+	name, off := t.Zone()
+	if name != "" && name[0] != '+' && name[0] != '-' {
+		return name
+	}
+	if off == 0 {
+		return "UTC"
+	}
+	return "UTC" + t.Format("-07:00")
+}
