@@ -1,6 +1,8 @@
 package subscribers
 
 import (
+	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/heraldhq/herald/incident"
@@ -83,4 +85,151 @@ type Disabled struct {
 	// Reason is a short, secret-free explanation ("HTTP 410 Gone",
 	// "unsubscribed").
 	Reason string `json:"reason"`
+}
+
+// Endpoint returns the endpoint with the given id, or nil.
+func (s *Subscriber) Endpoint(id string) *Endpoint {
+	for i := range s.Endpoints {
+		if s.Endpoints[i].ID == id {
+			return &s.Endpoints[i]
+		}
+	}
+	return nil
+}
+
+// Clone returns a deep copy of s.
+func (s *Subscriber) Clone() *Subscriber {
+	c := *s
+	c.Components = slices.Clone(s.Components)
+	c.Statuses = slices.Clone(s.Statuses)
+	c.Endpoints = slices.Clone(s.Endpoints)
+	for i := range c.Endpoints {
+		ep := &c.Endpoints[i]
+		ep.Components = slices.Clone(ep.Components)
+		ep.Statuses = slices.Clone(ep.Statuses)
+		if ep.QuietHours != nil {
+			q := *ep.QuietHours
+			ep.QuietHours = &q
+		}
+		if ep.Disabled != nil {
+			d := *ep.Disabled
+			ep.Disabled = &d
+		}
+	}
+	return &c
+}
+
+// Target returns where the endpoint delivers: the email address, the phone
+// number, the webhook URL, or the Slack incoming-webhook URL or channel id.
+// The Slack webhook URL is a credential: never log the result for Slack.
+func (e *Endpoint) Target() string {
+	switch e.Channel {
+	case channelWebhook:
+		return e.URL
+	case channelSlack:
+		if !e.WebhookURL.IsZero() {
+			return e.WebhookURL.Reveal()
+		}
+		return e.SlackChannel
+	default:
+		return e.Address
+	}
+}
+
+// Window reports whether now falls in the quiet hours, read in loc (nil
+// means UTC), and if so when they end. A window whose end is before its
+// start spans midnight. Around a daylight-saving change the end is the
+// next wall-clock End that exists.
+func (q *QuietHours) Window(now time.Time, loc *time.Location) (bool, time.Time) {
+	if q == nil {
+		return false, time.Time{}
+	}
+	start, err1 := clock(q.Start)
+	end, err2 := clock(q.End)
+	if err1 != nil || err2 != nil || start == end {
+		return false, time.Time{}
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	local := now.In(loc)
+	m := local.Hour()*60 + local.Minute()
+	var inside bool
+	if start < end {
+		inside = m >= start && m < end
+	} else {
+		inside = m >= start || m < end
+	}
+	if !inside {
+		return false, time.Time{}
+	}
+	day := local
+	if start > end && m >= start {
+		day = local.AddDate(0, 0, 1)
+	}
+	until := time.Date(day.Year(), day.Month(), day.Day(), end/60, end%60, 0, 0, loc)
+	if !until.After(now) {
+		until = now.Add(time.Minute)
+	}
+	return true, until
+}
+
+// View is the form of a subscriber shown to operators and to the API: every
+// field, with secrets masked ("whsec_…Xy9z").
+type View struct {
+	Subscriber
+	Endpoints []EndpointView `json:"endpoints"`
+}
+
+// EndpointView is an endpoint with its secrets masked.
+type EndpointView struct {
+	Endpoint
+	// Secret and WebhookURL are masked.
+	Secret     string `json:"secret,omitempty"`
+	WebhookURL string `json:"webhook_url,omitempty"`
+}
+
+// Redacted returns the subscriber as operators may see it: secrets masked.
+func (s *Subscriber) Redacted() View {
+	v := View{Subscriber: *s, Endpoints: make([]EndpointView, len(s.Endpoints))}
+	for i, ep := range s.Endpoints {
+		v.Endpoints[i] = EndpointView{Endpoint: ep, Secret: ep.Secret.Masked(), WebhookURL: ep.WebhookURL.Masked()}
+	}
+	return v
+}
+
+// stored is the form kept in the KV bucket: secrets in clear (the bucket is
+// the secrets' home; access to it is access to NATS).
+type stored struct {
+	Subscriber
+	Endpoints []storedEndpoint `json:"endpoints"`
+}
+
+type storedEndpoint struct {
+	Endpoint
+	Secret     string `json:"secret,omitempty"`
+	WebhookURL string `json:"webhook_url,omitempty"`
+}
+
+func encode(s *Subscriber) ([]byte, error) {
+	st := stored{Subscriber: *s, Endpoints: make([]storedEndpoint, len(s.Endpoints))}
+	for i, ep := range s.Endpoints {
+		st.Endpoints[i] = storedEndpoint{Endpoint: ep, Secret: ep.Secret.Reveal(), WebhookURL: ep.WebhookURL.Reveal()}
+	}
+	return json.Marshal(&st)
+}
+
+func decode(data []byte) (*Subscriber, error) {
+	var st stored
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, err
+	}
+	s := st.Subscriber
+	s.Endpoints = make([]Endpoint, len(st.Endpoints))
+	for i, ep := range st.Endpoints {
+		s.Endpoints[i] = ep.Endpoint
+		s.Endpoints[i].Secret = secret.Value(ep.Secret)
+		s.Endpoints[i].WebhookURL = secret.Value(ep.WebhookURL)
+	}
+	return &s, nil
 }

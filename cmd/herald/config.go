@@ -307,7 +307,7 @@ func persistedSecret(v secret.Value, dataDir, name string) (secret.Value, string
 }
 
 // newLogger builds the process logger.
-func newLogger(c logConfig, w *os.File) (*slog.Logger, error) {
+func newLogger(c logConfig, w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(orDefault(c.Level, "info"))); err != nil {
 		return nil, fmt.Errorf("log level %q: %w", c.Level, err)

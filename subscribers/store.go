@@ -1,0 +1,209 @@
+package subscribers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrNotFound is returned for a subscriber or endpoint that does not exist.
+var ErrNotFound = errors.New("subscriber not found")
+
+// casAttempts bounds the compare-and-set retries of concurrent updates.
+const casAttempts = 16
+
+// Store keeps subscribers in a JetStream key-value bucket, one key per
+// subscriber id, secrets in clear (the bucket is their home). It is safe for
+// concurrent use; concurrent writers are serialised by revision
+// (compare-and-set).
+type Store struct {
+	kv    jetstream.KeyValue
+	rules Rules
+	cache *lru.Cache[string, cached]
+}
+
+type cached struct {
+	rev uint64
+	sub *Subscriber
+}
+
+// DefaultCacheSize is how many subscribers [Store.Lookup] keeps decoded.
+const DefaultCacheSize = 8192
+
+// NewStore returns a store over kv validating with rules.
+func NewStore(kv jetstream.KeyValue, rules Rules) *Store {
+	c, _ := lru.New[string, cached](DefaultCacheSize) // only fails for size <= 0
+	return &Store{kv: kv, rules: rules, cache: c}
+}
+
+// Put validates s (normalising it in place) and stores it, replacing any
+// subscriber with the same id. It reports whether the subscriber is new.
+//
+// An endpoint that Herald disabled (HTTP 410, unsubscribe, invalid number)
+// stays disabled when the same endpoint, with the same target, is put again
+// without a "disabled" field: re-importing a file never silently
+// re-subscribes someone who unsubscribed. Changing the endpoint's address or
+// deleting the subscriber first re-enables it.
+//
+// Validation problems are returned as [FieldErrors].
+func (st *Store) Put(ctx context.Context, s *Subscriber) (created bool, err error) {
+	if err := st.rules.Normalize(s); err != nil {
+		return false, err
+	}
+	for range casAttempts {
+		cur, rev, err := st.Get(ctx, s.ID)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			data, err := encode(s)
+			if err != nil {
+				return false, err
+			}
+			if _, err := st.kv.Create(ctx, s.ID, data); err == nil {
+				return true, nil
+			} else if !errors.Is(err, jetstream.ErrKeyExists) {
+				return false, fmt.Errorf("store subscriber %s: %w", s.ID, err)
+			}
+			continue // created concurrently: update it instead
+		case err != nil:
+			return false, err
+		}
+		keepDisabled(s, cur)
+		data, err := encode(s)
+		if err != nil {
+			return false, err
+		}
+		if _, err := st.kv.Update(ctx, s.ID, data, rev); err == nil {
+			return false, nil
+		} else if !isConflict(err) {
+			return false, fmt.Errorf("store subscriber %s: %w", s.ID, err)
+		}
+	}
+	return false, fmt.Errorf("store subscriber %s: too many concurrent updates", s.ID)
+}
+
+// keepDisabled carries the disabled state of cur's endpoints over to the
+// same endpoints of s.
+func keepDisabled(s, cur *Subscriber) {
+	for i := range s.Endpoints {
+		ep := &s.Endpoints[i]
+		if ep.Disabled != nil {
+			continue
+		}
+		old := cur.Endpoint(ep.ID)
+		if old != nil && old.Disabled != nil && old.Channel == ep.Channel && old.Target() == ep.Target() {
+			d := *old.Disabled
+			ep.Disabled = &d
+		}
+	}
+}
+
+// Get reads a subscriber and its revision. It returns [ErrNotFound] when
+// there is none.
+func (st *Store) Get(ctx context.Context, id string) (*Subscriber, uint64, error) {
+	if !ValidID(id) {
+		return nil, 0, ErrNotFound
+	}
+	e, err := st.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read subscriber %s: %w", id, err)
+	}
+	s, err := decode(e.Value())
+	if err != nil {
+		return nil, 0, fmt.Errorf("decode subscriber %s: %w", id, err)
+	}
+	return s, e.Revision(), nil
+}
+
+// Lookup returns the subscriber at revision rev or later, from a cache of
+// decoded subscribers when it holds that revision. The result is shared:
+// callers must not modify it.
+func (st *Store) Lookup(ctx context.Context, id string, rev uint64) (*Subscriber, error) {
+	if c, ok := st.cache.Get(id); ok && c.rev >= rev {
+		return c.sub, nil
+	}
+	s, got, err := st.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	st.cache.Add(id, cached{rev: got, sub: s})
+	return s, nil
+}
+
+// Delete removes a subscriber. It returns [ErrNotFound] when there is none.
+func (st *Store) Delete(ctx context.Context, id string) error {
+	_, rev, err := st.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := st.kv.Delete(ctx, id, jetstream.LastRevision(rev)); err != nil {
+		if isConflict(err) {
+			// Changed meanwhile: delete whatever it is now.
+			err = st.kv.Delete(ctx, id)
+		}
+		if err != nil {
+			return fmt.Errorf("delete subscriber %s: %w", id, err)
+		}
+	}
+	st.cache.Remove(id)
+	return nil
+}
+
+// Update applies fn to the current subscriber and stores the result if fn
+// reports a change, retrying on concurrent writes. fn must not keep s. It
+// returns the subscriber as stored and whether it changed.
+func (st *Store) Update(ctx context.Context, id string, fn func(s *Subscriber) (changed bool, err error)) (*Subscriber, bool, error) {
+	for range casAttempts {
+		s, rev, err := st.Get(ctx, id)
+		if err != nil {
+			return nil, false, err
+		}
+		changed, err := fn(s)
+		if err != nil || !changed {
+			return s, false, err
+		}
+		data, err := encode(s)
+		if err != nil {
+			return nil, false, err
+		}
+		if _, err := st.kv.Update(ctx, id, data, rev); err == nil {
+			return s, true, nil
+		} else if !isConflict(err) {
+			return nil, false, fmt.Errorf("update subscriber %s: %w", id, err)
+		}
+	}
+	return nil, false, fmt.Errorf("update subscriber %s: too many concurrent updates", id)
+}
+
+// DisableEndpoint marks an endpoint disabled with a reason. It reports
+// whether the endpoint was active until now; [ErrNotFound] when the
+// subscriber or the endpoint does not exist.
+func (st *Store) DisableEndpoint(ctx context.Context, subscriberID, endpointID, reason string, at time.Time) (*Subscriber, bool, error) {
+	return st.Update(ctx, subscriberID, func(s *Subscriber) (bool, error) {
+		ep := s.Endpoint(endpointID)
+		if ep == nil {
+			return false, ErrNotFound
+		}
+		if ep.Disabled != nil {
+			return false, nil
+		}
+		ep.Disabled = &Disabled{At: at.UTC(), Reason: reason}
+		return true, nil
+	})
+}
+
+func isConflict(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	// A concurrent write won (10164 on replicated streams).
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}

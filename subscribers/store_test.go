@@ -1,0 +1,182 @@
+package subscribers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/incident"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// openKV starts an embedded JetStream server and returns a fresh
+// "subscribers" bucket.
+func openKV(t *testing.T) jetstream.KeyValue {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := broker.Open(ctx, broker.Config{DataDir: t.TempDir(), Listen: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	kv, err := b.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "subscribers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+func TestStoreAndWatch(t *testing.T) {
+	kv := openKV(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := NewStore(kv, testRules(t))
+
+	created, err := st.Put(ctx, valid())
+	if err != nil || !created {
+		t.Fatalf("Put = %v, %v", created, err)
+	}
+	// An invalid subscriber is refused with its fields, nothing stored.
+	bad := valid()
+	bad.ID = "m_bad"
+	bad.Endpoints[1].Address = "12"
+	if _, err := st.Put(ctx, bad); !errors.As(err, new(FieldErrors)) {
+		t.Fatalf("Put(bad) = %v, want FieldErrors", err)
+	}
+	if _, _, err := st.Get(ctx, "m_bad"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get(m_bad) = %v, want ErrNotFound", err)
+	}
+
+	x := NewIndex(nil)
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- x.Watch(ctx, kv) }()
+	select {
+	case <-x.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("index never ready")
+	}
+	if x.Len() != 1 {
+		t.Fatalf("index holds %d subscribers after load", x.Len())
+	}
+	q := Query{Components: []string{"3ds"}, Priority: "P1", Status: incident.Investigating}
+	if got := targets(x.Audience(q)); got != "m_1042/e1 m_1042/e2 m_1042/e3 m_1042/e4" {
+		t.Fatalf("audience = %q", got)
+	}
+
+	// Disabling an endpoint reaches the index through the watch.
+	sub, changed, err := st.DisableEndpoint(ctx, "m_1042", "e4", "HTTP 410 Gone", time.Now())
+	if err != nil || !changed || sub.Endpoint("e4").Disabled == nil {
+		t.Fatalf("DisableEndpoint = %v, %v", changed, err)
+	}
+	if _, changed, _ := st.DisableEndpoint(ctx, "m_1042", "e4", "again", time.Now()); changed {
+		t.Error("disabling twice reports a change")
+	}
+	if _, _, err := st.DisableEndpoint(ctx, "m_1042", "nope", "x", time.Now()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("DisableEndpoint(unknown endpoint) = %v", err)
+	}
+	waitFor(t, func() bool { return !strings.Contains(targets(x.Audience(q)), "e4") })
+
+	// Putting the same endpoint again keeps it disabled; a new URL
+	// re-enables it.
+	again := valid()
+	if created, err := st.Put(ctx, again); err != nil || created {
+		t.Fatalf("Put again = %v, %v", created, err)
+	}
+	got, rev, err := st.Get(ctx, "m_1042")
+	if err != nil || got.Endpoint("e4").Disabled == nil {
+		t.Fatalf("re-put re-enabled the endpoint: %+v, %v", got.Endpoint("e4"), err)
+	}
+	moved := valid()
+	moved.Endpoints[3].URL = "https://dupont.example/hooks/v2"
+	if _, err := st.Put(ctx, moved); err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ = st.Get(ctx, "m_1042")
+	if got.Endpoint("e4").Disabled != nil {
+		t.Fatal("a new URL did not re-enable the endpoint")
+	}
+	waitFor(t, func() bool { return strings.Contains(targets(x.Audience(q)), "e4") })
+
+	// Lookup caches by revision and sees newer ones.
+	l1, err := st.Lookup(ctx, "m_1042", rev)
+	if err != nil || l1.Endpoint("e4").URL != "https://dupont.example/hooks/v2" {
+		t.Fatalf("Lookup = %+v, %v", l1, err)
+	}
+	if l2, _ := st.Lookup(ctx, "m_1042", rev); l2 != l1 {
+		t.Error("Lookup did not serve the cached subscriber")
+	}
+
+	if err := st.Delete(ctx, "m_1042"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx, "m_1042"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second Delete = %v", err)
+	}
+	waitFor(t, func() bool { return x.Len() == 0 })
+
+	// A record that does not decode is skipped, the watch goes on.
+	if _, err := kv.Put(ctx, "garbage", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	other := valid()
+	other.ID = "m2"
+	if _, err := st.Put(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { _, ok := x.Revision("m2"); return ok })
+	if x.Len() != 1 {
+		t.Errorf("index holds %d, want only m2", x.Len())
+	}
+	cancel()
+	if err := <-watchDone; err != nil {
+		t.Errorf("Watch = %v", err)
+	}
+}
+
+func TestStoreConcurrentUpdates(t *testing.T) {
+	kv := openKV(t)
+	ctx := context.Background()
+	st := NewStore(kv, testRules(t))
+	s := valid()
+	for i := range 8 {
+		s.Endpoints = append(s.Endpoints, Endpoint{ID: fmt.Sprintf("x%d", i), Channel: "email", Address: fmt.Sprintf("x%d@dupont.example", i)})
+	}
+	if _, err := st.Put(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			if _, _, err := st.DisableEndpoint(ctx, s.ID, fmt.Sprintf("x%d", i), "test", time.Now()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got, _, err := st.Get(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		if got.Endpoint(fmt.Sprintf("x%d", i)).Disabled == nil {
+			t.Errorf("x%d lost its disabled mark to a concurrent update", i)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,457 @@
+package subscribers
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/secret"
+	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/text/language"
+)
+
+// Channel names (the same as package channels; subscribers depends on no
+// other Herald package but the event schema).
+const (
+	channelEmail   = "email"
+	channelSMS     = "sms"
+	channelSlack   = "slack"
+	channelWebhook = "webhook"
+)
+
+// MaxEndpoints is the most endpoints a subscriber may have.
+const MaxEndpoints = 32
+
+// DefaultSlackWebhookHosts are the hosts a Slack incoming-webhook URL may
+// point at when [Rules.SlackWebhookHosts] is empty.
+var defaultSlackWebhookHosts = []string{"hooks.slack.com"}
+
+// Rules are the deployment-specific parts of subscriber validation. The
+// zero value accepts any well-formed component id, https webhooks only, and
+// phone numbers in international form only.
+type Rules struct {
+	// Components is the component catalog; subscribers may only name
+	// known components. Nil accepts any well-formed component id.
+	Components *incident.Catalog
+	// AllowHTTPWebhooks accepts plain http webhook URLs (for tests and
+	// local receivers). Default false: https only.
+	AllowHTTPWebhooks bool
+	// SlackWebhookHosts are the hosts accepted for Slack incoming-webhook
+	// URLs. Default: hooks.slack.com.
+	SlackWebhookHosts []string
+	// DefaultRegion is the ISO 3166 region used to read phone numbers
+	// written without a country code ("06 12 34 56 78" with "FR"). Empty
+	// requires the international form ("+33...").
+	DefaultRegion string
+}
+
+// FieldError is one validation problem, naming the JSON path of the field at
+// fault.
+type FieldError struct {
+	// Field is the JSON path ("endpoints[1].address").
+	Field string `json:"field"`
+	// Message says what is wrong, without echoing secrets.
+	Message string `json:"message"`
+}
+
+// Error implements error.
+func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// FieldErrors lists every validation problem of a subscriber.
+type FieldErrors []FieldError
+
+// Error joins the problems with "; ".
+func (fe FieldErrors) Error() string {
+	parts := make([]string, len(fe))
+	for i, e := range fe {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (fe *FieldErrors) add(field, format string, args ...any) {
+	*fe = append(*fe, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+var (
+	idPattern           = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	slackChannelPattern = regexp.MustCompile(`^[CGD][A-Z0-9]{2,20}$`)
+)
+
+// ValidID reports whether s is a valid subscriber or endpoint id.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// Normalize validates s and puts it in canonical form in place: trimmed
+// strings, canonical locale tag, E.164 phone numbers, lower-case email
+// domains, sorted and de-duplicated lists. It returns [FieldErrors] listing
+// every problem, or nil.
+func (r Rules) Normalize(s *Subscriber) error {
+	var fe FieldErrors
+	s.ID = strings.TrimSpace(s.ID)
+	switch {
+	case s.ID == "":
+		fe.add("id", "is required")
+	case !ValidID(s.ID):
+		fe.add("id", "must be 1 to 64 letters, digits, '-' or '_'")
+	}
+	s.Name = strings.TrimSpace(s.Name)
+	checkLabel(&fe, "name", s.Name, 200)
+	s.Locale = strings.TrimSpace(s.Locale)
+	if s.Locale == "" {
+		fe.add("locale", "is required (a BCP 47 tag such as fr-FR)")
+	} else if tag, err := language.Parse(s.Locale); err != nil {
+		fe.add("locale", "%q is not a BCP 47 language tag", clipValue(s.Locale))
+	} else {
+		s.Locale = tag.String()
+	}
+	s.Timezone = strings.TrimSpace(s.Timezone)
+	if s.Timezone != "" {
+		if _, err := LoadLocation(s.Timezone); err != nil {
+			fe.add("timezone", "%q is not an IANA time zone", clipValue(s.Timezone))
+		}
+	}
+	s.Components = r.components(&fe, "components", s.Components)
+	checkPriority(&fe, "min_priority", s.MinPriority)
+	s.Statuses = checkStatuses(&fe, "statuses", s.Statuses)
+	switch {
+	case len(s.Endpoints) == 0:
+		fe.add("endpoints", "at least one endpoint is required")
+	case len(s.Endpoints) > MaxEndpoints:
+		fe.add("endpoints", "at most %d endpoints", MaxEndpoints)
+	}
+	seen := make(map[string]int, len(s.Endpoints))
+	for i := range s.Endpoints {
+		ep := &s.Endpoints[i]
+		path := fmt.Sprintf("endpoints[%d]", i)
+		ep.ID = strings.TrimSpace(ep.ID)
+		switch {
+		case ep.ID == "":
+			fe.add(path+".id", "is required")
+		case !ValidID(ep.ID):
+			fe.add(path+".id", "must be 1 to 64 letters, digits, '-' or '_'")
+		default:
+			if j, dup := seen[ep.ID]; dup {
+				fe.add(path+".id", "%q is already used by endpoints[%d]", ep.ID, j)
+			}
+			seen[ep.ID] = i
+		}
+		r.endpoint(&fe, path, s, ep)
+	}
+	if len(fe) > 0 {
+		return fe
+	}
+	return nil
+}
+
+func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoint) {
+	ep.Channel = strings.TrimSpace(ep.Channel)
+	ep.Address = strings.TrimSpace(ep.Address)
+	ep.URL = strings.TrimSpace(ep.URL)
+	ep.SlackChannel = strings.TrimSpace(ep.SlackChannel)
+	ep.Secret = secret.Value(strings.TrimSpace(ep.Secret.Reveal()))
+	ep.WebhookURL = secret.Value(strings.TrimSpace(ep.WebhookURL.Reveal()))
+	allowed := map[string]bool{}
+	switch ep.Channel {
+	case "":
+		fe.add(path+".channel", "is required (email, sms, slack or webhook)")
+		return
+	case channelEmail:
+		allowed["address"] = true
+		r.email(fe, path+".address", &ep.Address)
+	case channelSMS:
+		allowed["address"] = true
+		r.phone(fe, path+".address", &ep.Address)
+	case channelWebhook:
+		allowed["url"], allowed["secret"] = true, true
+		r.webhookURL(fe, path+".url", ep.URL)
+		checkWebhookSecret(fe, path+".secret", ep.Secret)
+	case channelSlack:
+		allowed["webhook_url"], allowed["slack_channel"] = true, true
+		r.slack(fe, path, ep)
+	default:
+		fe.add(path+".channel", "must be one of email, sms, slack, webhook")
+		return
+	}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"address", ep.Address != ""}, {"url", ep.URL != ""}, {"secret", !ep.Secret.IsZero()},
+		{"webhook_url", !ep.WebhookURL.IsZero()}, {"slack_channel", ep.SlackChannel != ""},
+	} {
+		if f.set && !allowed[f.name] {
+			fe.add(path+"."+f.name, "is not used by channel %s", ep.Channel)
+		}
+	}
+	ep.Components = r.components(fe, path+".components", ep.Components)
+	if len(s.Components) > 0 {
+		for _, c := range ep.Components {
+			if !slices.Contains(s.Components, c) {
+				fe.add(path+".components", "%q is not among the subscriber's components (an endpoint can only narrow them)", c)
+			}
+		}
+	}
+	checkPriority(fe, path+".min_priority", ep.MinPriority)
+	ep.Statuses = checkStatuses(fe, path+".statuses", ep.Statuses)
+	if len(s.Statuses) > 0 {
+		for _, st := range ep.Statuses {
+			if !slices.Contains(s.Statuses, st) {
+				fe.add(path+".statuses", "%q is not among the subscriber's statuses (an endpoint can only narrow them)", st)
+			}
+		}
+	}
+	if q := ep.QuietHours; q != nil {
+		q.Start, q.End = strings.TrimSpace(q.Start), strings.TrimSpace(q.End)
+		_, errS := clock(q.Start)
+		_, errE := clock(q.End)
+		if errS != nil {
+			fe.add(path+".quiet_hours.start", "must be HH:MM (24 h)")
+		}
+		if errE != nil {
+			fe.add(path+".quiet_hours.end", "must be HH:MM (24 h)")
+		}
+		if errS == nil && errE == nil && q.Start == q.End {
+			fe.add(path+".quiet_hours", "start and end must differ")
+		}
+	}
+	if d := ep.Disabled; d != nil {
+		d.Reason = strings.TrimSpace(d.Reason)
+		checkLabel(fe, path+".disabled.reason", d.Reason, 500)
+	}
+}
+
+func (r Rules) email(fe *FieldErrors, field string, addr *string) {
+	a := *addr
+	if a == "" {
+		fe.add(field, "is required for channel email")
+		return
+	}
+	parsed, err := mail.ParseAddress(a)
+	if err != nil || parsed.Name != "" || parsed.Address != a || len(a) > 254 {
+		fe.add(field, "%q is not an email address", clipValue(a))
+		return
+	}
+	at := strings.LastIndexByte(a, '@')
+	domain := strings.ToLower(a[at+1:])
+	if !strings.Contains(domain, ".") && domain != "localhost" || strings.HasPrefix(domain, "[") {
+		fe.add(field, "%q has no usable domain", clipValue(a))
+		return
+	}
+	*addr = a[:at+1] + domain
+}
+
+func (r Rules) phone(fe *FieldErrors, field string, addr *string) {
+	n, err := NormalizePhone(*addr, r.DefaultRegion)
+	if err != nil {
+		fe.add(field, "%v", err)
+		return
+	}
+	*addr = n
+}
+
+// NormalizePhone parses a phone number and returns it in E.164 form
+// ("+33612345678"). region reads numbers written without a country code;
+// empty requires the international form.
+func NormalizePhone(s, region string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", fmt.Errorf("a phone number is required")
+	}
+	if region == "" && !strings.HasPrefix(s, "+") {
+		return "", fmt.Errorf("%q must be in international form (+ and country code)", clipValue(s))
+	}
+	if region == "" {
+		region = "ZZ"
+	}
+	num, err := phonenumbers.Parse(s, strings.ToUpper(region))
+	if err != nil {
+		return "", fmt.Errorf("%q is not a phone number", clipValue(s))
+	}
+	if !phonenumbers.IsValidNumber(num) {
+		return "", fmt.Errorf("%q is not a valid phone number", clipValue(s))
+	}
+	return phonenumbers.Format(num, phonenumbers.E164), nil
+}
+
+func (r Rules) webhookURL(fe *FieldErrors, field, raw string) {
+	if raw == "" {
+		fe.add(field, "is required for channel webhook")
+		return
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "" || u.Hostname() == "":
+		fe.add(field, "is not an absolute URL")
+	case u.Scheme != "https" && !(u.Scheme == "http" && r.AllowHTTPWebhooks):
+		fe.add(field, "must be an https URL")
+	case u.User != nil:
+		fe.add(field, "must not carry credentials (sign with the secret instead)")
+	case u.Fragment != "":
+		fe.add(field, "must not have a fragment")
+	case len(raw) > 2048:
+		fe.add(field, "is longer than 2048 bytes")
+	}
+}
+
+// checkWebhookSecret checks a Standard Webhooks secret: "whsec_" followed by
+// the base64 of 24 to 64 random bytes. The message never echoes the secret.
+func checkWebhookSecret(fe *FieldErrors, field string, v secret.Value) {
+	s := v.Reveal()
+	if s == "" {
+		fe.add(field, `is required for channel webhook ("whsec_" + base64 of 24 to 64 random bytes)`)
+		return
+	}
+	raw, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		fe.add(field, `must start with "whsec_"`)
+		return
+	}
+	key, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil {
+		fe.add(field, `must be "whsec_" followed by standard base64`)
+		return
+	}
+	if len(key) < 24 || len(key) > 64 {
+		fe.add(field, "must encode 24 to 64 bytes (has %d)", len(key))
+	}
+}
+
+func (r Rules) slack(fe *FieldErrors, path string, ep *Endpoint) {
+	hook, ch := ep.WebhookURL.Reveal(), ep.SlackChannel
+	switch {
+	case hook == "" && ch == "":
+		fe.add(path, "channel slack needs webhook_url (an incoming webhook) or slack_channel (a channel id for the bot)")
+	case hook != "" && ch != "":
+		fe.add(path, "give webhook_url or slack_channel, not both")
+	case hook != "":
+		hosts := r.SlackWebhookHosts
+		if len(hosts) == 0 {
+			hosts = defaultSlackWebhookHosts
+		}
+		u, err := url.Parse(hook)
+		// The URL is a credential: never echo it.
+		switch {
+		case err != nil || u.Host == "":
+			fe.add(path+".webhook_url", "is not an absolute URL")
+		case u.Scheme != "https" && !(u.Scheme == "http" && r.AllowHTTPWebhooks):
+			fe.add(path+".webhook_url", "must be an https URL")
+		case !slices.Contains(hosts, strings.ToLower(u.Host)):
+			fe.add(path+".webhook_url", "must be a Slack incoming-webhook URL (host %s)", strings.Join(hosts, " or "))
+		}
+	default:
+		if !slackChannelPattern.MatchString(ch) {
+			fe.add(path+".slack_channel", "%q is not a Slack channel id (such as C0123ABCD)", clipValue(ch))
+		}
+	}
+}
+
+func (r Rules) components(fe *FieldErrors, field string, ids []string) []string {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(ids))
+	for i, id := range ids {
+		id = strings.TrimSpace(id)
+		switch {
+		case !incident.ValidComponentID(id):
+			fe.add(fmt.Sprintf("%s[%d]", field, i), "%q is not a component id", clipValue(id))
+		case r.Components != nil && !r.Components.Known(id):
+			fe.add(fmt.Sprintf("%s[%d]", field, i), "unknown component %q (known: %s)", clipValue(id), strings.Join(r.Components.IDs(), ", "))
+		default:
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func checkPriority(fe *FieldErrors, field string, p incident.Priority) {
+	if p != "" && !p.Valid() {
+		fe.add(field, "must be one of P1, P2, P3, P4")
+	}
+}
+
+func checkStatuses(fe *FieldErrors, field string, sts []incident.Status) []incident.Status {
+	if len(sts) == 0 {
+		return nil
+	}
+	out := make([]incident.Status, 0, len(sts))
+	for i, st := range sts {
+		if !st.Valid() {
+			names := make([]string, 0, 8)
+			for _, s := range incident.Statuses() {
+				names = append(names, string(s))
+			}
+			fe.add(fmt.Sprintf("%s[%d]", field, i), "%q must be one of %s", clipValue(string(st)), strings.Join(names, ", "))
+			continue
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b incident.Status) int { return a.Index() - b.Index() })
+	return slices.Compact(out)
+}
+
+func checkLabel(fe *FieldErrors, field, s string, maxRunes int) {
+	if !utf8.ValidString(s) {
+		fe.add(field, "must be valid UTF-8")
+		return
+	}
+	if utf8.RuneCountInString(s) > maxRunes {
+		fe.add(field, "must be at most %d characters", maxRunes)
+	}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		fe.add(field, "must not contain control characters")
+	}
+}
+
+// clipValue shortens a value echoed in an error message.
+func clipValue(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) > 80 {
+		return s[:byteIndex(s, 77)] + "..."
+	}
+	return s
+}
+
+func byteIndex(s string, runes int) int {
+	i := 0
+	for j := range s {
+		if i == runes {
+			return j
+		}
+		i++
+	}
+	return len(s)
+}
+
+// clock parses "HH:MM" into minutes after midnight.
+func clock(s string) (int, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil || len(s) != 5 {
+		return 0, fmt.Errorf("bad clock %q", s)
+	}
+	return t.Hour()*60 + t.Minute(), nil
+}
+
+// LoadLocation loads an IANA time zone; "" and "UTC" are UTC. Unlike
+// [time.LoadLocation] it refuses "Local", whose meaning depends on the
+// machine.
+func LoadLocation(name string) (*time.Location, error) {
+	if name == "" {
+		return time.UTC, nil
+	}
+	if name == "Local" {
+		return nil, fmt.Errorf("time zone %q depends on the machine", name)
+	}
+	return time.LoadLocation(name)
+}
