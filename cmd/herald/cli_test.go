@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// herald runs one CLI command in-process and returns its exit status,
+// stdout and stderr.
+func herald(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code := run(ctx, args, &stdio{in: strings.NewReader(stdin), out: &out, err: &errb, env: func(k string) string { return env[k] }})
+	return code, out.String(), errb.String()
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCLIUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{}, exitUsage, "Commands:"},
+		{[]string{"--help"}, exitOK, "Commands:"},
+		{[]string{"frobnicate"}, exitUsage, "frobnicate"},
+		{[]string{"serve", "--help"}, exitOK, "-nats-url"},
+		{[]string{"serve", "--no-such-flag"}, exitUsage, "no-such-flag"},
+		{[]string{"subscribers"}, exitUsage, "import"},
+		{[]string{"publish"}, exitUsage, "FILE"},
+		{[]string{"dlq", "replay"}, exitUsage, ""},
+	}
+	for _, tt := range tests {
+		code, out, errOut := herald(t, nil, "", tt.args...)
+		if code != tt.code || !strings.Contains(out+errOut, tt.want) {
+			t.Errorf("herald %v = %d\nstdout: %s\nstderr: %s", tt.args, code, out, errOut)
+		}
+	}
+}
+
+func TestCLIConfig(t *testing.T) {
+	dir := t.TempDir()
+	yamlFile := writeFile(t, dir, "herald.yaml", `
+data: /srv/herald
+listen: 127.0.0.1:9000
+log: {format: json, level: debug}
+nats: {url: "nats://a:4222,nats://b:4222", replicas: 3}
+dispatch:
+  max_event_bytes: 65536
+  channels:
+    sms: {rate: 1, latest_only: false, retry: {schedule: [30s, 2m, 10m]}}
+webhook: {allow: ["127.0.0.1/32"], timeout: 10s}
+`)
+	tomlFile := writeFile(t, dir, "herald.toml", `
+data = "/srv/herald"
+[nats]
+url = "nats://a:4222"
+[webhook]
+timeout = "10s"
+`)
+	for _, f := range []string{yamlFile, tomlFile} {
+		cfg, err := loadConfig(f, func(k string) string {
+			return map[string]string{"HERALD_DATA": "/from/env", "HERALD_ADMIN_TOKEN": "tok"}[k]
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if cfg.Data != "/from/env" || cfg.NATS.URL == "" || cfg.AdminToken.Reveal() != "tok" || cfg.Webhook.Timeout != 10*time.Second {
+			t.Errorf("%s: %+v", f, cfg)
+		}
+	}
+	for name, content := range map[string]string{
+		"bad.yaml": "nats: {ulr: x}\n",
+		"bad.toml": "[nats]\nulr = \"x\"\n",
+		"bad.ini":  "x=1\n",
+	} {
+		if _, err := loadConfig(writeFile(t, dir, name, content), func(string) string { return "" }); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+	// The example configuration shipped with Herald loads.
+	if _, err := loadConfig(filepath.Join("..", "..", "examples", "herald.yaml"), func(string) string { return "" }); err != nil {
+		t.Errorf("examples/herald.yaml: %v", err)
+	}
+}
+
+// TestCLIAdmin runs the admin commands against the embedded server of a
+// data directory: import with per-line errors, list/get/rm, publish of good
+// and bad events, dead letters.
+func TestCLIAdmin(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	subs := writeFile(t, dir, "subs.jsonl", strings.Join([]string{
+		`{"id":"m1","locale":"fr-FR","endpoints":[{"id":"wh","channel":"webhook","url":"https://m1.example/h","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]}`,
+		`{"id":"m2","locale":"fr-FR","endpoints":[{"id":"sms","channel":"sms","address":"+33 1"}]}`,
+		`{"id":"m3","locale":"it","endpoints":[{"id":"mail","channel":"email","address":"info@m3.example"}]}`,
+		`{"id":"m4",`,
+	}, "\n"))
+	code, out, errOut := herald(t, nil, "", "subscribers", "import", "--data", data, subs)
+	if code != exitUsage || !strings.Contains(out, "imported 2 subscribers") ||
+		!strings.Contains(errOut, "line 2 (m2): endpoints[0].address") || !strings.Contains(errOut, "line 4") {
+		t.Fatalf("import = %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = herald(t, nil, "", "subscribers", "list", "--data", data)
+	if code != exitOK || !strings.Contains(out, "m1") || !strings.Contains(out, "m3") || strings.Contains(out, "m2") {
+		t.Fatalf("list = %d\n%s", code, out)
+	}
+	code, out, _ = herald(t, nil, "", "subscribers", "get", "--data", data, "m1")
+	if code != exitOK || !strings.Contains(out, "m1.example") || strings.Contains(out, "MfKQ9r8G") {
+		t.Fatalf("get = %d (secret must be masked)\n%s", code, out)
+	}
+	if code, _, _ = herald(t, nil, "", "subscribers", "get", "--data", data, "nobody"); code == exitOK {
+		t.Error("get of an unknown subscriber succeeded")
+	}
+	if code, _, errOut = herald(t, nil, "", "subscribers", "rm", "--data", data, "m3"); code != exitOK {
+		t.Fatalf("rm = %d %s", code, errOut)
+	}
+	if code, _, _ = herald(t, nil, "", "subscribers", "get", "--data", data, "m3"); code == exitOK {
+		t.Error("m3 still there after rm")
+	}
+
+	// Publishing: one bad event is reported with its field and the good
+	// ones still go out.
+	events := strings.Join([]string{
+		`{"id":"INC-1:1","incident_id":"INC-1","sequence":1,"status":"investigating","title":"T","body":"B"}`,
+		`{"id":"INC-1:2","incident_id":"INC-1","sequence":0,"status":"investigating","title":"T","body":"B"}`,
+		`{"id":"INC-1:3","incident_id":"INC-1","sequence":3,"status":"resolved","title":"T","body":"B"}`,
+	}, "\n")
+	code, out, errOut = herald(t, nil, events, "publish", "--data", data, "-")
+	if code != exitUsage || !strings.Contains(errOut, "sequence: must be >= 1") || strings.Count(out, "published") != 2 {
+		t.Fatalf("publish = %d\n%s\n%s", code, out, errOut)
+	}
+	// Re-publishing is deduplicated by the event id.
+	code, out, _ = herald(t, nil, events[:strings.IndexByte(events, '\n')], "publish", "--data", data, "-")
+	if code != exitOK || !strings.Contains(out, "already published") {
+		t.Errorf("re-publish = %d\n%s", code, out)
+	}
+	if code, out, errOut = herald(t, nil, "", "dlq", "list", "--data", data); code != exitOK {
+		t.Errorf("dlq list = %d\n%s\n%s", code, out, errOut)
+	}
+	if code, _, errOut = herald(t, nil, "", "suppressions", "list", "--data", data); code != exitOK {
+		t.Errorf("suppressions list = %d %s", code, errOut)
+	}
+}
