@@ -111,9 +111,9 @@ func setup(t *testing.T, opts bundleOpts) *testBundle {
 	}
 	none := 0.0
 	cfg := Config{
-		SecretKey: secret.Value(strings.Repeat("k", 32)),
-		Logger:    logger,
-		Channels:  map[string]ChannelConfig{},
+		SecretKey:       secret.Value(strings.Repeat("k", 32)),
+		Logger:          logger,
+		Channels:        map[string]ChannelConfig{},
 		ShutdownTimeout: 5 * time.Second,
 	}
 	for _, name := range channels.Names() {

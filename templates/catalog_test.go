@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/heraldhq/herald/incident"
 )
 
 // TestCatalogsComplete checks that every embedded catalog has exactly the
@@ -194,12 +196,25 @@ func TestOverridesApplied(t *testing.T) {
 	if !strings.HasSuffix(out.Subject, "— Incident clos") || !strings.Contains(out.Text, "Se désabonner") {
 		t.Fatalf("override not applied: subject %q", out.Subject)
 	}
+	// The corpus update has no German text: a German subscriber gets the
+	// first language of the fallback chain, recorded as a fallback.
 	out, err = r.Render(Update{Event: ev, AcceptedAt: acceptedAt}, ChannelEmail, testRecipient(t, "de-AT"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Locale != "de" || out.Confidence != "high" || !strings.Contains(out.Text, "Abmelden") {
-		t.Fatalf("new locale: %s %s", out.Locale, out.Confidence)
+	if out.Locale != "en" || !out.Fallback || out.Confidence != "high" || strings.Contains(out.Text, "Abmelden") {
+		t.Fatalf("update without German: %s %s fallback %v", out.Locale, out.Confidence, out.Fallback)
+	}
+	// An update with a German text is written in German.
+	german := localizedGolden()
+	german.Title = incident.LocalizedText(map[string]string{"en": "Portal maintenance", "de": "Wartung des Portals"})
+	german.Body = incident.LocalizedText(map[string]string{"en": "The portal will be unavailable.", "de": "Das Portal ist nicht erreichbar."})
+	out, err = r.Render(Update{Event: german, AcceptedAt: acceptedAt}, ChannelEmail, testRecipient(t, "de-AT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Locale != "de" || out.Fallback || out.Confidence != "high" || !strings.Contains(out.Text, "Abmelden") || !strings.Contains(out.Text, "Das Portal ist nicht erreichbar.") {
+		t.Fatalf("new locale: %s %s fallback %v", out.Locale, out.Confidence, out.Fallback)
 	}
 }
 

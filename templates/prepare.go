@@ -42,27 +42,6 @@ type langText struct {
 	doc, short *mdDoc
 }
 
-// header is the shared header the status page writes at the top of a
-// multilingual body ("TSR-1723 - Début / Start / Inizio : 03/05/2025 - Fin
-// / End / Fine : ... - Catégorie / Category / Categoria : ... -
-// Responsabilité / Responsibility / Responsabilità : ...").
-type header struct {
-	Reference string
-	// Start and End are set when the header's dates parse; DateOnly*
-	// tells that they carry no time of day (shown without conversion).
-	Start, End                 *time.Time
-	StartDateOnly, EndDateOnly bool
-	// StartText and EndText are the values as written.
-	StartText, EndText string
-	// Ongoing is true when the header says the incident is not over.
-	Ongoing bool
-	// Category, Responsibility and Priority per language when the header
-	// gives them per language ("Externe / External / Esterna"), else the
-	// same value under every language.
-	Category, Responsibility map[string]string
-	Priority                 string
-}
-
 // fingerprint identifies an update's content for the caches.
 func (r *Renderer) fingerprint(u Update) uint64 {
 	var h maphash.Hash
@@ -144,6 +123,13 @@ func (r *Renderer) prepare(u Update) *prepared {
 			p.texts[lang] = r.newLangText(lang, title, whole)
 		}
 		return p
+	}
+	if len(titles) == 0 {
+		// A title whose language cannot be told is sent whole.
+		whole := cleanLine(ev.Title.String())
+		for _, lang := range p.available {
+			titles[lang] = whole
+		}
 	}
 	for _, lang := range p.available {
 		p.texts[lang] = r.newLangText(lang, titles[lang], bodies[lang])

@@ -11,7 +11,9 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/templates/multilingual"
 	"github.com/yuin/goldmark"
+	"golang.org/x/text/language"
 )
 
 // The channels Herald renders for (the names of package channels).
@@ -41,6 +43,8 @@ type Renderer struct {
 	tmpl    *templateSet
 	md      goldmark.Markdown
 	seed    maphash.Seed
+	// splitter cuts multilingual titles and bodies per language.
+	splitter *multilingual.Splitter
 
 	prep  *lru.Cache[prepKey, *prepared]
 	cache *lru.Cache[renderKey, *Rendered]
@@ -157,6 +161,9 @@ func New(cfg Config) (*Renderer, error) {
 		}
 	}
 	r := &Renderer{cfg: cfg, cats: cats, locales: newLocales(names, cfg.Fallback), tmpl: tmpl, md: newMarkdown(), seed: maphash.MakeSeed()}
+	if r.splitter, err = newSplitter(r.locales.names); err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
 	size := max(cfg.CacheSize, 1)
 	if r.cache, err = lru.New[renderKey, *Rendered](size); err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
@@ -187,9 +194,16 @@ func countOverrides(files map[string]source) int {
 // and recipient shape, without caching.
 func (r *Renderer) selfTest() error {
 	start := time.Date(2025, 5, 3, 14, 11, 0, 0, time.UTC)
+	// The first sample has a text in every locale, so that every
+	// catalog renders the update templates whole.
+	titles, bodies := map[string]string{}, map[string]string{}
+	for _, lang := range r.locales.names {
+		titles[lang] = "Sample"
+		bodies[lang] = "Sample **body**.\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+	}
 	samples := []*incident.Event{
 		{ID: "SAMPLE-1:1", IncidentID: "SAMPLE-1", Sequence: 1, Status: incident.Investigating, Priority: incident.P1,
-			Components: r.cfg.Components.IDs(), Title: incident.PlainText("Sample"), Body: incident.PlainText("Sample **body**.\n\n| a | b |\n|---|---|\n| 1 | 2 |"),
+			Components: r.cfg.Components.IDs(), Title: incident.LocalizedText(titles), Body: incident.LocalizedText(bodies),
 			URL: "https://status.example.com/incidents/SAMPLE-1", StartedAt: &start, PublishedAt: &start},
 		{ID: "SAMPLE-2:2", IncidentID: "SAMPLE-2", Sequence: 2, Status: incident.Completed,
 			Title: incident.PlainText("Sample"), Body: incident.PlainText("Sample")},
@@ -199,7 +213,8 @@ func (r *Renderer) selfTest() error {
 		if err != nil {
 			return err
 		}
-		for _, lang := range r.locales.names {
+		for _, loc := range r.locales.names {
+			lang, _ := r.locales.choose(loc, language.Exact, p.available)
 			for _, ch := range []string{ChannelEmail, ChannelSMS, ChannelSlack, ChannelWebhook} {
 				for _, shape := range []int{0, hasName | hasUnsubscribe | hasPreferences} {
 					if _, err := r.renderChannel(p, lang, ch, time.UTC, shape, shape == 0); err != nil {
@@ -209,8 +224,8 @@ func (r *Renderer) selfTest() error {
 			}
 			for _, ch := range []string{ChannelEmail, ChannelSMS, ChannelSlack, ChannelWebhook} {
 				n := Notice{Kind: NoticeEndpointDisabled, EndpointID: "e1", EndpointChannel: ChannelWebhook, Reason: "HTTP 410 Gone", At: start}
-				if _, err := r.RenderNotice(n, ch, Recipient{Locale: lang, Name: "Sample", UnsubscribeURL: "https://example.com/u"}); err != nil {
-					return fmt.Errorf("locale %s, notice on %s: %w", lang, ch, err)
+				if _, err := r.RenderNotice(n, ch, Recipient{Locale: loc, Name: "Sample", UnsubscribeURL: "https://example.com/u"}); err != nil {
+					return fmt.Errorf("locale %s, notice on %s: %w", loc, ch, err)
 				}
 			}
 		}

@@ -194,8 +194,8 @@ func (r *Renderer) newView(p *prepared, lang string, loc *time.Location, fallbac
 	if v.Reference == "" {
 		v.Reference = ev.IncidentID
 	}
-	v.Category = pick(h.Category, lang)
-	v.Responsibility = pick(h.Responsibility, lang)
+	v.Category = pick(h.Category, lang, r.locales.fallback)
+	v.Responsibility = pick(h.Responsibility, lang, r.locales.fallback)
 	doc := lt.doc
 	if short && lt.short != nil {
 		doc, v.Truncated = lt.short, true
@@ -206,12 +206,21 @@ func (r *Renderer) newView(p *prepared, lang string, loc *time.Location, fallbac
 }
 
 // pick returns the value for lang in a per-language map, else the value
-// shared by all ("" key), else "".
-func pick(m map[string]string, lang string) string {
+// shared by all ("" key), else the value in the first language of the
+// fallback chain the map has, else "".
+func pick(m map[string]string, lang string, fallback []string) string {
 	if v, ok := m[lang]; ok {
 		return v
 	}
-	return m[""]
+	if v, ok := m[""]; ok {
+		return v
+	}
+	for _, f := range fallback {
+		if v, ok := m[f]; ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // link returns the update's URL, or the status page's, when it is a safe

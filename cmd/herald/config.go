@@ -241,7 +241,7 @@ func (c *fileConfig) dispatcherConfig() dispatcher.Config {
 			Concurrency: cc.Concurrency, PerDestination: cc.PerDestination, Rate: cc.Rate, Burst: cc.Burst,
 			MaxDeliver: cc.MaxDeliver, AckWait: cc.AckWait, MaxAckPending: cc.MaxAckPending,
 			LatestOnly: cc.LatestOnly, SendTimeout: cc.SendTimeout,
-			Retry: dispatcher.Backoff{Schedule: cc.Retry.Schedule, Base: cc.Retry.Base, Max: cc.Retry.Max, Min: cc.Retry.Min, Jitter: cc.Retry.Jitter},
+			Retry:   dispatcher.Backoff{Schedule: cc.Retry.Schedule, Base: cc.Retry.Base, Max: cc.Retry.Max, Min: cc.Retry.Min, Jitter: cc.Retry.Jitter},
 			Breaker: dispatcher.BreakerConfig{Threshold: cc.Breaker.Threshold, Cooldown: cc.Breaker.Cooldown, MaxCooldown: cc.Breaker.MaxCooldown},
 		}
 	}
