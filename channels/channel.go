@@ -75,6 +75,10 @@ type Message struct {
 	// Body is the channel-specific payload: the webhook JSON, the Slack
 	// Block Kit JSON.
 	Body []byte
+	// Parent is, for Slack, the incident's living parent message (Block
+	// Kit JSON showing the current status), posted by the first update and
+	// updated in place by later ones. Nil for other channels.
+	Parent []byte
 	// ContentType is Body's media type. Defaults to application/json.
 	ContentType string
 	// Headers are extra headers to set (email List-Unsubscribe…).

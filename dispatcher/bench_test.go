@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -180,11 +182,11 @@ func newFastReceiver(b *testing.B) *fastReceiver {
 // payload to the same receiver from a raw net/http loop with the same
 // concurrency: the baseline. It reports both rates and their ratio.
 func BenchmarkWebhookThroughput(b *testing.B) {
-	const deliveries = 50_000
+	deliveries := benchSize("HERALD_BENCH_DELIVERIES", 50_000)
 	const concurrency = 64
 	recv := newFastReceiver(b)
 	d, _, ctx := benchDispatcher(b, func(c *Config) {
-		c.Channels = map[string]ChannelConfig{channels.Webhook: {Concurrency: concurrency, PerDestination: concurrency, MaxAckPending: 4096}}
+		c.Channels = map[string]ChannelConfig{channels.Webhook: {Concurrency: concurrency, PerDestination: concurrency, MaxAckPending: 16 * concurrency}}
 	}, nil)
 	for i := range deliveries {
 		d.index.Upsert(&subscribers.Subscriber{ID: fmt.Sprintf("m%06d", i), Locale: "fr-FR",
@@ -220,7 +222,7 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for next.Add(1) <= deliveries {
+				for next.Add(1) <= int64(deliveries) {
 					req, _ := http.NewRequest(http.MethodPost, recv.srv.URL+"/raw", strings.NewReader(string(payload.Body)))
 					req.Header.Set("Content-Type", "application/json")
 					resp, err := client.Do(req)
@@ -241,7 +243,7 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 		if _, err := PublishEvent(ctx, d.js, []byte(event("BENCH", i+1, "investigating")), 0); err != nil {
 			b.Fatal(err)
 		}
-		for recv.n.Load()-before < deliveries {
+		for recv.n.Load()-before < int64(deliveries) {
 			time.Sleep(time.Millisecond)
 		}
 		herald += time.Since(start)
@@ -251,6 +253,15 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 	b.ReportMetric(n/herald.Seconds(), "herald_deliveries/s")
 	b.ReportMetric(n/raw.Seconds(), "raw_posts/s")
 	b.ReportMetric(raw.Seconds()/herald.Seconds(), "ratio")
+}
+
+// benchSize reads a benchmark's size from the environment (for quick
+// profiling runs), else returns def.
+func benchSize(env string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(env)); err == nil && n > 0 {
+		return n
+	}
+	return def
 }
 
 func mustEvent(s string) *incident.Event {

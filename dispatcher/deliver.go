@@ -283,7 +283,7 @@ func (dl *deliverer) render(ctx context.Context, j *Job, sub *subscribers.Subscr
 		}
 	}
 	m.Locale, m.Subject, m.Text, m.HTML = r.Locale, r.Subject, r.Text, r.HTML
-	m.Body, m.ContentType, m.Headers = r.Body, r.ContentType, r.Headers
+	m.Body, m.Parent, m.ContentType, m.Headers = r.Body, r.Parent, r.ContentType, r.Headers
 	return m, r, nil
 }
 

@@ -114,7 +114,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		cfg: cfg, logger: cfg.Logger, nc: deps.Conn, js: js, topo: topo, catalog: catalog,
 		renderer: deps.Renderer, channels: deps.Channels, retry: deps.Retry,
 		index:     subscribers.NewIndex(cfg.Logger.With("component", "subscribers")),
-		store:     subscribers.NewStore(topo.Subscribers, deps.Rules),
+		store:     subscribers.NewStore(topo.Subscribers, deps.Rules, subscribers.CacheSize(cfg.SubscriberCacheSize)),
 		snaps:     newSnapshots(topo.Snapshots, cfg.Logger),
 		supp:      newSuppressions(topo.Suppressions, st.TTL(), cfg.Now, cfg.Logger),
 		dlq:       &DeadLetters{js: js, stream: topo.DeadLetters, now: cfg.Now},
@@ -124,6 +124,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		metrics:   newMetrics(cfg.Registerer),
 		locations: map[string]*time.Location{},
 	}
+	d.index.OnChange(func(s *subscribers.Subscriber, rev uint64, deleted bool) {
+		if deleted {
+			d.store.Forget(s.ID)
+			return
+		}
+		d.store.Prime(s, rev)
+	})
 	return d, nil
 }
 

@@ -51,7 +51,13 @@ type Index struct {
 
 	readyOnce sync.Once
 	ready     chan struct{}
+	observe   func(s *Subscriber, rev uint64, deleted bool)
 }
+
+// OnChange registers fn to see every subscriber [Index.Watch] applies (s
+// is nil with deleted true for a removal), e.g. to prime [Store.Prime].
+// Call it before Watch. fn must not modify s.
+func (x *Index) OnChange(fn func(s *Subscriber, rev uint64, deleted bool)) { x.observe = fn }
 
 // entry is one subscriber in the index; eps is nil in a free slot.
 type entry struct {
@@ -403,6 +409,9 @@ func (x *Index) apply(e jetstream.KeyValueEntry) {
 	switch e.Operation() {
 	case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
 		x.Remove(e.Key())
+		if x.observe != nil {
+			x.observe(&Subscriber{ID: e.Key()}, e.Revision(), true)
+		}
 	default:
 		s, err := decode(e.Value())
 		if err != nil || s.ID != e.Key() {
@@ -410,6 +419,9 @@ func (x *Index) apply(e jetstream.KeyValueEntry) {
 			return
 		}
 		x.Upsert(s, e.Revision())
+		if x.observe != nil {
+			x.observe(s, e.Revision(), false)
+		}
 	}
 }
 

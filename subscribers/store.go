@@ -31,14 +31,43 @@ type cached struct {
 	sub *Subscriber
 }
 
-// DefaultCacheSize is how many subscribers [Store.Lookup] keeps decoded.
-const DefaultCacheSize = 8192
+// DefaultCacheSize is how many subscribers [Store.Lookup] keeps decoded
+// by default (about 1 KiB each).
+const DefaultCacheSize = 65536
+
+// StoreOption configures a [Store].
+type StoreOption func(*Store)
+
+// CacheSize sets how many decoded subscribers [Store.Lookup] keeps
+// (default [DefaultCacheSize]; values below 1 count as 1).
+func CacheSize(n int) StoreOption {
+	return func(st *Store) {
+		st.cache, _ = lru.New[string, cached](max(n, 1))
+	}
+}
 
 // NewStore returns a store over kv validating with rules.
-func NewStore(kv jetstream.KeyValue, rules Rules) *Store {
+func NewStore(kv jetstream.KeyValue, rules Rules, opts ...StoreOption) *Store {
 	c, _ := lru.New[string, cached](DefaultCacheSize) // only fails for size <= 0
-	return &Store{kv: kv, rules: rules, cache: c}
+	st := &Store{kv: kv, rules: rules, cache: c}
+	for _, o := range opts {
+		o(st)
+	}
+	return st
 }
+
+// Prime offers the lookup cache a subscriber read elsewhere (the index's
+// watch), so that sends need not read it again. s must not be modified
+// afterwards. An older revision than the cached one is ignored.
+func (st *Store) Prime(s *Subscriber, rev uint64) {
+	if c, ok := st.cache.Peek(s.ID); ok && c.rev >= rev {
+		return
+	}
+	st.cache.Add(s.ID, cached{rev: rev, sub: s})
+}
+
+// Forget drops a subscriber from the lookup cache.
+func (st *Store) Forget(id string) { st.cache.Remove(id) }
 
 // Put validates s (normalising it in place) and stores it, replacing any
 // subscriber with the same id. It reports whether the subscriber is new.

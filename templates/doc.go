@@ -21,9 +21,17 @@
 //
 // Texts come per locale when the event gives them so ({"fr": …, "en": …});
 // a single string holding several languages, as the status page writes
-// them, is split into per-language parts and its shared header
-// ("TSR-1723 - Début / Start / Inizio : 03/05/2025 - …") parsed into
-// fields. A text whose language cannot be told is sent whole.
+// them, is split into per-language parts by package multilingual (markers
+// such as "FR … EN …" and "==============ENGLISH VERSION==============",
+// and language identification restricted to the supported locales for
+// text without a marker), and its shared header ("TSR-1723 - Début /
+// Start / Inizio : 03/05/2025 - …") is parsed into fields shown in the
+// locale's words and date format rather than raw. A body whose language
+// cannot be told is sent whole in every language; so is a title. A title
+// in languages other than the message's is replaced by one written from
+// the catalog ("Incident affecting E-commerce payments"). A header value
+// given in some languages only ("Authentification 3D Secure / 3DS
+// authentication") is shown in the fallback chain's language elsewhere.
 //
 // # Bodies
 //

@@ -1,0 +1,165 @@
+package email
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/heraldhq/herald/secret"
+)
+
+// ed25519PEM is a fixed Ed25519 key for the tests and the example.
+const ed25519PEM = `-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEICusn3alB8sGz7DOXxHyZC1QCpTVfSVE2eIHbxPNcwcd
+-----END PRIVATE KEY-----
+`
+
+func rsaPEM(t testing.TB, bits int) string {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+}
+
+// verifyDKIM checks data's signatures with github.com/emersion/go-msgauth,
+// an implementation independent of the signer, the public key coming from
+// the DNS record DNSRecord tells operators to publish.
+func verifyDKIM(t testing.TB, d *DKIM, data []byte) []*dkim.Verification {
+	t.Helper()
+	name, value, err := d.DNSRecord()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := dkim.VerifyWithOptions(bytes.NewReader(data), &dkim.VerifyOptions{
+		LookupTXT: func(domain string) ([]string, error) {
+			if domain != name {
+				return nil, errors.New("no such record: " + domain)
+			}
+			return []string{value}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+func TestDKIM(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, key, k string
+	}{
+		{"ed25519", ed25519PEM, "k=ed25519"},
+		{"rsa", rsaPEM(t, 2048), "k=rsa"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := &DKIM{Domain: "herald.example", Selector: "herald2025", PrivateKey: secret.Value(tc.key)}
+			name, value, err := d.DNSRecord()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name != "herald2025._domainkey.herald.example" || !strings.HasPrefix(value, "v=DKIM1; "+tc.k+"; p=") {
+				t.Errorf("record %s %q", name, value)
+			}
+			env, err := testComposer(t, func(c *Config) { c.DKIM = d }).compose(dupont(), frenchMessage())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.HasPrefix(env.data, []byte("DKIM-Signature: ")) {
+				t.Fatalf("no signature on top:\n%s", env.data)
+			}
+			vs := verifyDKIM(t, d, env.data)
+			if len(vs) != 1 || vs[0].Err != nil {
+				t.Fatalf("verification %+v (err %v)", *vs[0], vs[0].Err)
+			}
+			if vs[0].Domain != "herald.example" || vs[0].Time.IsZero() {
+				t.Errorf("signed by %q at %v", vs[0].Domain, vs[0].Time)
+			}
+			signed := strings.ToLower(strings.Join(vs[0].HeaderKeys, ":"))
+			for _, h := range []string{"from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post", "list-id", "feedback-id", "x-herald-incident"} {
+				if !slices.Contains(strings.Split(signed, ":"), h) {
+					t.Errorf("%s is not signed (h=%s)", h, signed)
+				}
+			}
+
+			// Changes in transit break the signature.
+			for what, tamper := range map[string]func([]byte) []byte{
+				"the unsubscribe URL": func(b []byte) []byte {
+					return bytes.Replace(b, []byte("https://herald.example/u/abc"), []byte("https://evil.example/u/abc"), 1)
+				},
+				"a second From": func(b []byte) []byte {
+					return append([]byte("From: attacker@evil.example\r\n"), b...)
+				},
+				"a second List-Unsubscribe": func(b []byte) []byte {
+					return append([]byte("List-Unsubscribe: <https://evil.example/>\r\n"), b...)
+				},
+				"the text": func(b []byte) []byte {
+					return bytes.Replace(b, []byte("Nous surveillons"), []byte("Nous ignorons"), 1)
+				},
+			} {
+				vs := verifyDKIM(t, d, tamper(bytes.Clone(env.data)))
+				if len(vs) != 1 || vs[0].Err == nil {
+					t.Errorf("changing %s left the signature valid", what)
+				}
+			}
+		})
+	}
+}
+
+func TestDKIMKeys(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		key  string
+		ok   bool
+	}{
+		{"ed25519 PKCS #8", ed25519PEM, true},
+		{"rsa 1024", rsaPEM(t, 1024), true},
+		{"garbage", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", false},
+		{"empty", "", false},
+	} {
+		d := &DKIM{Domain: "herald.example", Selector: "s1", PrivateKey: secret.Value(tc.key)}
+		_, _, err := d.DNSRecord()
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if err != nil && tc.key != "" && strings.Contains(err.Error(), tc.key[30:40]) {
+			t.Errorf("%s: the error quotes the key", tc.name)
+		}
+	}
+	for _, d := range []DKIM{
+		{Domain: "", Selector: "s1", PrivateKey: ed25519PEM},
+		{Domain: "herald.example", Selector: "", PrivateKey: ed25519PEM},
+		{Domain: "herald.example", Selector: "a;b", PrivateKey: ed25519PEM},
+	} {
+		if _, _, err := d.DNSRecord(); err == nil {
+			t.Errorf("%+v accepted", d)
+		}
+	}
+	// DMARC alignment: From's domain or a parent.
+	for _, tc := range []struct {
+		from, signer string
+		ok           bool
+	}{
+		{"herald.example", "herald.example", true},
+		{"mail.herald.example", "herald.example", true},
+		{"herald.example", "mail.herald.example", false},
+		{"evilherald.example", "herald.example", false},
+		{"HERALD.example", "herald.EXAMPLE.", true},
+	} {
+		if got := aligned(tc.from, tc.signer); got != tc.ok {
+			t.Errorf("aligned(%q, %q) = %v", tc.from, tc.signer, got)
+		}
+	}
+}

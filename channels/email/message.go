@@ -1,0 +1,362 @@
+package email
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/textproto"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-msgauth/dkim"
+	gomail "github.com/wneessen/go-mail"
+
+	"github.com/heraldhq/herald/channels"
+)
+
+// maxHeaderValue bounds a header value from Message.Headers: one line of
+// RFC 5322 at most.
+const maxHeaderValue = 998
+
+// reservedHeaders are written by the channel itself; Message.Headers may
+// not set them (lower-case names).
+var reservedHeaders = map[string]bool{
+	"from": true, "sender": true, "to": true, "cc": true, "bcc": true,
+	"subject": true, "date": true, "message-id": true, "mime-version": true,
+	"content-type": true, "content-transfer-encoding": true,
+	"dkim-signature": true, "return-path": true, "received": true,
+}
+
+// headerNames spells the headers Herald sets the way their RFCs do; others
+// take the usual canonical form ("X-Herald-Incident").
+var headerNames = map[string]string{
+	"list-id":                  "List-Id",
+	"list-unsubscribe":         "List-Unsubscribe",
+	"list-unsubscribe-post":    "List-Unsubscribe-Post",
+	"feedback-id":              "Feedback-ID",
+	"content-language":         "Content-Language",
+	"auto-submitted":           "Auto-Submitted",
+	"reply-to":                 "Reply-To",
+	"x-auto-response-suppress": "X-Auto-Response-Suppress",
+}
+
+// signedHeaders are the headers a DKIM signature covers when present;
+// oversigned ones are listed twice in h=, so that a copy added in transit
+// breaks the signature (RFC 6376 section 8.15). Gmail and Yahoo want
+// List-Unsubscribe and List-Unsubscribe-Post signed.
+var (
+	signedHeaders = []string{
+		"From", "Reply-To", "To", "Subject", "Date", "Message-ID",
+		"MIME-Version", "Content-Type", "Content-Language", "Auto-Submitted",
+		"List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "Feedback-ID",
+	}
+	oversignedHeaders = []string{
+		"From", "Reply-To", "To", "Subject", "Date", "Message-ID",
+		"List-Id", "List-Unsubscribe", "List-Unsubscribe-Post",
+	}
+)
+
+// envelope is a rendered message and its SMTP envelope.
+type envelope struct {
+	// from and to are the reverse and forward paths: "<address>".
+	from, to string
+	data     []byte
+	// utf8 is true when an envelope address needs SMTPUTF8.
+	utf8 bool
+}
+
+// composer renders messages; it holds what New derived from Config.
+type composer struct {
+	from     *mail.Address
+	domain   string
+	replyTo  string
+	listID   string
+	feedback string
+	dkim     *DKIM
+	dkimKey  crypto.Signer
+	now      func() time.Time
+}
+
+func newComposer(cfg Config) (*composer, error) {
+	from, err := mail.ParseAddress(cfg.From)
+	if err != nil {
+		return nil, fmt.Errorf("email: From: %w", err)
+	}
+	c := &composer{
+		from:     from,
+		domain:   domainOf(from.Address),
+		replyTo:  cfg.ReplyTo,
+		listID:   listID(cfg.ListID),
+		feedback: cfg.FeedbackID,
+		dkim:     cfg.DKIM,
+		now:      cfg.Now,
+	}
+	if cfg.DKIM != nil {
+		if c.dkimKey, err = cfg.DKIM.signer(); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// listID returns the List-Id header value for s: s itself when it holds
+// the <id>, s in angle brackets otherwise.
+func listID(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.Contains(s, "<") {
+		return s
+	}
+	return "<" + s + ">"
+}
+
+// compose renders msg for ep. Every error it returns is about the message
+// or the endpoint, so permanent (the caller marks it).
+func (c *composer) compose(ep channels.Endpoint, msg *channels.Message) (envelope, error) {
+	rcpt, err := mail.ParseAddress(ep.Address)
+	if err != nil || rcpt.Address == "" {
+		return envelope{}, errInvalidAddress
+	}
+	if strings.ContainsFunc(ep.Name, isControl) {
+		return envelope{}, errors.New("the endpoint's name holds a control character")
+	}
+	if strings.ContainsFunc(msg.Subject, isControl) {
+		return envelope{}, errors.New("the subject holds a control character")
+	}
+	if msg.Text == "" && msg.HTML == "" {
+		return envelope{}, errors.New("the message has neither text nor HTML")
+	}
+	keys, err := headerKeys(msg.Headers)
+	if err != nil {
+		return envelope{}, err
+	}
+
+	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent(), gomail.WithBoundary(c.boundary(msg)))
+	m.FromMailAddress(c.from)
+	if err := m.AddToFormat(ep.Name, rcpt.Address); err != nil {
+		return envelope{}, errInvalidAddress
+	}
+	if c.replyTo != "" {
+		if err := m.ReplyTo(c.replyTo); err != nil {
+			return envelope{}, fmt.Errorf("invalid Reply-To: %w", err)
+		}
+	}
+	m.Subject(msg.Subject)
+	m.SetDateWithValue(c.now())
+	m.SetMessageIDWithValue(MessageID(msg.ID, c.domain))
+	m.SetGenHeader("Auto-Submitted", "auto-generated")
+	if c.listID != "" {
+		m.SetGenHeader("List-Id", c.listID)
+	}
+	if c.feedback != "" {
+		m.SetGenHeader("Feedback-ID", feedbackID(msg.Kind, c.feedback))
+	}
+	if isLanguageTag(msg.Locale) {
+		m.SetGenHeader("Content-Language", msg.Locale)
+	}
+	signed := slices.Clone(signedHeaders)
+	for _, k := range keys {
+		v := msg.Headers[k.given]
+		if k.name == "Reply-To" {
+			if err := m.ReplyTo(v); err != nil {
+				return envelope{}, errors.New("invalid Reply-To header")
+			}
+			continue
+		}
+		m.SetGenHeader(gomail.Header(k.name), v)
+		if !slices.Contains(signed, k.name) {
+			signed = append(signed, k.name)
+		}
+	}
+	if msg.Text != "" {
+		m.SetBodyString(gomail.TypeTextPlain, msg.Text)
+		if msg.HTML != "" {
+			m.AddAlternativeString(gomail.TypeTextHTML, msg.HTML)
+		}
+	} else {
+		m.SetBodyString(gomail.TypeTextHTML, msg.HTML)
+	}
+	var buf bytes.Buffer
+	buf.Grow(2048 + 2*(len(msg.Text)+len(msg.HTML)))
+	if _, err := m.WriteTo(&buf); err != nil {
+		return envelope{}, fmt.Errorf("rendering: %w", err)
+	}
+	data := buf.Bytes()
+	if c.dkim != nil {
+		if data, err = c.sign(data, signed); err != nil {
+			return envelope{}, err
+		}
+	}
+	return envelope{
+		from: (&mail.Address{Address: c.from.Address}).String(),
+		to:   (&mail.Address{Address: rcpt.Address}).String(),
+		data: data,
+		utf8: !isASCII(c.from.Address) || !isASCII(rcpt.Address),
+	}, nil
+}
+
+// sign returns data with a DKIM-Signature header on top, covering the
+// headers named in signed and oversigning oversignedHeaders.
+func (c *composer) sign(data []byte, signed []string) ([]byte, error) {
+	s, err := dkim.NewSigner(&dkim.SignOptions{
+		Domain:                 c.dkim.Domain,
+		Selector:               c.dkim.Selector,
+		Signer:                 c.dkimKey,
+		Hash:                   crypto.SHA256,
+		HeaderCanonicalization: dkim.CanonicalizationRelaxed,
+		BodyCanonicalization:   dkim.CanonicalizationRelaxed,
+		HeaderKeys:             append(signed, oversignedHeaders...),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("DKIM: %w", err)
+	}
+	if _, err := s.Write(data); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("DKIM: %w", err)
+	}
+	if err := s.Close(); err != nil {
+		return nil, fmt.Errorf("DKIM: %w", err)
+	}
+	sig := s.Signature()
+	out := make([]byte, 0, len(sig)+len(data))
+	return append(append(out, sig...), data...), nil
+}
+
+// errInvalidAddress is the error for an endpoint address that is not an
+// email address.
+var errInvalidAddress = errors.New("the endpoint's address is not a valid email address")
+
+// boundary returns the MIME boundary for msg: derived from its delivery
+// id, so that a retry renders the same bytes, unless the content happens
+// to hold it (then go-mail draws a random one).
+func (c *composer) boundary(msg *channels.Message) string {
+	sum := sha256.Sum256([]byte(msg.ID))
+	b := "herald-" + hex.EncodeToString(sum[:12])
+	if strings.Contains(msg.Text, b) || strings.Contains(msg.HTML, b) {
+		return ""
+	}
+	return b
+}
+
+// headerKey is a header of Message.Headers: the key as given and the name
+// Herald writes.
+type headerKey struct{ given, name string }
+
+// headerKeys checks the headers of a message and returns their keys in a
+// stable order. A name that is not a valid field name, is set twice in
+// different cases, or is reserved, and a value holding a control
+// character (CR and LF end a header line: they would let a value inject
+// headers) or too long for a header line, are refused.
+func headerKeys(h map[string]string) ([]headerKey, error) {
+	keys := make([]headerKey, 0, len(h))
+	seen := make(map[string]bool, len(h))
+	for k, v := range h {
+		if !validFieldName(k) {
+			return nil, fmt.Errorf("invalid header name %q", summarize(k, 64))
+		}
+		lower := strings.ToLower(k)
+		if reservedHeaders[lower] {
+			return nil, fmt.Errorf("header %s is set by the email channel", k)
+		}
+		if seen[lower] {
+			return nil, fmt.Errorf("header %s is set twice", k)
+		}
+		seen[lower] = true
+		if strings.ContainsFunc(v, func(r rune) bool { return isControl(r) && r != '\t' }) {
+			return nil, fmt.Errorf("header %s holds a control character (CR, LF…)", k)
+		}
+		if len(v) > maxHeaderValue {
+			return nil, fmt.Errorf("header %s is %d bytes long, want at most %d", k, len(v), maxHeaderValue)
+		}
+		name, ok := headerNames[lower]
+		if !ok {
+			name = textproto.CanonicalMIMEHeaderKey(k)
+		}
+		keys = append(keys, headerKey{given: k, name: name})
+	}
+	slices.SortFunc(keys, func(a, b headerKey) int { return strings.Compare(a.name, b.name) })
+	return keys, nil
+}
+
+// validFieldName reports whether s is an RFC 5322 field name: printable
+// US-ASCII but ':'.
+func validFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// isLanguageTag reports whether s looks like a BCP 47 tag ("fr",
+// "pt-BR").
+func isLanguageTag(s string) bool {
+	if s == "" || len(s) > 35 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// feedbackID returns the Feedback-ID value "<kind>:<sender>" (Gmail's
+// format ends with the sender id; the kind lets complaints be counted per
+// kind of message). Colons and spaces in kind are dropped.
+func feedbackID(kind, sender string) string {
+	kind = strings.Map(func(r rune) rune {
+		if r == ':' || r <= ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, kind)
+	if kind == "" {
+		return sender
+	}
+	return kind + ":" + sender
+}
+
+// MessageID returns the Message-ID (without angle brackets) Herald gives
+// the message with delivery id id sent from domain: the id with letters,
+// digits, '-' and '_' kept and other bytes %-escaped, "@", the domain. A
+// retry of the same delivery carries the same Message-ID, so receivers
+// and their tools recognise it as the same message. Ids whose escaped form
+// exceeds 200 bytes are replaced by "sha256-" and their SHA-256 in hex.
+func MessageID(id, domain string) string {
+	var b strings.Builder
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	local := b.String()
+	if len(local) > 200 {
+		sum := sha256.Sum256([]byte(id))
+		local = "sha256-" + hex.EncodeToString(sum[:])
+	}
+	return local + "@" + domain
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

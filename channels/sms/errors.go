@@ -1,0 +1,156 @@
+package sms
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	twclient "github.com/twilio/twilio-go/client"
+
+	"github.com/heraldhq/herald/channels"
+)
+
+// Twilio error codes Send and [Callback.Err] treat specially. Every other
+// code is recorded as it comes, in a [channels.ProviderError].
+const (
+	// CodeInvalidNumber: the 'To' number is not a valid phone number.
+	CodeInvalidNumber = 21211
+	// CodeUnsubscribed: the recipient replied STOP; Twilio refuses to
+	// send to it until it replies START.
+	CodeUnsubscribed = 21610
+	// CodeQueueFull: the sender's queue is full; retry later.
+	CodeQueueFull = 21611
+	// CodeNotMobile: the 'To' number is not a mobile number.
+	CodeNotMobile = 21614
+	// CodeTooManyRequests: the account exceeded its API concurrency.
+	CodeTooManyRequests = 20429
+	// CodeUnknownDestination (callbacks): the carrier does not know the
+	// number.
+	CodeUnknownDestination = 30005
+	// CodeLandline (callbacks): a landline, or a carrier that cannot be
+	// reached.
+	CodeLandline = 30006
+)
+
+// summaryRunes is the longest provider message kept in an error.
+const summaryRunes = 200
+
+// refusal classifies a non-2xx answer: by Twilio's error code first, then by
+// HTTP status.
+func (c *Channel) refusal(x *exchange, err error, now time.Time) error {
+	status := x.resp.StatusCode
+	pe := &channels.ProviderError{Status: status}
+	code := 0
+	var te *twclient.TwilioRestError
+	if errors.As(err, &te) && (te.Code != 0 || te.Message != "") {
+		code = te.Code
+		pe.Message = summarize(te.Message, c.redact)
+	} else {
+		head := x.head()
+		s := string(head)
+		if len(head) >= headBytes {
+			s = trimSecretPrefix(s, c.redact)
+		}
+		pe.Message = summarize(s, c.redact)
+	}
+	if code != 0 {
+		pe.Code = strconv.Itoa(code)
+	}
+	if pe.Message == "" {
+		pe.Message = http.StatusText(status)
+	}
+	switch code {
+	case CodeInvalidNumber, CodeNotMobile:
+		return channels.Disable(pe)
+	case CodeUnsubscribed:
+		return channels.Suppress(pe)
+	case CodeTooManyRequests, CodeQueueFull:
+		after, _ := channels.ParseRetryAfter(x.resp.Header.Get("Retry-After"), now)
+		return channels.RetryAfter(after, pe)
+	}
+	switch {
+	case status == http.StatusTooManyRequests || status == http.StatusRequestTimeout ||
+		status == http.StatusTooEarly || status >= 500:
+		after, _ := channels.ParseRetryAfter(x.resp.Header.Get("Retry-After"), now)
+		return channels.RetryAfter(after, pe)
+	case status >= 300 && status < 400:
+		pe.Message = "redirect not followed"
+	}
+	// Other 4xx, 410 included: a Gone from Twilio's API is about the API,
+	// not the subscriber's number, so the endpoint stays.
+	return channels.Permanent(pe)
+}
+
+// credentialForms lists the forms in which the configured credentials could
+// come back in an answer (a proxy or a broken server echoing the request).
+func credentialForms(cfg Config) []string {
+	var out []string
+	add := func(user, pass string) {
+		if pass == "" {
+			return
+		}
+		out = append(out, pass, base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+	}
+	add(cfg.AccountSID, cfg.AuthToken.Reveal())
+	add(cfg.APIKey, cfg.APISecret.Reveal())
+	return out
+}
+
+// summarize turns a provider's message into one short printable line, with
+// the credentials redacted.
+func summarize(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, "[redacted]")
+		}
+	}
+	return printable(s, summaryRunes)
+}
+
+// trimSecretPrefix cuts s where it ends with the beginning of a secret (a
+// body cut at the read bound in the middle of an echoed credential).
+func trimSecretPrefix(s string, secrets []string) string {
+	for _, sec := range secrets {
+		for k := min(len(sec)-1, len(s)); k >= 4; k-- {
+			if strings.HasSuffix(s, sec[:k]) {
+				s = s[:len(s)-k]
+				break
+			}
+		}
+	}
+	return s
+}
+
+// printable folds runs of spaces and control characters of s into single
+// spaces and cuts it to at most n runes (plus an ellipsis).
+func printable(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	b.Grow(min(len(s), n*utf8.UTFMax))
+	count, space := 0, false
+	for _, r := range s {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			count++
+		}
+		if count >= n {
+			b.WriteString("…")
+			break
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(r)
+		count++
+	}
+	return b.String()
+}
