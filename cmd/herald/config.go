@@ -51,6 +51,67 @@ type fileConfig struct {
 	Templates  templatesConfig      `yaml:"templates" toml:"templates"`
 	Dispatch   dispatchConfig       `yaml:"dispatch" toml:"dispatch"`
 	Webhook    webhookConfig        `yaml:"webhook" toml:"webhook"`
+	// Email configures SMTP submission; without a host, email goes to
+	// the outbox.
+	Email emailConfig `yaml:"email" toml:"email"`
+	// SMS configures Twilio; without an account SID, SMS go to the
+	// outbox.
+	SMS smsConfig `yaml:"sms" toml:"sms"`
+}
+
+type emailConfig struct {
+	// Host and Port of the SMTP submission server. Env HERALD_SMTP_HOST.
+	// Port defaults to 587 (465 with tls: implicit).
+	Host string `yaml:"host" toml:"host"`
+	Port int    `yaml:"port" toml:"port"`
+	// Username and Password authenticate. Env HERALD_SMTP_USERNAME,
+	// HERALD_SMTP_PASSWORD.
+	Username string       `yaml:"username" toml:"username"`
+	Password secret.Value `yaml:"password" toml:"password"`
+	// Auth is auto, plain, login or cram-md5. Defaults to auto.
+	Auth string `yaml:"auth" toml:"auth"`
+	// TLS is starttls (default, mandatory), implicit or none (refused
+	// with credentials).
+	TLS string `yaml:"tls" toml:"tls"`
+	// From and ReplyTo of every message ("Status <status@pay.example>").
+	From    string `yaml:"from" toml:"from"`
+	ReplyTo string `yaml:"reply_to" toml:"reply_to"`
+	// ListID is the List-Id header ("<incidents.status.pay.example>").
+	ListID string `yaml:"list_id" toml:"list_id"`
+	// UnsubscribeMailto adds a mailto: to List-Unsubscribe.
+	UnsubscribeMailto string `yaml:"unsubscribe_mailto" toml:"unsubscribe_mailto"`
+	// Pool is the number of SMTP connections kept open. Defaults to 4.
+	Pool int `yaml:"pool" toml:"pool"`
+	// Rate limits messages per second (0: unlimited).
+	Rate float64 `yaml:"rate" toml:"rate"`
+	// DKIM signs messages when set.
+	DKIM *dkimConfig `yaml:"dkim" toml:"dkim"`
+}
+
+type dkimConfig struct {
+	Domain   string `yaml:"domain" toml:"domain"`
+	Selector string `yaml:"selector" toml:"selector"`
+	// KeyFile holds the PEM private key (RSA or Ed25519). Env
+	// HERALD_DKIM_KEY_FILE.
+	KeyFile string `yaml:"key_file" toml:"key_file"`
+}
+
+type smsConfig struct {
+	// AccountSID and AuthToken (or APIKey and APISecret) authenticate to
+	// Twilio. Env HERALD_TWILIO_ACCOUNT_SID, HERALD_TWILIO_AUTH_TOKEN,
+	// HERALD_TWILIO_API_KEY, HERALD_TWILIO_API_SECRET.
+	AccountSID string       `yaml:"account_sid" toml:"account_sid"`
+	AuthToken  secret.Value `yaml:"auth_token" toml:"auth_token"`
+	APIKey     string       `yaml:"api_key" toml:"api_key"`
+	APISecret  secret.Value `yaml:"api_secret" toml:"api_secret"`
+	// From is the sending number, or MessagingServiceSID the messaging
+	// service.
+	From                string `yaml:"from" toml:"from"`
+	MessagingServiceSID string `yaml:"messaging_service_sid" toml:"messaging_service_sid"`
+	// Rate limits messages per second. Defaults to 10.
+	Rate float64 `yaml:"rate" toml:"rate"`
+	// BaseURL overrides https://api.twilio.com (regional edges, tests).
+	BaseURL string `yaml:"base_url" toml:"base_url"`
 }
 
 type logConfig struct {
@@ -197,6 +258,16 @@ func loadConfig(path string, env func(string) string) (*fileConfig, error) {
 	sec(&cfg.NATS.Token, "HERALD_NATS_TOKEN")
 	str(&cfg.NATS.User, "HERALD_NATS_USER")
 	sec(&cfg.NATS.Password, "HERALD_NATS_PASSWORD")
+	str(&cfg.Email.Host, "HERALD_SMTP_HOST")
+	str(&cfg.Email.Username, "HERALD_SMTP_USERNAME")
+	sec(&cfg.Email.Password, "HERALD_SMTP_PASSWORD")
+	if v := env("HERALD_DKIM_KEY_FILE"); v != "" && cfg.Email.DKIM != nil {
+		cfg.Email.DKIM.KeyFile = v
+	}
+	str(&cfg.SMS.AccountSID, "HERALD_TWILIO_ACCOUNT_SID")
+	sec(&cfg.SMS.AuthToken, "HERALD_TWILIO_AUTH_TOKEN")
+	str(&cfg.SMS.APIKey, "HERALD_TWILIO_API_KEY")
+	sec(&cfg.SMS.APISecret, "HERALD_TWILIO_API_SECRET")
 	if v := env("HERALD_WEBHOOK_ALLOW"); v != "" {
 		cfg.Webhook.Allow = strings.Split(v, ",")
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,12 +16,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/time/rate"
 
 	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/channels/email"
 	"github.com/heraldhq/herald/channels/outbox"
+	"github.com/heraldhq/herald/channels/sms"
 	"github.com/heraldhq/herald/channels/webhook"
 	"github.com/heraldhq/herald/dispatcher"
+	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/subscribers"
 	"github.com/heraldhq/herald/templates"
 )
@@ -118,6 +124,7 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	renderer, err := templates.New(templates.Config{
 		Dir: cfg.Templates.Dir, Components: catalog, Fallback: cfg.Templates.Fallback,
 		SMSSegments: cfg.Templates.SMSSegments, PublicURL: cfg.PublicURL, Logger: logger.With("component", "templates"),
+		ListID: cfg.Email.ListID, UnsubscribeMailto: cfg.Email.UnsubscribeMailto,
 	})
 	if err != nil {
 		return &usageError{fmt.Errorf("templates: %w", err)}
@@ -126,10 +133,15 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	if err != nil {
 		return &usageError{err}
 	}
-	chans, live, err := buildChannels(cfg, allow, logger)
+	chans, live, closers, err := buildChannels(cfg, allow, logger)
 	if err != nil {
 		return &usageError{err}
 	}
+	defer func() {
+		for _, c := range closers {
+			_ = c.Close()
+		}
+	}()
 
 	b, err := broker.Open(ctx, cfg.brokerConfig(logger))
 	if err != nil {
@@ -164,7 +176,7 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           d.Handler(dispatcher.APIOptions{AdminToken: cfg.AdminToken, Gatherer: reg}),
+		Handler:           d.Handler(dispatcher.APIOptions{AdminToken: cfg.AdminToken, Gatherer: reg, Hooks: hooks(d, chans)}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -200,25 +212,83 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 }
 
 // buildChannels wires each channel to its provider, or to the outbox when the
-// provider is not configured. live reports which are real.
-func buildChannels(cfg *fileConfig, allow []netip.Prefix, logger *slog.Logger) (map[string]channels.Channel, map[string]bool, error) {
+// provider is not configured. live reports which are real; closers release
+// the providers' connections.
+func buildChannels(cfg *fileConfig, allow []netip.Prefix, logger *slog.Logger) (map[string]channels.Channel, map[string]bool, []io.Closer, error) {
 	chans := map[string]channels.Channel{}
 	live := map[string]bool{}
+	var closers []io.Closer
 	wh, err := webhook.New(webhook.Config{
 		ConnectTimeout: cfg.Webhook.ConnectTimeout, Timeout: cfg.Webhook.Timeout,
 		MaxResponseBytes: cfg.Webhook.MaxResponseBytes, AllowHTTP: cfg.Webhook.AllowHTTP,
 		Allow: allow, Logger: logger.With("channel", channels.Webhook),
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("webhook: %w", err)
+		return nil, nil, nil, fmt.Errorf("webhook: %w", err)
 	}
 	chans[channels.Webhook], live[channels.Webhook] = wh, true
+
+	if e := cfg.Email; e.Host != "" {
+		ecfg := email.Config{
+			Host: e.Host, Port: e.Port, Username: e.Username, Password: e.Password,
+			Auth: email.AuthMethod(e.Auth), TLS: email.TLSMode(e.TLS), From: e.From, ReplyTo: e.ReplyTo,
+			ListID: e.ListID, Pool: e.Pool, Rate: e.Rate, Logger: logger.With("channel", channels.Email),
+		}
+		if e.DKIM != nil {
+			key, err := os.ReadFile(e.DKIM.KeyFile)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("email: dkim key: %w", err)
+			}
+			ecfg.DKIM = &email.DKIM{Domain: e.DKIM.Domain, Selector: e.DKIM.Selector, PrivateKey: secret.Value(key)}
+		}
+		ch, err := email.New(ecfg)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("email: %w", err)
+		}
+		chans[channels.Email], live[channels.Email] = ch, true
+		closers = append(closers, ch)
+	}
+	if s := cfg.SMS; s.AccountSID != "" {
+		ch, err := sms.New(sms.Config{
+			AccountSID: s.AccountSID, AuthToken: s.AuthToken, APIKey: s.APIKey, APISecret: s.APISecret,
+			From: s.From, MessagingServiceSID: s.MessagingServiceSID, BaseURL: s.BaseURL,
+			StatusCallback: sms.CallbackURL(cfg.PublicURL), Rate: rate.Limit(s.Rate),
+			Logger: logger.With("channel", channels.SMS),
+		})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("sms: %w", err)
+		}
+		chans[channels.SMS], live[channels.SMS] = ch, true
+	}
 	for _, name := range []string{channels.Email, channels.SMS, channels.Slack} {
+		if chans[name] != nil {
+			continue
+		}
 		ob, err := outbox.New(outbox.Config{Dir: filepath.Join(cfg.Data, "outbox"), Channel: name, Logger: logger.With("channel", name)})
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s outbox: %w", name, err)
+			return nil, nil, nil, fmt.Errorf("%s outbox: %w", name, err)
 		}
 		chans[name] = ob
 	}
-	return chans, live, nil
+	return chans, live, closers, nil
+}
+
+// hooks returns the provider callback handlers to mount on the HTTP API.
+func hooks(d *dispatcher.Dispatcher, chans map[string]channels.Channel) map[string]http.Handler {
+	h := map[string]http.Handler{}
+	if ch, ok := chans[channels.SMS].(*sms.Channel); ok {
+		if v := ch.CallbackVerifier(); v != nil {
+			h["POST "+sms.CallbackPath] = sms.CallbackHandler(v, func(ctx context.Context, cb sms.Callback) error {
+				err := d.RecordReceipt(ctx, dispatcher.ProviderReceipt{
+					DeliveryID: cb.DeliveryID, SubscriberID: cb.SubscriberID, EndpointID: cb.EndpointID,
+					Channel: channels.SMS, ProviderID: cb.MessageSID, Status: string(cb.Status), Err: cb.Err(),
+				})
+				if errors.Is(err, dispatcher.ErrUnknownDelivery) {
+					return nil // not one of Herald's messages: nothing to record
+				}
+				return err
+			})
+		}
+	}
+	return h
 }
