@@ -236,7 +236,7 @@ func singleValues(s string) (map[string]string, error) {
 	out := make(map[string]string, len(vals))
 	for k, vs := range vals {
 		if len(vs) != 1 {
-			return nil, fmt.Errorf("parameter %q repeated", printable(k, 32))
+			return nil, fmt.Errorf("parameter %q repeated", channels.Printable(k, 32))
 		}
 		out[k] = vs[0]
 	}
@@ -278,7 +278,7 @@ func (v *CallbackVerifier) parse(form, query map[string]string) (Callback, error
 		{&cb.DeliveryID, query, queryDelivery}, {&cb.SubscriberID, query, querySubscriber}, {&cb.EndpointID, query, queryEndpoint},
 	} {
 		s := f.src[f.name]
-		if len(s) > maxCallbackField || printable(s, maxCallbackField) != s {
+		if len(s) > maxCallbackField || channels.Printable(s, maxCallbackField) != s {
 			return Callback{}, fmt.Errorf("%w: %s too long or not printable", ErrMalformed, f.name)
 		}
 		*f.dst = s

@@ -5,10 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	twclient "github.com/twilio/twilio-go/client"
 
@@ -49,14 +46,10 @@ func (c *Channel) refusal(x *exchange, err error, now time.Time) error {
 	var te *twclient.TwilioRestError
 	if errors.As(err, &te) && (te.Code != 0 || te.Message != "") {
 		code = te.Code
-		pe.Message = summarize(te.Message, c.redact)
+		pe.Message = channels.Printable(channels.Redact(te.Message, false, c.redact...), summaryRunes)
 	} else {
 		head := x.head()
-		s := string(head)
-		if len(head) >= headBytes {
-			s = trimSecretPrefix(s, c.redact)
-		}
-		pe.Message = summarize(s, c.redact)
+		pe.Message = channels.Printable(channels.Redact(string(head), len(head) >= headBytes, c.redact...), summaryRunes)
 	}
 	if code != 0 {
 		pe.Code = strconv.Itoa(code)
@@ -99,58 +92,4 @@ func credentialForms(cfg Config) []string {
 	add(cfg.AccountSID, cfg.AuthToken.Reveal())
 	add(cfg.APIKey, cfg.APISecret.Reveal())
 	return out
-}
-
-// summarize turns a provider's message into one short printable line, with
-// the credentials redacted.
-func summarize(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
-		}
-	}
-	return printable(s, summaryRunes)
-}
-
-// trimSecretPrefix cuts s where it ends with the beginning of a secret (a
-// body cut at the read bound in the middle of an echoed credential).
-func trimSecretPrefix(s string, secrets []string) string {
-	for _, sec := range secrets {
-		for k := min(len(sec)-1, len(s)); k >= 4; k-- {
-			if strings.HasSuffix(s, sec[:k]) {
-				s = s[:len(s)-k]
-				break
-			}
-		}
-	}
-	return s
-}
-
-// printable folds runs of spaces and control characters of s into single
-// spaces and cuts it to at most n runes (plus an ellipsis).
-func printable(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	var b strings.Builder
-	b.Grow(min(len(s), n*utf8.UTFMax))
-	count, space := 0, false
-	for _, r := range s {
-		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			space = b.Len() > 0
-			continue
-		}
-		if space {
-			count++
-		}
-		if count >= n {
-			b.WriteString("…")
-			break
-		}
-		if space {
-			b.WriteByte(' ')
-			space = false
-		}
-		b.WriteRune(r)
-		count++
-	}
-	return b.String()
 }

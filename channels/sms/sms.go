@@ -340,10 +340,10 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 		receipt.Detail = "accepted"
 		if err == nil && m != nil {
 			if m.Sid != nil {
-				receipt.ProviderID = printable(*m.Sid, 64)
+				receipt.ProviderID = channels.Printable(*m.Sid, 64)
 			}
 			if m.Status != nil && *m.Status != "" {
-				receipt.Detail = printable(*m.Status, 32)
+				receipt.Detail = channels.Printable(*m.Status, 32)
 			}
 		} else {
 			c.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "twilio accepted a message with an unreadable answer",
@@ -372,7 +372,7 @@ func (c *Channel) requestError(ctx context.Context, err error) error {
 	var te *twclient.TwilioRestError
 	if errors.As(err, &te) {
 		return channels.Permanent(fmt.Errorf("sms: request refused before sending: %w", &channels.ProviderError{
-			Code: fmt.Sprint(te.Code), Message: summarize(te.Message, c.redact),
+			Code: fmt.Sprint(te.Code), Message: channels.Printable(channels.Redact(te.Message, false, c.redact...), summaryRunes),
 		}))
 	}
 	var ue *url.Error

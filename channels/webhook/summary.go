@@ -5,9 +5,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/egress"
 )
 
@@ -103,48 +102,5 @@ func summarize(body []byte, truncated bool, t *target, signingSecret string) str
 		secrets = append(secrets, f, strings.TrimPrefix(f, secretPrefix))
 	}
 	secrets = append(secrets, t.secrets...)
-	s := string(body)
-	if truncated {
-		s = trimSecretPrefix(s, secrets)
-	}
-	for _, sec := range secrets {
-		s = strings.ReplaceAll(s, sec, "[redacted]")
-	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	var b strings.Builder
-	b.Grow(min(len(s), summaryRunes*utf8.UTFMax))
-	n, space := 0, false
-	for _, r := range s {
-		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			space = b.Len() > 0
-			continue
-		}
-		if space {
-			n++
-		}
-		if n >= summaryRunes {
-			b.WriteString("…")
-			break
-		}
-		if space {
-			b.WriteByte(' ')
-			space = false
-		}
-		b.WriteRune(r)
-		n++
-	}
-	return b.String()
-}
-
-// trimSecretPrefix cuts s where it ends with the beginning of a secret.
-func trimSecretPrefix(s string, secrets []string) string {
-	for _, sec := range secrets {
-		for k := min(len(sec)-1, len(s)); k >= minSecretPart; k-- {
-			if strings.HasSuffix(s, sec[:k]) {
-				s = s[:len(s)-k]
-				break
-			}
-		}
-	}
-	return s
+	return channels.Printable(channels.Redact(string(body), truncated, secrets...), summaryRunes)
 }
