@@ -148,39 +148,12 @@ func (s *snapshots) latestSeq(id string) int64 {
 
 // watch mirrors the latest sequence of every incident until ctx ends.
 func (s *snapshots) watch(ctx context.Context) error {
-	first := true
-	for {
-		w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.logger.Warn("incident snapshot watch failed, retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
-			}
-			continue
+	return mirror(ctx, s.kv, "incident snapshot", s.logger, s.ready, func(e jetstream.KeyValueEntry) {
+		var snap struct {
+			LatestSeq int64 `json:"latest_sequence"`
 		}
-		for e := range w.Updates() {
-			if e == nil {
-				if first {
-					close(s.ready)
-					first = false
-				}
-				continue
-			}
-			var snap struct {
-				LatestSeq int64 `json:"latest_sequence"`
-			}
-			if json.Unmarshal(e.Value(), &snap) == nil {
-				s.observe(e.Key(), snap.LatestSeq)
-			}
+		if json.Unmarshal(e.Value(), &snap) == nil {
+			s.observe(e.Key(), snap.LatestSeq)
 		}
-		_ = w.Stop()
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
+	}, jetstream.IgnoreDeletes())
 }

@@ -143,40 +143,13 @@ func (s *Suppressions) Contains(channel, address string) bool {
 // watch mirrors the bucket (additions, removals and TTL expiries) until ctx
 // ends.
 func (s *Suppressions) watch(ctx context.Context) error {
-	first := true
-	for {
-		w, err := s.kv.WatchAll(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.logger.Warn("suppressions watch failed, retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
-			}
-			continue
+	return mirror(ctx, s.kv, "suppressions", s.logger, s.ready, func(e jetstream.KeyValueEntry) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if e.Operation() == jetstream.KeyValuePut {
+			s.keys[e.Key()] = e.Created()
+		} else {
+			delete(s.keys, e.Key())
 		}
-		for e := range w.Updates() {
-			if e == nil {
-				if first {
-					close(s.ready)
-					first = false
-				}
-				continue
-			}
-			s.mu.Lock()
-			if e.Operation() == jetstream.KeyValuePut {
-				s.keys[e.Key()] = e.Created()
-			} else {
-				delete(s.keys, e.Key())
-			}
-			s.mu.Unlock()
-		}
-		_ = w.Stop()
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
+	})
 }
