@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/heraldhq/herald/dispatcher"
@@ -57,23 +55,13 @@ func dlqList(ctx context.Context, args []string, io *stdio) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		for _, it := range items {
-			b, _ := json.Marshal(it)
-			fmt.Fprintln(io.out, string(b))
-		}
-		return nil
-	}
-	tw := tabwriter.NewWriter(io.out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tFAILED AT\tSUBJECT\tREF\tATTEMPTS\tREASON")
-	for _, it := range items {
+	return printItems(io.out, *asJSON, items, []string{"SEQ", "FAILED AT", "SUBJECT", "REF", "ATTEMPTS", "REASON"}, func(it dispatcher.DeadLetter) []string {
 		reason := it.Reason
 		if len(reason) > 100 {
 			reason = reason[:100] + "…"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", it.Seq, it.FailedAt.Local().Format(time.DateTime), it.Subject, it.Ref, it.Attempts, reason)
-	}
-	return tw.Flush()
+		return []string{fmt.Sprint(it.Seq), it.FailedAt.Local().Format(time.DateTime), it.Subject, it.Ref, fmt.Sprint(it.Attempts), reason}
+	})
 }
 
 func dlqReplay(ctx context.Context, args []string, io *stdio) error {

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"text/tabwriter"
 	"time"
 
 	"github.com/heraldhq/herald/dispatcher"
@@ -43,19 +41,9 @@ func cmdSuppressions(ctx context.Context, args []string, io *stdio) error {
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			for _, it := range items {
-				b, _ := json.Marshal(it)
-				fmt.Fprintln(io.out, string(b))
-			}
-			return nil
-		}
-		tw := tabwriter.NewWriter(io.out, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CHANNEL\tADDRESS\tSINCE\tREASON")
-		for _, it := range items {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.Channel, it.Address, it.At.Local().Format(time.DateTime), it.Reason)
-		}
-		return tw.Flush()
+		return printItems(io.out, *asJSON, items, []string{"CHANNEL", "ADDRESS", "SINCE", "REASON"}, func(it dispatcher.Suppression) []string {
+			return []string{it.Channel, it.Address, it.At.Local().Format(time.DateTime), it.Reason}
+		})
 	}
 	missing := 0
 	for _, addr := range fs.Args() {
