@@ -106,8 +106,22 @@ type attempt struct {
 	number  int
 	replay  bool
 	rec     Record
-	logger  *slog.Logger
 	started time.Time
+	// base and logger: the attempt's logger is built on first use (most
+	// attempts log nothing).
+	base   *slog.Logger
+	logger *slog.Logger
+}
+
+// log returns the attempt's logger, with the job's identity.
+func (a *attempt) log() *slog.Logger {
+	if a.logger == nil {
+		a.logger = a.base
+		if j := a.job; j != nil {
+			a.logger = a.base.With("delivery", j.ID, "subscriber", j.SubscriberID, "endpoint", j.EndpointID, "attempt", a.number)
+		}
+	}
+	return a.logger
 }
 
 // handle runs one job through its stages: decode, already-done check,
@@ -122,7 +136,7 @@ func (dl *deliverer) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	a := &attempt{msg: msg, number: int(md.NumDelivered), started: d.cfg.Now()}
+	a := &attempt{msg: msg, number: int(md.NumDelivered), started: d.cfg.Now(), base: dl.logger}
 	a.replay = msg.Headers().Get(hdrReplay) != ""
 	a.job, err = decodeJob(msg.Data())
 	if err != nil {
@@ -130,7 +144,6 @@ func (dl *deliverer) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	j := a.job
-	a.logger = dl.logger.With("delivery", j.ID, "subscriber", j.SubscriberID, "endpoint", j.EndpointID, "attempt", a.number)
 	a.rec = Record{
 		DeliveryID: j.ID, Kind: j.Kind, EventID: j.EventID, IncidentID: j.IncidentID, Sequence: j.Sequence,
 		SubscriberID: j.SubscriberID, EndpointID: j.EndpointID, Channel: j.Channel, Attempt: a.number,
@@ -141,12 +154,12 @@ func (dl *deliverer) handle(ctx context.Context, msg jetstream.Msg) {
 	if a.number > 1 || a.replay || msg.Headers().Get(hdrRecheck) != "" {
 		last, err := d.log.last(ctx, j.SubscriberID, j.ID)
 		if err != nil {
-			a.logger.Warn("reading the delivery log", "err", err)
+			a.log().Warn("reading the delivery log", "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return
 		}
 		if last != nil && (last.Outcome.sent() || (!a.replay && last.Outcome.final())) {
-			a.logger.Debug("already done; job dropped", "outcome", last.Outcome)
+			a.log().Debug("already done; job dropped", "outcome", last.Outcome)
 			d.metrics.outcomes.WithLabelValues(dl.name, "duplicate").Inc()
 			_ = msg.Ack()
 			return
@@ -155,7 +168,7 @@ func (dl *deliverer) handle(ctx context.Context, msg jetstream.Msg) {
 
 	sub, ep, err := d.resolve(ctx, j)
 	if err != nil {
-		a.logger.Warn("resolving the endpoint", "err", err)
+		a.log().Warn("resolving the endpoint", "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
@@ -190,7 +203,7 @@ func (dl *deliverer) handle(ctx context.Context, msg jetstream.Msg) {
 			return
 		}
 		if ctx.Err() == nil && errors.Is(err, errTransientLoad) {
-			a.logger.Warn("loading the update", "err", err)
+			a.log().Warn("loading the update", "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return
 		}
@@ -297,9 +310,9 @@ func (dl *deliverer) delivered(ctx context.Context, a *attempt, receipt channels
 	a.rec.Status, a.rec.ProviderID = receipt.Status, receipt.ProviderID
 	dl.record(ctx, a)
 	if err := a.msg.Ack(); err != nil {
-		a.logger.Warn("ack lost after a successful send; a redelivery will find the record and stop", "err", err)
+		a.log().Warn("ack lost after a successful send; a redelivery will find the record and stop", "err", err)
 	}
-	a.logger.Debug("delivered", "outcome", a.rec.Outcome, "status", receipt.Status)
+	a.log().Debug("delivered", "outcome", a.rec.Outcome, "status", receipt.Status)
 }
 
 // fail handles a failed attempt: retry with backoff, or give up.
@@ -316,14 +329,14 @@ func (dl *deliverer) fail(ctx context.Context, a *attempt, err error, class chan
 			dl.d.applyAction(ctx, a, class.Action, err)
 		}
 		dl.record(ctx, a)
-		a.logger.Warn("delivery refused for good", "reason", a.rec.Reason, "action", a.rec.Action)
+		a.log().Warn("delivery refused for good", "reason", a.rec.Reason, "action", a.rec.Action)
 		dl.finalize(ctx, a, "refused: "+a.rec.Reason)
 		return
 	}
 	if a.number >= dl.cfg.MaxDeliver {
 		a.rec.Outcome = DeadLettered
 		dl.record(ctx, a)
-		a.logger.Warn("attempts exhausted", "reason", a.rec.Reason)
+		a.log().Warn("attempts exhausted", "reason", a.rec.Reason)
 		dl.finalize(ctx, a, fmt.Sprintf("attempts exhausted (%d): %s", a.number, a.rec.Reason))
 		return
 	}
@@ -331,9 +344,9 @@ func (dl *deliverer) fail(ctx context.Context, a *attempt, err error, class chan
 	next := dl.d.cfg.Now().Add(delay).UTC()
 	a.rec.Outcome, a.rec.NextAttemptAt = Retrying, &next
 	dl.record(ctx, a)
-	a.logger.Info("attempt failed; will retry", "reason", a.rec.Reason, "in", delay.String())
+	a.log().Info("attempt failed; will retry", "reason", a.rec.Reason, "in", delay.String())
 	if err := a.msg.NakWithDelay(delay); err != nil {
-		a.logger.Warn("nak lost; the job comes back after the ack wait", "err", err)
+		a.log().Warn("nak lost; the job comes back after the ack wait", "err", err)
 	}
 }
 
@@ -341,7 +354,7 @@ func (dl *deliverer) fail(ctx context.Context, a *attempt, err error, class chan
 // terminates it.
 func (dl *deliverer) finalize(ctx context.Context, a *attempt, reason string) {
 	if err := dl.d.dlq.add(ctx, a.msg.Subject(), a.msg.Data(), a.job.ID, reason, a.number); err != nil {
-		a.logger.Error("cannot dead-letter the job; it will come back", "err", err)
+		a.log().Error("cannot dead-letter the job; it will come back", "err", err)
 		_ = a.msg.NakWithDelay(5 * time.Second)
 		return
 	}
@@ -363,7 +376,7 @@ func (dl *deliverer) deadLetter(ctx context.Context, a *attempt, reason string) 
 func (dl *deliverer) skip(ctx context.Context, a *attempt, outcome Outcome, reason string) {
 	a.rec.Outcome, a.rec.Reason = outcome, reason
 	dl.record(ctx, a)
-	a.logger.Info("not sent", "outcome", outcome, "reason", reason)
+	a.log().Info("not sent", "outcome", outcome, "reason", reason)
 	_ = a.msg.Ack()
 }
 
@@ -372,7 +385,7 @@ func (dl *deliverer) defer_(ctx context.Context, a *attempt, reason string, wait
 	next := dl.d.cfg.Now().Add(wait).UTC()
 	a.rec.Outcome, a.rec.Reason, a.rec.NextAttemptAt = Deferred, reason, &next
 	dl.record(ctx, a)
-	a.logger.Info("deferred", "reason", reason, "until", next)
+	a.log().Info("deferred", "reason", reason, "until", next)
 	_ = a.msg.NakWithDelay(wait)
 }
 
@@ -388,7 +401,7 @@ func (dl *deliverer) record(ctx context.Context, a *attempt) {
 		}
 		time.Sleep(time.Duration(i+1) * 100 * time.Millisecond)
 	}
-	a.logger.Error("delivery log record lost", "err", err, "outcome", a.rec.Outcome)
+	a.log().Error("delivery log record lost", "err", err, "outcome", a.rec.Outcome)
 }
 
 // errTransientLoad marks a failure to load an update that is worth retrying.

@@ -281,24 +281,24 @@ func (d *Dispatcher) applyAction(ctx context.Context, a *attempt, action channel
 		at := d.cfg.Now().UTC().Truncate(time.Second)
 		sub, changed, err := d.store.DisableEndpoint(ctx, j.SubscriberID, j.EndpointID, reason, at)
 		if err != nil {
-			a.logger.Error("disabling the endpoint failed", "err", err)
+			a.log().Error("disabling the endpoint failed", "err", err)
 			return
 		}
 		if changed {
-			a.logger.Warn("endpoint disabled", "reason", reason)
+			a.log().Warn("endpoint disabled", "reason", reason)
 			d.noticeDisabled(ctx, sub, j.EndpointID, j.Channel, reason, at)
 		}
 	case channels.SuppressAddress:
 		sub, ep, err := d.resolve(ctx, j)
 		if err != nil || sub == nil || ep == nil {
-			a.logger.Error("suppressing the address failed", "err", err)
+			a.log().Error("suppressing the address failed", "err", err)
 			return
 		}
 		if err := d.supp.Add(ctx, j.Channel, ep.Target(), cause.Error()); err != nil {
-			a.logger.Error("suppressing the address failed", "err", err)
+			a.log().Error("suppressing the address failed", "err", err)
 			return
 		}
-		a.logger.Warn("address suppressed", "reason", oneLine(cause.Error()))
+		a.log().Warn("address suppressed", "reason", oneLine(cause.Error()))
 	}
 }
 

@@ -64,7 +64,7 @@ func (d *Dispatcher) RecordReceipt(ctx context.Context, r ProviderReceipt) error
 	if r.Err != nil && class.Action != channels.NoAction {
 		a := &attempt{
 			job:    &Job{ID: r.DeliveryID, SubscriberID: r.SubscriberID, EndpointID: r.EndpointID, Channel: r.Channel},
-			logger: d.logger.With("channel", r.Channel, "delivery", r.DeliveryID, "subscriber", r.SubscriberID, "endpoint", r.EndpointID),
+			base:   d.logger.With("channel", r.Channel),
 		}
 		d.applyAction(ctx, a, class.Action, r.Err)
 	}
