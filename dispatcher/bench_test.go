@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -58,7 +59,16 @@ func benchDispatcher(b *testing.B, cfg func(*Config), wcfg func(*webhook.Config)
 	for _, name := range []string{channels.Email, channels.SMS, channels.Slack} {
 		chans[name], _ = outbox.New(outbox.Config{Dir: b.TempDir(), Channel: name})
 	}
-	c := Config{SecretKey: secret.Value(strings.Repeat("k", 32)), Logger: slog.New(slog.DiscardHandler)}
+	// Warnings and errors are kept and summed up at the end: a benchmark
+	// run that retried or redelivered says so.
+	warnings := &lockedBuffer{}
+	b.Cleanup(func() {
+		if n := strings.Count(warnings.String(), "\n"); n > 0 {
+			lines := strings.SplitN(warnings.String(), "\n", 6)
+			b.Logf("%d warnings during the run; first ones:\n%s", n, strings.Join(lines[:min(5, len(lines))], "\n"))
+		}
+	})
+	c := Config{SecretKey: secret.Value(strings.Repeat("k", 32)), Logger: slog.New(slog.NewTextHandler(warnings, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if cfg != nil {
 		cfg(&c)
 	}
@@ -253,6 +263,24 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 	b.ReportMetric(n/herald.Seconds(), "herald_deliveries/s")
 	b.ReportMetric(n/raw.Seconds(), "raw_posts/s")
 	b.ReportMetric(raw.Seconds()/herald.Seconds(), "ratio")
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // benchSize reads a benchmark's size from the environment (for quick

@@ -63,7 +63,11 @@ func (dl *deliverer) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s consumer: %w", dl.name, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(min(2*dl.cfg.Concurrency, dl.cfg.MaxAckPending)))
+	// A short expiry keeps the pull requests fresh: when the server and
+	// the iterator disagree on what is still requested (seen under heavy
+	// CPU load), the heartbeat check (half the expiry) restarts the flow
+	// within seconds instead of stalling for the default 30 s.
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(2*dl.cfg.Concurrency, dl.cfg.MaxAckPending)), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("%s consumer: %w", dl.name, err)
 	}
