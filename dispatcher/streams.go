@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/heraldhq/herald/channels/slack"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/channels"
@@ -21,6 +23,7 @@ const (
 	BucketSubscribers  = "subscribers"
 	BucketIncidents    = "incidents"
 	BucketSuppressions = "suppressions"
+	BucketSlackThreads = slack.ThreadsBucket
 
 	ConsumerFanout = "fanout"
 )
@@ -70,6 +73,9 @@ type Topology struct {
 	Subscribers  jetstream.KeyValue
 	Snapshots    jetstream.KeyValue
 	Suppressions jetstream.KeyValue
+	// SlackThreads maps (incident, Slack channel) to the living parent
+	// message and its replies, so that any process threads correctly.
+	SlackThreads jetstream.KeyValue
 }
 
 // Setup creates or updates the streams, buckets and consumers to match cfg;
@@ -150,15 +156,18 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 			return nil, fmt.Errorf("stream %s: %w", s.cfg.Name, err)
 		}
 	}
+	slackThreads := slack.ThreadsBucketConfig()
 	buckets := []struct {
 		dst *jetstream.KeyValue
 		cfg jetstream.KeyValueConfig
 	}{
 		{&t.Subscribers, jetstream.KeyValueConfig{Bucket: BucketSubscribers, Description: "Subscribers by id", History: 1, MaxValueSize: 256 << 10, Storage: jetstream.FileStorage, Replicas: cfg.Replicas}},
 		{&t.Snapshots, jetstream.KeyValueConfig{Bucket: BucketIncidents, Description: "Incident snapshots by incident id", History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas}},
+		{&t.SlackThreads, slackThreads},
 		{&t.Suppressions, jetstream.KeyValueConfig{Bucket: BucketSuppressions, Description: "Suppressed addresses (bounces, STOP) by channel and address hash", History: 1, TTL: cfg.SuppressionTTL, LimitMarkerTTL: time.Hour, Storage: jetstream.FileStorage, Replicas: cfg.Replicas}},
 	}
 	for _, b := range buckets {
+		b.cfg.Replicas = cfg.Replicas
 		if update {
 			*b.dst, err = js.CreateOrUpdateKeyValue(ctx, b.cfg)
 		} else if *b.dst, err = js.KeyValue(ctx, b.cfg.Bucket); errors.Is(err, jetstream.ErrBucketNotFound) {

@@ -30,9 +30,9 @@ const (
 // MaxEndpoints is the most endpoints a subscriber may have.
 const MaxEndpoints = 32
 
-// DefaultSlackWebhookHosts are the hosts a Slack incoming-webhook URL may
+// defaultSlackWebhookHosts are the hosts a Slack incoming-webhook URL may
 // point at when [Rules.SlackWebhookHosts] is empty.
-var defaultSlackWebhookHosts = []string{"hooks.slack.com"}
+var defaultSlackWebhookHosts = []string{"hooks.slack.com", "hooks.slack-gov.com"}
 
 // Rules are the deployment-specific parts of subscriber validation. The
 // zero value accepts any well-formed component id, https webhooks only, and
@@ -45,7 +45,7 @@ type Rules struct {
 	// local receivers). Default false: https only.
 	AllowHTTPWebhooks bool
 	// SlackWebhookHosts are the hosts accepted for Slack incoming-webhook
-	// URLs. Default: hooks.slack.com.
+	// URLs. Default: hooks.slack.com and hooks.slack-gov.com.
 	SlackWebhookHosts []string
 	// DefaultRegion is the ISO 3166 region used to read phone numbers
 	// written without a country code ("06 12 34 56 78" with "FR"). Empty

@@ -57,6 +57,30 @@ type fileConfig struct {
 	// SMS configures Twilio; without an account SID, SMS go to the
 	// outbox.
 	SMS smsConfig `yaml:"sms" toml:"sms"`
+	// Slack configures the Slack channel; unless live, Slack messages go
+	// to the outbox.
+	Slack slackConfig `yaml:"slack" toml:"slack"`
+}
+
+type slackConfig struct {
+	// BotToken (xoxb-...) posts to channel-id endpoints, threading
+	// updates under one living message per incident. Env
+	// HERALD_SLACK_BOT_TOKEN. Setting it makes Slack live.
+	BotToken secret.Value `yaml:"bot_token" toml:"bot_token"`
+	// Live sends to Slack (incoming webhooks need no token). Defaults to
+	// true when a bot token is set, else false (outbox).
+	Live *bool `yaml:"live" toml:"live"`
+	// PerChannelInterval is the least time between two messages to one
+	// Slack channel. Defaults to 1s.
+	PerChannelInterval time.Duration `yaml:"per_channel_interval" toml:"per_channel_interval"`
+}
+
+// live reports whether Slack messages go to Slack.
+func (c slackConfig) live() bool {
+	if c.Live != nil {
+		return *c.Live
+	}
+	return !c.BotToken.IsZero()
 }
 
 type emailConfig struct {
@@ -264,6 +288,7 @@ func loadConfig(path string, env func(string) string) (*fileConfig, error) {
 	if v := env("HERALD_DKIM_KEY_FILE"); v != "" && cfg.Email.DKIM != nil {
 		cfg.Email.DKIM.KeyFile = v
 	}
+	sec(&cfg.Slack.BotToken, "HERALD_SLACK_BOT_TOKEN")
 	str(&cfg.SMS.AccountSID, "HERALD_TWILIO_ACCOUNT_SID")
 	sec(&cfg.SMS.AuthToken, "HERALD_TWILIO_AUTH_TOKEN")
 	str(&cfg.SMS.APIKey, "HERALD_TWILIO_API_KEY")

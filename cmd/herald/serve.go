@@ -22,9 +22,11 @@ import (
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/channels/email"
 	"github.com/heraldhq/herald/channels/outbox"
+	"github.com/heraldhq/herald/channels/slack"
 	"github.com/heraldhq/herald/channels/sms"
 	"github.com/heraldhq/herald/channels/webhook"
 	"github.com/heraldhq/herald/dispatcher"
+	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/subscribers"
 	"github.com/heraldhq/herald/templates"
@@ -156,6 +158,17 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	dcfg := cfg.dispatcherConfig()
 	dcfg.Logger, dcfg.Registerer = logger, reg
+	if cfg.Slack.live() {
+		topo, err := dispatcher.Setup(ctx, b.JS, dcfg)
+		if err != nil {
+			return err
+		}
+		sl, err := newSlack(cfg, allow, topo, logger)
+		if err != nil {
+			return &usageError{err}
+		}
+		chans[channels.Slack], live[channels.Slack] = sl, true
+	}
 	d, err := dispatcher.New(ctx, dcfg, dispatcher.Deps{
 		Conn: b.Conn, Channels: chans, Renderer: renderer, Catalog: catalog,
 		Rules: subscribers.Rules{Components: catalog, AllowHTTPWebhooks: cfg.Webhook.AllowHTTP},
@@ -261,8 +274,8 @@ func buildChannels(cfg *fileConfig, allow []netip.Prefix, logger *slog.Logger) (
 		chans[channels.SMS], live[channels.SMS] = ch, true
 	}
 	for _, name := range []string{channels.Email, channels.SMS, channels.Slack} {
-		if chans[name] != nil {
-			continue
+		if chans[name] != nil || (name == channels.Slack && cfg.Slack.live()) {
+			continue // Slack is built once its thread bucket exists
 		}
 		ob, err := outbox.New(outbox.Config{Dir: filepath.Join(cfg.Data, "outbox"), Channel: name, Logger: logger.With("channel", name)})
 		if err != nil {
@@ -271,6 +284,24 @@ func buildChannels(cfg *fileConfig, allow []netip.Prefix, logger *slog.Logger) (
 		chans[name] = ob
 	}
 	return chans, live, closers, nil
+}
+
+// newSlack builds the live Slack channel: bot mode with the configured
+// token, incoming webhooks through the SSRF-guarded client, threads kept in
+// the slack_threads bucket.
+func newSlack(cfg *fileConfig, allow []netip.Prefix, topo *dispatcher.Topology, logger *slog.Logger) (*slack.Channel, error) {
+	client, err := egress.NewClient(egress.Config{ConnectTimeout: cfg.Webhook.ConnectTimeout, Timeout: cfg.Webhook.Timeout, Allow: allow})
+	if err != nil {
+		return nil, fmt.Errorf("slack: %w", err)
+	}
+	ch, err := slack.New(slack.Config{
+		BotToken: cfg.Slack.BotToken, HTTPClient: client, PerChannelInterval: cfg.Slack.PerChannelInterval,
+		Threads: slack.NewKVThreads(topo.SlackThreads), Logger: logger.With("channel", channels.Slack),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("slack: %w", err)
+	}
+	return ch, nil
 }
 
 // hooks returns the provider callback handlers to mount on the HTTP API.
