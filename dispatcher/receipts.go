@@ -63,8 +63,8 @@ func (d *Dispatcher) RecordReceipt(ctx context.Context, r ProviderReceipt) error
 	d.metrics.outcomes.WithLabelValues(r.Channel, string(Receipt)).Inc()
 	if r.Err != nil && class.Action != channels.NoAction {
 		a := &attempt{
-			job:    &Job{ID: r.DeliveryID, SubscriberID: r.SubscriberID, EndpointID: r.EndpointID, Channel: r.Channel},
-			base:   d.logger.With("channel", r.Channel),
+			job:  &Job{ID: r.DeliveryID, SubscriberID: r.SubscriberID, EndpointID: r.EndpointID, Channel: r.Channel},
+			base: d.logger.With("channel", r.Channel),
 		}
 		d.applyAction(ctx, a, class.Action, r.Err)
 	}
