@@ -53,6 +53,8 @@ type bundleOpts struct {
 	webhook  func(*webhook.Config)
 	noRun    bool
 	channels map[string]channels.Channel
+	// templates adjusts the renderer's configuration.
+	templates func(*templates.Config)
 }
 
 // startNATS runs an embedded JetStream server for one test.
@@ -85,7 +87,11 @@ func setup(t *testing.T, opts bundleOpts) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	renderer, err := templates.New(templates.Config{Components: catalog, PublicURL: "https://herald.example"})
+	tcfg := templates.Config{Components: catalog, PublicURL: "https://herald.example"}
+	if opts.templates != nil {
+		opts.templates(&tcfg)
+	}
+	renderer, err := templates.New(tcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

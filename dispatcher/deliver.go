@@ -111,6 +111,9 @@ type attempt struct {
 	replay  bool
 	rec     Record
 	started time.Time
+	// target is the endpoint's email address or phone number, kept out
+	// of the delivery log's reasons.
+	target string
 	// base and logger: the attempt's logger is built on first use (most
 	// attempts log nothing).
 	base   *slog.Logger
@@ -175,6 +178,9 @@ func (dl *deliverer) handle(ctx context.Context, msg jetstream.Msg) {
 		a.log().Warn("resolving the endpoint", "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
+	}
+	if ep != nil && (j.Channel == channels.Email || j.Channel == channels.SMS) {
+		a.target = ep.Target()
 	}
 	switch {
 	case ep == nil:
@@ -321,7 +327,7 @@ func (dl *deliverer) delivered(ctx context.Context, a *attempt, receipt channels
 
 // fail handles a failed attempt: retry with backoff, or give up.
 func (dl *deliverer) fail(ctx context.Context, a *attempt, err error, class channels.Classification) {
-	a.rec.Reason = oneLine(err.Error())
+	a.rec.Reason = redactAddress(oneLine(err.Error()), a.target)
 	var pe *channels.ProviderError
 	if errors.As(err, &pe) {
 		a.rec.Status, a.rec.Code = pe.Status, pe.Code
@@ -378,9 +384,9 @@ func (dl *deliverer) deadLetter(ctx context.Context, a *attempt, reason string) 
 
 // skip records that the job was not sent, and why, and acknowledges it.
 func (dl *deliverer) skip(ctx context.Context, a *attempt, outcome Outcome, reason string) {
-	a.rec.Outcome, a.rec.Reason = outcome, reason
+	a.rec.Outcome, a.rec.Reason = outcome, redactAddress(reason, a.target)
 	dl.record(ctx, a)
-	a.log().Info("not sent", "outcome", outcome, "reason", reason)
+	a.log().Info("not sent", "outcome", outcome, "reason", a.rec.Reason)
 	_ = a.msg.Ack()
 }
 

@@ -336,15 +336,10 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	}
 }
 
+// countFiles counts the finished files under dir (the outbox writes a
+// temporary dot-file first and renames it into place).
 func countFiles(t *testing.T, dir string) int {
-	n := 0
-	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() {
-			n++
-		}
-		return nil
-	})
-	return n
+	return len(outboxFiles(t, dir))
 }
 
 // TestExhaustedJobDeadLetteredAndReplayed: a job failing MaxDeliver times

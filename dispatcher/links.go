@@ -59,7 +59,9 @@ var errBadToken = errors.New("invalid or altered link")
 
 // open returns the ids sealed in token.
 func (l *links) open(token string) (subscriberID, endpointID string, err error) {
-	raw, err := base64.RawURLEncoding.DecodeString(token)
+	// Strict: a token whose unused trailing bits were changed decodes to
+	// the same bytes otherwise, and an altered link must not open.
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || len(raw) < l.aead.NonceSize()+l.aead.Overhead()+2 {
 		return "", "", errBadToken
 	}

@@ -1,90 +1,23 @@
 package email
 
 import (
-	"bytes"
-	"context"
-	"crypto/sha1"
-	"encoding/base64"
-	"encoding/json"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/internal/mailpittest"
 	"github.com/heraldhq/herald/secret"
 )
 
-// mailpitModule is the Mailpit release the tests run against.
-const mailpitModule = "github.com/axllent/mailpit@v1.27.11"
-
-// requireMailpit names the variable that turns a missing Mailpit into a
-// failure (CI sets it).
-const requireMailpit = "HERALD_REQUIRE_MAILPIT"
-
-var (
-	mailpitOnce sync.Once
-	mailpitBin  string
-	mailpitErr  error
-)
-
-// findMailpit returns the Mailpit binary: on PATH, in GOBIN or
-// GOPATH/bin, or installed there with go install.
-func findMailpit() (string, error) {
-	if p, err := exec.LookPath("mailpit"); err == nil {
-		return p, nil
-	}
-	lookInGo := func() string {
-		var dirs []string
-		if out, err := exec.Command("go", "env", "GOBIN").Output(); err == nil && strings.TrimSpace(string(out)) != "" {
-			dirs = append(dirs, strings.TrimSpace(string(out)))
-		}
-		if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-			for _, p := range filepath.SplitList(strings.TrimSpace(string(out))) {
-				dirs = append(dirs, filepath.Join(p, "bin"))
-			}
-		}
-		for _, d := range dirs {
-			p := filepath.Join(d, "mailpit")
-			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-				return p
-			}
-		}
-		return ""
-	}
-	if p := lookInGo(); p != "" {
-		return p, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "install", mailpitModule)
-	cmd.Dir = os.TempDir() // outside any module
-	cmd.Env = append(os.Environ(), "GOFLAGS=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go install %s: %v: %s", mailpitModule, err, bytes.TrimSpace(out))
-	}
-	if p := lookInGo(); p != "" {
-		return p, nil
-	}
-	return "", fmt.Errorf("go install %s succeeded but no mailpit binary found", mailpitModule)
-}
-
-// mailpit is a Mailpit server on loopback ports, stopped when its test
-// ends.
+// mailpit is a Mailpit server (package mailpittest) on loopback ports,
+// stopped when its test ends.
 type mailpit struct {
+	*mailpittest.Server
 	host     string
 	smtpPort int
-	api      string
 	// stop stops Mailpit (again: harmless).
 	stop func()
 }
@@ -98,102 +31,17 @@ type mailpitOptions struct {
 	user, pass string
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startMailpit starts Mailpit, installing it first if needed. It skips the
 // test when Mailpit cannot be had, unless HERALD_REQUIRE_MAILPIT is set.
 func startMailpit(t testing.TB, o mailpitOptions) *mailpit {
 	t.Helper()
-	mailpitOnce.Do(func() { mailpitBin, mailpitErr = findMailpit() })
-	if mailpitErr != nil {
-		if os.Getenv(requireMailpit) != "" {
-			t.Fatalf("Mailpit is required (%s is set) but could not be installed: %v", requireMailpit, mailpitErr)
-		}
-		t.Skipf("skipped: Mailpit is not installed and could not be installed (%v); set %s=1 to make this a failure", mailpitErr, requireMailpit)
-	}
-	dir := t.TempDir()
-	m := &mailpit{host: "127.0.0.1", smtpPort: freePort(t)}
-	httpPort := freePort(t)
-	m.api = "http://127.0.0.1:" + strconv.Itoa(httpPort)
-	args := []string{
-		"--smtp", "127.0.0.1:" + strconv.Itoa(m.smtpPort),
-		"--listen", "127.0.0.1:" + strconv.Itoa(httpPort),
-		"--database", filepath.Join(dir, "mailpit.db"),
-		"--max", "0",
-		"--disable-version-check",
-		"--smtp-disable-rdns",
-		"--quiet",
-	}
+	opts := mailpittest.Options{Username: o.user, Password: o.pass}
 	if o.tls {
 		ca := testTLS(t)
-		cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-		if err := os.WriteFile(cert, ca.certPEM, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(key, ca.keyPEM, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "--smtp-tls-cert", cert, "--smtp-tls-key", key)
-		if o.implicit {
-			args = append(args, "--smtp-require-tls")
-		} else {
-			args = append(args, "--smtp-require-starttls")
-		}
+		opts.CertPEM, opts.KeyPEM, opts.Implicit = ca.certPEM, ca.keyPEM, o.implicit
 	}
-	if o.user != "" {
-		sum := sha1.Sum([]byte(o.pass))
-		file := filepath.Join(dir, "smtp-auth")
-		line := o.user + ":{SHA}" + base64.StdEncoding.EncodeToString(sum[:]) + "\n"
-		if err := os.WriteFile(file, []byte(line), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "--smtp-auth-file", file)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(mailpitBin, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting Mailpit: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	m.stop = func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	t.Cleanup(m.stop)
-	// Wait until both ports answer (a liveness bound, not a performance
-	// threshold).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(m.api + "/readyz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				if c, err := net.Dial("tcp", net.JoinHostPort(m.host, strconv.Itoa(m.smtpPort))); err == nil {
-					_ = c.Close()
-					return m
-				}
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("Mailpit exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Mailpit did not start within 30 s: %s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	s := mailpittest.Start(t, opts)
+	return &mailpit{Server: s, host: s.Host, smtpPort: s.SMTPPort, stop: s.Stop}
 }
 
 // config returns a channel configuration for m.
@@ -211,40 +59,15 @@ func (m *mailpit) config() Config {
 
 func (m *mailpit) get(t testing.TB, path string, v any) {
 	t.Helper()
-	resp, err := http.Get(m.api + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s: %s", path, resp.Status, body)
-	}
-	if b, ok := v.(*[]byte); ok {
-		*b = body
-		return
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		t.Fatalf("GET %s: %v: %s", path, err, body)
-	}
+	m.Fetch(t, path, v)
 }
 
-// mpAddress, mpMessage and mpList are the parts of Mailpit's API answers
-// the tests read.
-type mpAddress struct{ Name, Address string }
-
-type mpMessage struct {
-	ID, MessageID, Subject, Text, HTML, Username string
-	From                                         mpAddress
-	To, ReplyTo                                  []mpAddress
-	ListUnsubscribe                              struct {
-		Header, HeaderPost, Errors string
-		Links                      []string
-	}
-}
+// mpAddress and mpMessage are Mailpit's answers as package mailpittest
+// reads them; mpList is the part of a message list the tests read.
+type (
+	mpAddress = mailpittest.Address
+	mpMessage = mailpittest.Message
+)
 
 type mpList struct {
 	Total    int `json:"total"`
@@ -256,11 +79,7 @@ type mpList struct {
 // message returns the message Mailpit stored under id, and its headers.
 func (m *mailpit) message(t testing.TB, id string) (mpMessage, map[string][]string) {
 	t.Helper()
-	var msg mpMessage
-	m.get(t, "/api/v1/message/"+url.PathEscape(id), &msg)
-	var h map[string][]string
-	m.get(t, "/api/v1/message/"+url.PathEscape(id)+"/headers", &h)
-	return msg, h
+	return m.Message(t, id), m.Headers(t, id)
 }
 
 func italianMessage() *channels.Message {
@@ -314,10 +133,10 @@ func TestMailpitMessage(t *testing.T) {
 			if got.Subject != tc.msg.Subject {
 				t.Errorf("Subject %q, want %q", got.Subject, tc.msg.Subject)
 			}
-			if got.From != (mpAddress{"Herald Status", "status@herald.example"}) {
+			if got.From != (mpAddress{Name: "Herald Status", Address: "status@herald.example"}) {
 				t.Errorf("From %+v", got.From)
 			}
-			if len(got.To) != 1 || got.To[0] != (mpAddress{tc.ep.Name, tc.ep.Address}) {
+			if len(got.To) != 1 || got.To[0] != (mpAddress{Name: tc.ep.Name, Address: tc.ep.Address}) {
 				t.Errorf("To %+v, want %s <%s>", got.To, tc.ep.Name, tc.ep.Address)
 			}
 			if len(got.ReplyTo) != 1 || got.ReplyTo[0].Address != "support@herald.example" {
