@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/heraldhq/herald/incident"
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,16 +39,33 @@ type Target struct {
 
 // Index is the in-memory matching index of every subscriber's active
 // endpoints. It is safe for concurrent use.
+//
+// Its bulk holds no pointers, so that a million subscribers cost the
+// garbage collector nothing to scan: subscriber ids live in one byte arena
+// (the ids handed out in Targets point into it; it is only ever appended
+// to, and compaction builds a new one), matchers in another, and the id →
+// entry map is keyed by a hash of the id.
 type Index struct {
 	logger *slog.Logger
+	seed   maphash.Seed
 
-	mu      sync.RWMutex
-	slots   map[string]int32
-	entries []entry
-	free    []int32
-	bits    map[string]uint16 // component id -> bit number
-	names   map[string]string // interned endpoint ids
-	sorted  []string          // ids in order, for paging; nil when stale
+	mu       sync.RWMutex
+	slots    map[uint64]int32 // hash of the id -> entry
+	collided map[string]int32 // ids whose hash another id took (rare)
+	entries  []entry
+	free     []int32
+	ids      []byte    // id arena
+	matchers []matcher // matcher arena
+	extras   []uint16  // component bits >= 64 (rare)
+	live     int
+	garbage  int // arena bytes no live entry uses
+	bits     map[string]uint16
+	// names holds the interned endpoint ids ("e1", "mail": most
+	// subscribers reuse a few), nameIdx their offsets; other endpoint
+	// ids go to the id arena after their subscriber's id.
+	names   []byte
+	nameIdx map[string]uint32
+	sorted   []string // ids in order, for paging; nil when stale
 	// lastAudience sizes the next audience's allocation.
 	lastAudience atomic.Int64
 
@@ -54,28 +74,35 @@ type Index struct {
 	observe   func(s *Subscriber, rev uint64, deleted bool)
 }
 
-// OnChange registers fn to see every subscriber [Index.Watch] applies (s
-// is nil with deleted true for a removal), e.g. to prime [Store.Prime].
-// Call it before Watch. fn must not modify s.
+// OnChange registers fn to see every subscriber [Index.Watch] applies (for
+// a removal, deleted is true and s holds only the id), e.g. to prime
+// [Store.Prime]. Call it before Watch. fn must not modify s.
 func (x *Index) OnChange(fn func(s *Subscriber, rev uint64, deleted bool)) { x.observe = fn }
 
-// entry is one subscriber in the index; eps is nil in a free slot.
+// entry is one subscriber; idLen 0 marks a free entry.
 type entry struct {
-	id  string
-	rev uint64
-	eps []matcher
+	rev   uint64
+	idOff uint32
+	epOff uint32
+	idLen uint8
+	epN   uint8
 }
 
 // matcher is what matching needs of one active endpoint, with the
 // subscriber's filters already folded in.
 type matcher struct {
-	id string
-	// comps holds component bits 0..63; extra the bits above (rare: only
-	// catalogs of more than 64 components need it).
-	comps uint64
-	extra *[]uint16
+	// comps holds component bits 0..63; extras[extraOff:extraOff+extraN]
+	// the bits above (only catalogs of more than 64 components need
+	// them).
+	comps    uint64
+	extraOff uint32
+	extraN   uint16
 	// statuses is a mask of incident.Status indexes; 0 means all.
 	statuses uint16
+	// nameOff and nameLen locate the endpoint id: in names when
+	// flags&internedName, else in the id arena.
+	nameOff uint32
+	nameLen uint8
 	// minRank is the least severe priority rank accepted; 0 means all.
 	minRank uint8
 	channel uint8
@@ -84,7 +111,12 @@ type matcher struct {
 
 const (
 	allComponents uint8 = 1 << iota
+	internedName
 )
+
+// maxInterned bounds the distinct endpoint ids the index interns; the
+// others are stored with their subscriber.
+const maxInterned = 1 << 12
 
 var channelNames = []string{channelEmail, channelSMS, channelSlack, channelWebhook}
 
@@ -94,11 +126,13 @@ func NewIndex(logger *slog.Logger) *Index {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Index{
-		logger: logger,
-		slots:  make(map[string]int32),
-		bits:   make(map[string]uint16),
-		names:  make(map[string]string),
-		ready:  make(chan struct{}),
+		logger:   logger,
+		seed:     maphash.MakeSeed(),
+		slots:    make(map[uint64]int32),
+		collided: make(map[string]int32),
+		bits:     make(map[string]uint16),
+		nameIdx:  make(map[string]uint32),
+		ready:    make(chan struct{}),
 	}
 }
 
@@ -109,14 +143,34 @@ func (x *Index) Ready() <-chan struct{} { return x.ready }
 func (x *Index) Len() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.slots)
+	return x.live
+}
+
+// id returns the id of e, as a string sharing the arena's bytes.
+func (x *Index) id(e *entry) string {
+	if e.idLen == 0 {
+		return ""
+	}
+	return unsafe.String(&x.ids[e.idOff], int(e.idLen))
+}
+
+// find returns the entry of id. Called with x.mu held.
+func (x *Index) find(id string) (int32, bool) {
+	if i, ok := x.collided[id]; ok {
+		return i, true
+	}
+	i, ok := x.slots[maphash.String(x.seed, id)]
+	if !ok || x.id(&x.entries[i]) != id {
+		return 0, false
+	}
+	return i, true
 }
 
 // Revision returns the KV revision of the indexed subscriber.
 func (x *Index) Revision(id string) (uint64, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	i, ok := x.slots[id]
+	i, ok := x.find(id)
 	if !ok {
 		return 0, false
 	}
@@ -124,29 +178,62 @@ func (x *Index) Revision(id string) (uint64, bool) {
 }
 
 // Upsert indexes s at KV revision rev, replacing an older revision. A
-// revision older than the indexed one is ignored.
+// revision older than the indexed one is ignored. Ids longer than 255 bytes
+// (which validation refuses) are not indexed.
 func (x *Index) Upsert(s *Subscriber, rev uint64) {
+	if len(s.ID) == 0 || len(s.ID) > 255 {
+		return
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	i, ok := x.slots[s.ID]
+	i, ok := x.find(s.ID)
 	if ok && x.entries[i].rev > rev {
 		return
 	}
-	eps := x.matchers(s)
-	if ok {
-		x.entries[i].rev, x.entries[i].eps = rev, eps
+	ms, own := x.build(s)
+	if ok && len(own) == 0 {
+		e := &x.entries[i]
+		e.rev = rev
+		if len(ms) <= int(e.epN) {
+			copy(x.matchers[e.epOff:], ms)
+			x.garbage += (int(e.epN) - len(ms)) * matcherSize
+		} else {
+			x.garbage += int(e.epN) * matcherSize
+			e.epOff = uint32(len(x.matchers))
+			x.matchers = append(x.matchers, ms...)
+		}
+		e.epN = uint8(len(ms))
+		x.maybeCompact()
 		return
 	}
-	id := s.ID
+	if ok {
+		// New endpoint names: the entry moves to the end of the arenas.
+		x.removeLocked(s.ID, i)
+	}
+	e := entry{rev: rev, idOff: uint32(len(x.ids)), idLen: uint8(len(s.ID)), epOff: uint32(len(x.matchers)), epN: uint8(len(ms))}
+	x.ids = append(x.ids, s.ID...)
+	for k := range ms {
+		if ms[k].flags&internedName == 0 {
+			ms[k].nameOff = uint32(len(x.ids))
+			x.ids = append(x.ids, own[k]...)
+		}
+	}
+	x.matchers = append(x.matchers, ms...)
 	if n := len(x.free); n > 0 {
 		i = x.free[n-1]
 		x.free = x.free[:n-1]
-		x.entries[i] = entry{id: id, rev: rev, eps: eps}
+		x.entries[i] = e
 	} else {
 		i = int32(len(x.entries))
-		x.entries = append(x.entries, entry{id: id, rev: rev, eps: eps})
+		x.entries = append(x.entries, e)
 	}
-	x.slots[id] = i
+	h := maphash.String(x.seed, s.ID)
+	if j, taken := x.slots[h]; taken && x.entries[j].idLen != 0 {
+		x.collided[s.ID] = i
+	} else {
+		x.slots[h] = i
+	}
+	x.live++
 	x.sorted = nil
 }
 
@@ -154,33 +241,87 @@ func (x *Index) Upsert(s *Subscriber, rev uint64) {
 func (x *Index) Remove(id string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	i, ok := x.slots[id]
-	if !ok {
-		return
+	if i, ok := x.find(id); ok {
+		x.removeLocked(id, i)
+		x.maybeCompact()
 	}
-	delete(x.slots, id)
-	x.entries[i] = entry{}
+}
+
+// removeLocked drops entry i of id. Called with x.mu held.
+func (x *Index) removeLocked(id string, i int32) {
+	if _, c := x.collided[id]; c {
+		delete(x.collided, id)
+	} else {
+		delete(x.slots, maphash.String(x.seed, id))
+	}
+	e := &x.entries[i]
+	x.garbage += int(e.idLen) + int(e.epN)*matcherSize
+	for _, m := range x.matchers[e.epOff : e.epOff+uint32(e.epN)] {
+		if m.flags&internedName == 0 {
+			x.garbage += int(m.nameLen)
+		}
+	}
+	*e = entry{}
 	x.free = append(x.free, i)
+	x.live--
 	x.sorted = nil
 }
 
-// matchers folds the subscriber's filters into one matcher per active
+const matcherSize = int(unsafe.Sizeof(matcher{}))
+
+// maybeCompact rebuilds the arenas once most of them is garbage. Ids
+// handed out keep the old arena alive; it is never written again. Called
+// with x.mu held.
+func (x *Index) maybeCompact() {
+	size := len(x.ids) + len(x.matchers)*matcherSize
+	if x.garbage < 1<<20 || x.garbage*2 < size {
+		return
+	}
+	ids := make([]byte, 0, len(x.ids)-min(x.garbage, len(x.ids))/2)
+	ms := make([]matcher, 0, len(x.matchers))
+	for k := range x.entries {
+		e := &x.entries[k]
+		if e.idLen == 0 {
+			continue
+		}
+		off := uint32(len(ids))
+		ids = append(ids, x.id(e)...)
+		epOff := uint32(len(ms))
+		for _, m := range x.matchers[e.epOff : e.epOff+uint32(e.epN)] {
+			if m.flags&internedName == 0 {
+				name := x.ids[m.nameOff : m.nameOff+uint32(m.nameLen)]
+				m.nameOff = uint32(len(ids))
+				ids = append(ids, name...)
+			}
+			ms = append(ms, m)
+		}
+		e.idOff, e.epOff = off, epOff
+	}
+	x.ids, x.matchers, x.garbage = ids, ms, 0
+}
+
+// build folds the subscriber's filters into one matcher per active
 // endpoint. Endpoints whose filters cannot match anything are left out.
-// Called with x.mu held.
-func (x *Index) matchers(s *Subscriber) []matcher {
-	out := make([]matcher, 0, len(s.Endpoints))
+// own[k] is the id of matcher k when it is not interned (the caller stores
+// it). Called with x.mu held.
+func (x *Index) build(s *Subscriber) (out []matcher, own []string) {
+	out = make([]matcher, 0, len(s.Endpoints))
 	subRank := uint8(s.MinPriority.Rank())
 	subStatuses := statusMask(s.Statuses)
 	for i := range s.Endpoints {
 		ep := &s.Endpoints[i]
-		if ep.Disabled != nil {
+		if ep.Disabled != nil || len(out) == 255 || len(ep.ID) == 0 || len(ep.ID) > 255 {
 			continue
 		}
 		ch := slices.Index(channelNames, ep.Channel)
 		if ch < 0 {
 			continue
 		}
-		m := matcher{id: x.intern(ep.ID), channel: uint8(ch)}
+		m := matcher{channel: uint8(ch), nameLen: uint8(len(ep.ID))}
+		if off, ok := x.intern(ep.ID); ok {
+			m.nameOff = off
+			m.flags |= internedName
+		}
 		comps := s.Components
 		switch {
 		case len(comps) == 0 && len(ep.Components) == 0:
@@ -194,16 +335,17 @@ func (x *Index) matchers(s *Subscriber) []matcher {
 			}
 		}
 		if m.flags&allComponents == 0 {
+			var extra []uint16
 			for _, c := range comps {
-				b := x.bit(c)
-				if b < 64 {
+				if b := x.bit(c); b < 64 {
 					m.comps |= 1 << b
 				} else {
-					if m.extra == nil {
-						m.extra = new([]uint16)
-					}
-					*m.extra = append(*m.extra, b)
+					extra = append(extra, b)
 				}
+			}
+			if len(extra) > 0 {
+				m.extraOff, m.extraN = uint32(len(x.extras)), uint16(len(extra))
+				x.extras = append(x.extras, extra...)
 			}
 		}
 		m.minRank = minNonZero(subRank, uint8(ep.MinPriority.Rank()))
@@ -219,21 +361,39 @@ func (x *Index) matchers(s *Subscriber) []matcher {
 			}
 		}
 		out = append(out, m)
+		if m.flags&internedName == 0 {
+			own = append(own, ep.ID)
+		} else {
+			own = append(own, "")
+		}
 	}
-	if len(out) == 0 {
-		return nil
+	if !slices.ContainsFunc(own, func(s string) bool { return s != "" }) {
+		own = nil
 	}
-	return slices.Clip(out)
+	return out, own
 }
 
-func (x *Index) intern(s string) string {
-	if v, ok := x.names[s]; ok {
-		return v
+// intern returns the offset of an endpoint id in x.names, interning it
+// while there is room.
+func (x *Index) intern(s string) (uint32, bool) {
+	if v, ok := x.nameIdx[s]; ok {
+		return v, true
 	}
-	if len(x.names) < 1<<16 {
-		x.names[s] = s
+	if len(x.nameIdx) >= maxInterned {
+		return 0, false
 	}
-	return s
+	v := uint32(len(x.names))
+	x.names = append(x.names, s...)
+	x.nameIdx[strings.Clone(s)] = v
+	return v, true
+}
+
+// name returns the endpoint id of m, sharing the arenas' bytes.
+func (x *Index) name(m *matcher) string {
+	if m.flags&internedName != 0 {
+		return unsafe.String(&x.names[m.nameOff], int(m.nameLen))
+	}
+	return unsafe.String(&x.ids[m.nameOff], int(m.nameLen))
 }
 
 func (x *Index) bit(component string) uint16 {
@@ -288,21 +448,34 @@ func (x *Index) Audience(q Query) []Target {
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	everyone := len(q.Components) == 0
-	var qmask uint64
-	var qextra []uint16
+	f := filter{rank: rank, status: status, everyone: len(q.Components) == 0}
 	for _, c := range q.Components {
 		if b, ok := x.bits[c]; ok {
 			if b < 64 {
-				qmask |= 1 << b
+				f.mask |= 1 << b
 			} else {
-				qextra = append(qextra, b)
+				f.extra = append(f.extra, b)
 			}
 		}
 	}
-	f := filter{rank: rank, status: status, everyone: everyone, mask: qmask, extra: qextra}
 	hint := int(x.lastAudience.Load())
-	out := f.scan(x.entries, make([]Target, 0, hint+hint/8+16))
+	out := make([]Target, 0, hint+hint/8+16)
+	for k := range x.entries {
+		e := &x.entries[k]
+		if e.epN == 0 {
+			continue
+		}
+		var id string
+		for _, m := range x.matchers[e.epOff : e.epOff+uint32(e.epN)] {
+			if !f.match(&m, x.extras) {
+				continue
+			}
+			if id == "" {
+				id = x.id(e)
+			}
+			out = append(out, Target{SubscriberID: id, EndpointID: x.name(&m), Channel: channelNames[m.channel]})
+		}
+	}
 	x.lastAudience.Store(int64(len(out)))
 	return out
 }
@@ -316,33 +489,17 @@ type filter struct {
 	extra    []uint16
 }
 
-// scan appends the targets of entries to out.
-func (f *filter) scan(entries []entry, out []Target) []Target {
-	for i := range entries {
-		e := &entries[i]
-		for j := range e.eps {
-			m := &e.eps[j]
-			if m.minRank != 0 && f.rank > m.minRank {
-				continue
-			}
-			if m.statuses != 0 && m.statuses&f.status == 0 {
-				continue
-			}
-			if !f.everyone && m.flags&allComponents == 0 && m.comps&f.mask == 0 && !extraMatch(m.extra, f.extra) {
-				continue
-			}
-			out = append(out, Target{SubscriberID: e.id, EndpointID: m.id, Channel: channelNames[m.channel]})
-		}
-	}
-	return out
-}
-
-func extraMatch(have *[]uint16, want []uint16) bool {
-	if have == nil || len(want) == 0 {
+func (f *filter) match(m *matcher, extras []uint16) bool {
+	switch {
+	case m.minRank != 0 && f.rank > m.minRank:
 		return false
+	case m.statuses != 0 && m.statuses&f.status == 0:
+		return false
+	case f.everyone || m.flags&allComponents != 0 || m.comps&f.mask != 0:
+		return true
 	}
-	for _, b := range *have {
-		if slices.Contains(want, b) {
+	for _, b := range extras[m.extraOff : m.extraOff+uint32(m.extraN)] {
+		if slices.Contains(f.extra, b) {
 			return true
 		}
 	}
@@ -354,9 +511,11 @@ func extraMatch(have *[]uint16, want []uint16) bool {
 func (x *Index) Page(after string, limit int) []string {
 	x.mu.Lock()
 	if x.sorted == nil {
-		x.sorted = make([]string, 0, len(x.slots))
-		for id := range x.slots {
-			x.sorted = append(x.sorted, id)
+		x.sorted = make([]string, 0, x.live)
+		for k := range x.entries {
+			if e := &x.entries[k]; e.idLen != 0 {
+				x.sorted = append(x.sorted, x.id(e))
+			}
 		}
 		sort.Strings(x.sorted)
 	}

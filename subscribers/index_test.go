@@ -133,3 +133,61 @@ func BenchmarkAudience1M(b *testing.B) {
 	b.ReportMetric(float64(got), "targets")
 	runtime.KeepAlive(x)
 }
+
+// TestIndexArenas churns an index of subscribers whose endpoint ids are all
+// different (so most are not interned) until its arenas are compacted, and
+// checks every answer against the expected state.
+func TestIndexArenas(t *testing.T) {
+	x := NewIndex(nil)
+	const n = 60_000
+	want := map[string]string{} // subscriber -> endpoint id
+	put := func(i int, gen int) {
+		id := fmt.Sprintf("sub-%05d", i)
+		ep := fmt.Sprintf("endpoint-%05d-%d", i, gen)
+		x.Upsert(&Subscriber{ID: id, Endpoints: []Endpoint{{ID: ep, Channel: "webhook"}}}, uint64(gen+1))
+		want[id] = ep
+	}
+	for i := range n {
+		put(i, 0)
+	}
+	for i := 0; i < n; i += 3 {
+		x.Remove(fmt.Sprintf("sub-%05d", i))
+		delete(want, fmt.Sprintf("sub-%05d", i))
+	}
+	for i := 1; i < n; i += 3 {
+		put(i, 1)
+	}
+	for i := 2; i < n; i += 3 {
+		x.Remove(fmt.Sprintf("sub-%05d", i))
+		delete(want, fmt.Sprintf("sub-%05d", i))
+	}
+	// Over 2 MB of the arenas went to garbage: they must have been
+	// compacted on the way.
+	if x.garbage >= 1<<20 {
+		t.Errorf("arenas not compacted: %d garbage bytes of %d", x.garbage, len(x.ids)+len(x.matchers)*matcherSize)
+	}
+	got := map[string]string{}
+	for _, tg := range x.Audience(Query{Status: incident.Resolved}) {
+		if _, dup := got[tg.SubscriberID]; dup {
+			t.Fatalf("%s listed twice", tg.SubscriberID)
+		}
+		got[tg.SubscriberID] = tg.EndpointID
+	}
+	if len(got) != len(want) || x.Len() != len(want) {
+		t.Fatalf("audience %d, Len %d, want %d", len(got), x.Len(), len(want))
+	}
+	for id, ep := range want {
+		if got[id] != ep {
+			t.Fatalf("%s: endpoint %q, want %q", id, got[id], ep)
+		}
+	}
+	if rev, ok := x.Revision("sub-00001"); !ok || rev != 2 {
+		t.Errorf("Revision = %d, %v", rev, ok)
+	}
+	if _, ok := x.Revision("sub-00000"); ok {
+		t.Error("removed subscriber still indexed")
+	}
+	if page := x.Page("sub-00000", 2); strings.Join(page, ",") != "sub-00001,sub-00004" {
+		t.Errorf("Page = %v", page)
+	}
+}
