@@ -65,7 +65,7 @@ type Index struct {
 	// ids go to the id arena after their subscriber's id.
 	names   []byte
 	nameIdx map[string]uint32
-	sorted   []string // ids in order, for paging; nil when stale
+	sorted  []string // ids in order, for paging; nil when stale
 	// lastAudience sizes the next audience's allocation.
 	lastAudience atomic.Int64
 
