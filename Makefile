@@ -26,8 +26,21 @@ chaos:
 # Each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
 fuzz:
-	go test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./incident/
-	go test -run '^$$' -fuzz FuzzNormalize -fuzztime $(FUZZTIME) ./subscribers/
-	go test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) ./subscribers/
-	go test -run '^$$' -fuzz FuzzCheckURL -fuzztime $(FUZZTIME) ./egress/
-	go test -run '^$$' -fuzz FuzzSummarize -fuzztime $(FUZZTIME) ./channels/webhook/
+	go test -run '^$$' -fuzz '^FuzzHeaderKeys$$' -fuzztime $(FUZZTIME) ./channels/email/
+	go test -run '^$$' -fuzz '^FuzzNewReply$$' -fuzztime $(FUZZTIME) ./channels/email/
+	go test -run '^$$' -fuzz '^FuzzQueueID$$' -fuzztime $(FUZZTIME) ./channels/email/
+	go test -run '^$$' -fuzz '^FuzzCheckMessage$$' -fuzztime $(FUZZTIME) ./channels/slack/
+	go test -run '^$$' -fuzz '^FuzzDecodeThread$$' -fuzztime $(FUZZTIME) ./channels/slack/
+	go test -run '^$$' -fuzz '^FuzzParseAnswer$$' -fuzztime $(FUZZTIME) ./channels/slack/
+	go test -run '^$$' -fuzz '^FuzzParseHook$$' -fuzztime $(FUZZTIME) ./channels/slack/
+	go test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./channels/sms/
+	go test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./channels/sms/
+	go test -run '^$$' -fuzz '^FuzzSummarize$$' -fuzztime $(FUZZTIME) ./channels/webhook/
+	go test -run '^$$' -fuzz '^FuzzCheckURL$$' -fuzztime $(FUZZTIME) ./egress/
+	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./incident/
+	go test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./subscribers/
+	go test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./subscribers/
+	go test -run '^$$' -fuzz '^FuzzMarkdown$$' -fuzztime $(FUZZTIME) ./templates/
+	go test -run '^$$' -fuzz '^FuzzMeasure$$' -fuzztime $(FUZZTIME) ./templates/gsm7/
+	go test -run '^$$' -fuzz '^FuzzSplitBody$$' -fuzztime $(FUZZTIME) ./templates/multilingual/
+	go test -run '^$$' -fuzz '^FuzzSplitTitle$$' -fuzztime $(FUZZTIME) ./templates/multilingual/
