@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/heraldhq/herald/channels"
 )
@@ -172,49 +170,5 @@ func classify(status int, header http.Header, code, summary string, webhook bool
 // with secrets redacted. truncated says the body was cut at the read
 // limit: a secret cut in two there is dropped too.
 func summarize(body []byte, truncated bool, secrets []string) string {
-	s := strings.ToValidUTF8(string(body), "\uFFFD")
-	for _, sec := range secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
-		}
-	}
-	if truncated {
-		s = trimSecretPrefix(s, secrets)
-	}
-	var b strings.Builder
-	b.Grow(min(len(s), summaryRunes*utf8.UTFMax))
-	n, space := 0, false
-	for _, r := range s {
-		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			space = b.Len() > 0
-			continue
-		}
-		if space {
-			n++
-		}
-		if n >= summaryRunes {
-			b.WriteString("…")
-			break
-		}
-		if space {
-			b.WriteByte(' ')
-			space = false
-		}
-		b.WriteRune(r)
-		n++
-	}
-	return b.String()
-}
-
-// trimSecretPrefix cuts s where it ends with the beginning of a secret.
-func trimSecretPrefix(s string, secrets []string) string {
-	for _, sec := range secrets {
-		for k := min(len(sec)-1, len(s)); k >= minSecretPart/2; k-- {
-			if strings.HasSuffix(s, sec[:k]) {
-				s = s[:len(s)-k]
-				break
-			}
-		}
-	}
-	return s
+	return channels.Printable(channels.Redact(string(body), truncated, secrets...), summaryRunes)
 }
