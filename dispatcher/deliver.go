@@ -67,14 +67,16 @@ func (dl *deliverer) run(ctx context.Context) error {
 	// the iterator disagree on what is still requested (seen under heavy
 	// CPU load), the heartbeat check (half the expiry) restarts the flow
 	// within seconds instead of stalling for the default 30 s.
-	it, err := cons.Messages(jetstream.PullMaxMessages(min(2*dl.cfg.Concurrency, dl.cfg.MaxAckPending)), jetstream.PullExpiry(5*time.Second))
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(2*dl.cfg.Concurrency, dl.cfg.MaxAckPending)), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("%s consumer: %w", dl.name, err)
 	}
 	// Sends get their own context: a stop first lets them finish.
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
-	stop := context.AfterFunc(ctx, it.Stop)
+	// Drain, not Stop: the jobs already buffered still come out of Next and
+	// are handed back at once (Nak), instead of waiting out the ack wait.
+	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
 	for {
 		msg, err := it.Next()
@@ -88,7 +90,7 @@ func (dl *deliverer) run(ctx context.Context) error {
 		dl.wg.Add(1)
 		go func() {
 			defer dl.wg.Done()
-			dl.handle(sendCtx, msg)
+			dl.handle(sendCtx, ctx, msg)
 		}()
 	}
 	done := make(chan struct{})
@@ -133,7 +135,12 @@ func (a *attempt) log() *slog.Logger {
 
 // handle runs one job through its stages: decode, already-done check,
 // endpoint resolution, skip checks, render, send, record.
-func (dl *deliverer) handle(ctx context.Context, msg jetstream.Msg) {
+//
+// ctx carries the send and its records, and outlives a stop; waitCtx ends
+// at the stop: a job still waiting for its turn then goes back to the
+// stream (for this process's successor or another one) instead of being
+// sent during the shutdown.
+func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 	stopProgress := keepAlive(msg, dl.cfg.AckWait/3)
 	defer stopProgress()
 	d := dl.d
@@ -224,9 +231,9 @@ func (dl *deliverer) handle(ctx context.Context, msg jetstream.Msg) {
 
 	target := channels.Endpoint{SubscriberID: sub.ID, ID: ep.ID, Address: ep.Target(), Secret: ep.Secret, Name: sub.Name}
 	key := destinationKey(dl.name, target.Address)
-	release, ok, wait, err := dl.dests.acquire(ctx, key)
+	release, ok, wait, err := dl.dests.acquire(waitCtx, key)
 	if err != nil { // stopping
-		_ = msg.Nak()
+		dl.handBack(a)
 		return
 	}
 	if !ok {
@@ -235,15 +242,15 @@ func (dl *deliverer) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	select {
 	case dl.sem <- struct{}{}:
-	case <-ctx.Done():
+	case <-waitCtx.Done():
 		release(false)
-		_ = msg.Nak()
+		dl.handBack(a)
 		return
 	}
-	if err := dl.limiter.Wait(ctx); err != nil {
+	if err := dl.limiter.Wait(waitCtx); err != nil || waitCtx.Err() != nil {
 		<-dl.sem
 		release(false)
-		_ = msg.Nak()
+		dl.handBack(a)
 		return
 	}
 	d.metrics.inflight.WithLabelValues(dl.name).Inc()
@@ -274,6 +281,23 @@ func (dl *deliverer) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	dl.fail(ctx, a, sendErr, class)
+}
+
+// pullExpiry is how long a pull request of the delivery and fan-out loops
+// lives (see deliverer.run).
+const pullExpiry = 5 * time.Second
+
+// handBack returns a job that had not started sending when Herald began to
+// stop, for another process or the next start to send. The delay outlasts
+// this process's pull requests, so that the server does not hand the job
+// straight back to the process that is stopping (where it would wait out
+// the ack wait).
+func (dl *deliverer) handBack(a *attempt) {
+	if err := a.msg.NakWithDelay(pullExpiry + time.Second); err != nil {
+		a.log().Warn("stopping: handing the job back failed; it returns after the ack wait", "err", err)
+		return
+	}
+	a.log().Debug("stopping: job handed back")
 }
 
 // render loads the update (or notice) and renders it for the endpoint.

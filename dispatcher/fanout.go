@@ -54,7 +54,7 @@ func (f *fanout) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fan-out consumer: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(5*time.Second)) // see deliverer.run
+	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(pullExpiry)) // see deliverer.run
 	if err != nil {
 		return fmt.Errorf("fan-out consumer: %w", err)
 	}

@@ -335,3 +335,117 @@ dispatch:
 		t.Log("note: the first kill landed after the fan-out finished; only the mid-delivery kill was exercised")
 	}
 }
+
+// TestGracefulShutdown stops `herald serve` with SIGTERM while webhooks are
+// being sent to a slow receiver: the process exits 0, the sends in flight
+// finish and are recorded, so that after a restart every endpoint has the
+// update exactly once.
+func TestGracefulShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test skipped in -short mode")
+	}
+	bin, err := buildHerald()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const subscriberCount = 40
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	recv := newCrashReceiver(t, 300*time.Millisecond)
+	var subs strings.Builder
+	for i := range subscriberCount {
+		fmt.Fprintf(&subs, `{"id":"m%02d","locale":"en","endpoints":[{"id":"wh","channel":"webhook","url":"%s/h/%d","secret":%q}]}`+"\n", i, recv.srv.URL, i, crashSecret)
+	}
+	subsFile := filepath.Join(dir, "subscribers.jsonl")
+	if err := os.WriteFile(subsFile, []byte(subs.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	apiAddr := freeAddr(t)
+	config := filepath.Join(dir, "herald.yaml")
+	if err := os.WriteFile(config, []byte(fmt.Sprintf(`
+data: %s
+listen: %s
+nats: {listen: none}
+webhook: {allow_http: true, allow: ["127.0.0.1/32"]}
+dispatch:
+  shutdown_timeout: 10s
+  channels:
+    webhook: {concurrency: 8}
+`, data, apiAddr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "subscribers", "import", "--config", config, subsFile).CombinedOutput(); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	logPath := filepath.Join(dir, "herald.log")
+	base := "http://" + apiAddr
+	p := startHerald(t, bin, config, logPath)
+	defer func() {
+		if t.Failed() || os.Getenv("HERALD_TEST_LOGS") != "" {
+			logs, _ := os.ReadFile(logPath)
+			t.Logf("herald logs:\n%s", logs)
+		}
+	}()
+	waitReady(t, base)
+	ev := `{"id":"TERM-1:1","incident_id":"TERM-1","sequence":1,"status":"investigating","title":"Outage","body":"Investigating."}`
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/incidents", strings.NewReader(ev))
+	req.Header.Set("Authorization", "Bearer crash-test-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("publish: %d", resp.StatusCode)
+	}
+	// SIGTERM once sends are under way (a send takes 300 ms).
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		recv.mu.Lock()
+		started := len(recv.spans)
+		recv.mu.Unlock()
+		if started > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stopAt := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = p.cmd.Wait()
+	p.logs.Close()
+	if err != nil {
+		t.Fatalf("herald serve exited with %v after SIGTERM", err)
+	}
+	servedAtStop := recv.distinct()
+	inFlight := recv.inFlightAt(stopAt, 0)
+	if servedAtStop >= subscriberCount {
+		t.Fatal("every delivery finished before SIGTERM: the test did not stop mid-delivery")
+	}
+	logs, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(logs), "stopped") {
+		t.Error("no clean stop in the logs")
+	}
+
+	p = startHerald(t, bin, config, logPath)
+	defer p.stop()
+	waitReady(t, base)
+	for deadline := time.Now().Add(time.Minute); recv.distinct() < subscriberCount && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // a duplicate in the making would arrive
+	recv.mu.Lock()
+	dups := 0
+	for _, n := range recv.counts {
+		dups += n - 1
+	}
+	recv.mu.Unlock()
+	t.Logf("served before SIGTERM: %d (%d in flight at the signal), after restart: %d of %d, duplicates: %d",
+		servedAtStop, inFlight, recv.distinct(), subscriberCount, dups)
+	if recv.distinct() != subscriberCount {
+		t.Errorf("%d of %d endpoints served", recv.distinct(), subscriberCount)
+	}
+	if dups != 0 {
+		t.Errorf("%d duplicate sends after a graceful stop", dups)
+	}
+}
