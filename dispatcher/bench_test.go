@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/channels/channelstest"
 	"github.com/heraldhq/herald/channels/outbox"
 	"github.com/heraldhq/herald/channels/webhook"
 	"github.com/heraldhq/herald/incident"
@@ -61,7 +61,7 @@ func benchDispatcher(b *testing.B, cfg func(*Config), wcfg func(*webhook.Config)
 	}
 	// Warnings and errors are kept and summed up at the end: a benchmark
 	// run that retried or redelivered says so.
-	warnings := &lockedBuffer{}
+	warnings := &channelstest.SyncBuffer{}
 	b.Cleanup(func() {
 		if n := strings.Count(warnings.String(), "\n"); n > 0 {
 			lines := strings.SplitN(warnings.String(), "\n", 6)
@@ -263,24 +263,6 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 	b.ReportMetric(n/herald.Seconds(), "herald_deliveries/s")
 	b.ReportMetric(n/raw.Seconds(), "raw_posts/s")
 	b.ReportMetric(raw.Seconds()/herald.Seconds(), "ratio")
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // benchSize reads a benchmark's size from the environment (for quick

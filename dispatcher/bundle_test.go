@@ -21,6 +21,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/channels/channelstest"
 	"github.com/heraldhq/herald/channels/outbox"
 	"github.com/heraldhq/herald/channels/webhook"
 	"github.com/heraldhq/herald/incident"
@@ -43,7 +44,7 @@ type testBundle struct {
 	d       *Dispatcher
 	recv    *receiver
 	outbox  string
-	logs    *syncBuffer
+	logs    *channelstest.SyncBuffer
 	catalog *incident.Catalog
 	stop    func()
 }
@@ -81,7 +82,7 @@ func setup(t *testing.T, opts bundleOpts) *testBundle {
 		t.Fatal(err)
 	}
 	js, _ := jetstream.New(nc)
-	logs := &syncBuffer{}
+	logs := &channelstest.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	catalog, err := incident.NewCatalog(incident.DefaultComponents())
 	if err != nil {
@@ -357,22 +358,4 @@ func (r *receiver) delivered(path string) int {
 		}
 	}
 	return n
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }

@@ -14,6 +14,7 @@ import (
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/channels/channelstest"
 	"github.com/heraldhq/herald/channels/email"
 	"github.com/heraldhq/herald/channels/outbox"
 	"github.com/heraldhq/herald/incident"
@@ -136,7 +137,7 @@ func BenchmarkEmailPipeline(b *testing.B) {
 	}
 	// Warnings (retries, redeliveries) are kept and summed up: a run
 	// that had them says so.
-	warnings := &syncBuffer{}
+	warnings := &channelstest.SyncBuffer{}
 	b.Cleanup(func() {
 		if s := warnings.String(); s != "" {
 			lines := strings.SplitN(s, "\n", 4)

@@ -171,7 +171,7 @@ type result struct {
 
 func observe(t *testing.T, h Harness, c Case) observation {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tg := h.New(t, c.Answer, logger)
 	if tg.Channel == nil {
@@ -299,20 +299,22 @@ func SampleMessage() *channels.Message {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes (a channel may
-// log from several goroutines).
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writes (a channel may
+// log from several goroutines): a log sink for tests.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String returns what was written.
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

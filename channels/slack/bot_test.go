@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/channels/channelstest"
 )
 
 // TestThreadLifecycle delivers every update of a corpus incident, in order,
@@ -323,7 +324,7 @@ func TestBotErrors(t *testing.T) {
 			t.Parallel()
 			api := newSlackAPI(t, override("chat.postMessage", answer(tc.status, tc.header, tc.body)))
 			threads := NewMemoryThreads()
-			var logs syncBuffer
+			var logs channelstest.SyncBuffer
 			cfg := botConfig(api, threads)
 			cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			ch := newChannel(t, cfg)

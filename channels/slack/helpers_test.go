@@ -317,24 +317,6 @@ func sent(t testing.TB, call apiCall, m json.RawMessage) bool {
 	return call.Form.Get("text") == want.Text && sameJSON(t, []byte(call.Form.Get("blocks")), want.Blocks)
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // fakeClock is a clock tests move by hand.
 type fakeClock struct{ ns atomic.Int64 }
 
