@@ -398,20 +398,13 @@ type fieldProblem struct {
 // writeInputError answers 400 with the offending fields, or 413.
 func writeInputError(w http.ResponseWriter, msg string, err error) {
 	var tooLarge *incident.TooLargeError
-	var efe incident.FieldErrors
-	var sfe subscribers.FieldErrors
+	var fe incident.FieldErrors // events' and subscribers' alike
 	switch {
 	case errors.As(err, &tooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge, err.Error(), nil)
-	case errors.As(err, &efe):
-		fields := make([]fieldProblem, len(efe))
-		for i, f := range efe {
-			fields[i] = fieldProblem{f.Field, f.Message}
-		}
-		writeError(w, http.StatusBadRequest, msg+": "+err.Error(), fields)
-	case errors.As(err, &sfe):
-		fields := make([]fieldProblem, len(sfe))
-		for i, f := range sfe {
+	case errors.As(err, &fe):
+		fields := make([]fieldProblem, len(fe))
+		for i, f := range fe {
 			fields[i] = fieldProblem{f.Field, f.Message}
 		}
 		writeError(w, http.StatusBadRequest, msg+": "+err.Error(), fields)

@@ -351,7 +351,7 @@ func (dl *deliverer) delivered(ctx context.Context, a *attempt, receipt channels
 
 // fail handles a failed attempt: retry with backoff, or give up.
 func (dl *deliverer) fail(ctx context.Context, a *attempt, err error, class channels.Classification) {
-	a.rec.Reason = redactAddress(oneLine(err.Error()), a.target)
+	a.rec.Reason = oneLine(err.Error())
 	var pe *channels.ProviderError
 	if errors.As(err, &pe) {
 		a.rec.Status, a.rec.Code = pe.Status, pe.Code
@@ -408,7 +408,7 @@ func (dl *deliverer) deadLetter(ctx context.Context, a *attempt, reason string) 
 
 // skip records that the job was not sent, and why, and acknowledges it.
 func (dl *deliverer) skip(ctx context.Context, a *attempt, outcome Outcome, reason string) {
-	a.rec.Outcome, a.rec.Reason = outcome, redactAddress(reason, a.target)
+	a.rec.Outcome, a.rec.Reason = outcome, reason
 	dl.record(ctx, a)
 	a.log().Info("not sent", "outcome", outcome, "reason", a.rec.Reason)
 	_ = a.msg.Ack()
@@ -425,7 +425,10 @@ func (dl *deliverer) defer_(ctx context.Context, a *attempt, reason string, wait
 
 // record appends the attempt's record to the delivery log, retrying a few
 // times: the record is what stops a redelivered job from sending again.
+// The log holds no address: one echoed by the provider in the reason is
+// redacted here, for every outcome.
 func (dl *deliverer) record(ctx context.Context, a *attempt) {
+	a.rec.Reason = redactAddress(a.rec.Reason, a.target)
 	a.rec.At = dl.d.cfg.Now().UTC()
 	dl.d.metrics.outcomes.WithLabelValues(dl.name, string(a.rec.Outcome)).Inc()
 	var err error

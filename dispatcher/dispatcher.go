@@ -40,6 +40,10 @@ type Deps struct {
 	Catalog *incident.Catalog
 	// Rules validate subscribers written through the API.
 	Rules subscribers.Rules
+	// Topology, when set, is what [Setup] returned for the same Config
+	// (a caller that needs one of its buckets to build a channel runs
+	// Setup first); New then does not set the streams up again.
+	Topology *Topology
 	// Retry, when set, replaces every channel's Backoff.
 	Retry RetryPolicy
 }
@@ -91,12 +95,14 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	var topo *Topology
-	if err := retryTransient(ctx, func() (err error) {
-		topo, err = Setup(ctx, js, cfg)
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("dispatcher: setup: %w", err)
+	topo := deps.Topology
+	if topo == nil {
+		if err := retryTransient(ctx, func() (err error) {
+			topo, err = Setup(ctx, js, cfg)
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("dispatcher: setup: %w", err)
+		}
 	}
 	lk, err := newLinks(cfg.SecretKey, cfg.PublicURL)
 	if err != nil {

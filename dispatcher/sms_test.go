@@ -472,12 +472,11 @@ func TestSMSInvalidNumberDisablesEndpoint(t *testing.T) {
 	}
 }
 
-// TestSMSQuietHours: during the endpoint's quiet hours (in the subscriber's
-// time zone), a non-P1 SMS is deferred to the window's end, never dropped,
-// while a P1 goes through; once the window ends the deferred SMS is sent.
-// The clock is injected: no test waits for hours.
-func TestSMSQuietHours(t *testing.T) {
-	t.Parallel()
+// quietHoursBundle runs a dispatcher with a Twilio-shaped SMS channel and a
+// clock one second before 07:00 in Paris, and stores a subscriber whose SMS
+// endpoint is quiet from 22:00 to 07:00.
+func quietHoursBundle(t *testing.T, id string) (*testBundle, *testClock, *fakeTwilio, *subscribers.Subscriber, *time.Location) {
+	t.Helper()
 	paris := mustLocation(t, "Europe/Paris")
 	clock := &testClock{}
 	clock.Set(wallClock(paris, 1, 6, 59, 59))
@@ -489,9 +488,19 @@ func TestSMSQuietHours(t *testing.T) {
 		},
 		channels: map[string]channels.Channel{channels.SMS: newSMSChannel(t, tw.URL)},
 	})
-	sub := smsSubscriber("m_night", "+33612345678", "")
+	sub := smsSubscriber(id, "+33612345678", "")
 	sub.Endpoints[0].QuietHours = &subscribers.QuietHours{Start: "22:00", End: "07:00"}
 	b.putSubscriber(sub)
+	return b, clock, tw, sub, paris
+}
+
+// TestSMSQuietHours: during the endpoint's quiet hours (in the subscriber's
+// time zone), a non-P1 SMS is deferred to the window's end, never dropped,
+// while a P1 goes through; once the window ends the deferred SMS is sent.
+// The clock is injected: no test waits for hours.
+func TestSMSQuietHours(t *testing.T) {
+	t.Parallel()
+	b, clock, tw, sub, paris := quietHoursBundle(t, "m_night")
 
 	calm := DeliveryID("INC-QH:1", sub.ID, "sms")
 	b.publish(event("INC-QH", 1, "investigating")) // unrated: P3
@@ -533,20 +542,7 @@ func TestSMSQuietHours(t *testing.T) {
 // newer one goes out and the older is recorded superseded ("latest only").
 func TestSMSSupersededWhileDeferred(t *testing.T) {
 	t.Parallel()
-	paris := mustLocation(t, "Europe/Paris")
-	clock := &testClock{}
-	clock.Set(wallClock(paris, 1, 6, 59, 59))
-	tw := newFakeTwilio(t)
-	b := setup(t, bundleOpts{
-		cfg: func(c *Config) {
-			c.PublicURL, c.Now, c.Rand = testPublicURL, clock.Now, noJitter
-			patientDeferrals(c, channels.SMS)
-		},
-		channels: map[string]channels.Channel{channels.SMS: newSMSChannel(t, tw.URL)},
-	})
-	sub := smsSubscriber("m_late", "+33612345678", "")
-	sub.Endpoints[0].QuietHours = &subscribers.QuietHours{Start: "22:00", End: "07:00"}
-	b.putSubscriber(sub)
+	b, clock, tw, sub, paris := quietHoursBundle(t, "m_late")
 
 	older, newer := DeliveryID("INC-LO:1", sub.ID, "sms"), DeliveryID("INC-LO:2", sub.ID, "sms")
 	b.publish(event("INC-LO", 1, "investigating"))

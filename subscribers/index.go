@@ -583,11 +583,3 @@ func (x *Index) apply(e jetstream.KeyValueEntry) {
 		}
 	}
 }
-
-// components reports how many distinct component ids the index knows (for
-// tests).
-func (x *Index) components() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return len(x.bits)
-}

@@ -54,30 +54,14 @@ type Rules struct {
 }
 
 // FieldError is one validation problem, naming the JSON path of the field at
-// fault.
-type FieldError struct {
-	// Field is the JSON path ("endpoints[1].address").
-	Field string `json:"field"`
-	// Message says what is wrong, without echoing secrets.
-	Message string `json:"message"`
-}
-
-// Error implements error.
-func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+// fault ("endpoints[1].address"); the same type as the event schema's.
+type FieldError = incident.FieldError
 
 // FieldErrors lists every validation problem of a subscriber.
-type FieldErrors []FieldError
+type FieldErrors = incident.FieldErrors
 
-// Error joins the problems with "; ".
-func (fe FieldErrors) Error() string {
-	parts := make([]string, len(fe))
-	for i, e := range fe {
-		parts[i] = e.Error()
-	}
-	return strings.Join(parts, "; ")
-}
-
-func (fe *FieldErrors) add(field, format string, args ...any) {
+// add appends a problem to fe.
+func add(fe *FieldErrors, field, format string, args ...any) {
 	*fe = append(*fe, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
@@ -98,24 +82,24 @@ func (r Rules) Normalize(s *Subscriber) error {
 	s.ID = strings.TrimSpace(s.ID)
 	switch {
 	case s.ID == "":
-		fe.add("id", "is required")
+		add(&fe, "id", "is required")
 	case !ValidID(s.ID):
-		fe.add("id", "must be 1 to 64 letters, digits, '-' or '_'")
+		add(&fe, "id", "must be 1 to 64 letters, digits, '-' or '_'")
 	}
 	s.Name = strings.TrimSpace(s.Name)
 	checkLabel(&fe, "name", s.Name, 200)
 	s.Locale = strings.TrimSpace(s.Locale)
 	if s.Locale == "" {
-		fe.add("locale", "is required (a BCP 47 tag such as fr-FR)")
+		add(&fe, "locale", "is required (a BCP 47 tag such as fr-FR)")
 	} else if tag, err := language.Parse(s.Locale); err != nil {
-		fe.add("locale", "%q is not a BCP 47 language tag", clipValue(s.Locale))
+		add(&fe, "locale", "%q is not a BCP 47 language tag", clipValue(s.Locale))
 	} else {
 		s.Locale = tag.String()
 	}
 	s.Timezone = strings.TrimSpace(s.Timezone)
 	if s.Timezone != "" {
 		if _, err := LoadLocation(s.Timezone); err != nil {
-			fe.add("timezone", "%q is not an IANA time zone", clipValue(s.Timezone))
+			add(&fe, "timezone", "%q is not an IANA time zone", clipValue(s.Timezone))
 		}
 	}
 	s.Components = r.components(&fe, "components", s.Components)
@@ -123,9 +107,9 @@ func (r Rules) Normalize(s *Subscriber) error {
 	s.Statuses = checkStatuses(&fe, "statuses", s.Statuses)
 	switch {
 	case len(s.Endpoints) == 0:
-		fe.add("endpoints", "at least one endpoint is required")
+		add(&fe, "endpoints", "at least one endpoint is required")
 	case len(s.Endpoints) > MaxEndpoints:
-		fe.add("endpoints", "at most %d endpoints", MaxEndpoints)
+		add(&fe, "endpoints", "at most %d endpoints", MaxEndpoints)
 	}
 	seen := make(map[string]int, len(s.Endpoints))
 	for i := range s.Endpoints {
@@ -134,12 +118,12 @@ func (r Rules) Normalize(s *Subscriber) error {
 		ep.ID = strings.TrimSpace(ep.ID)
 		switch {
 		case ep.ID == "":
-			fe.add(path+".id", "is required")
+			add(&fe, path+".id", "is required")
 		case !ValidID(ep.ID):
-			fe.add(path+".id", "must be 1 to 64 letters, digits, '-' or '_'")
+			add(&fe, path+".id", "must be 1 to 64 letters, digits, '-' or '_'")
 		default:
 			if j, dup := seen[ep.ID]; dup {
-				fe.add(path+".id", "%q is already used by endpoints[%d]", ep.ID, j)
+				add(&fe, path+".id", "%q is already used by endpoints[%d]", ep.ID, j)
 			}
 			seen[ep.ID] = i
 		}
@@ -161,7 +145,7 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 	allowed := map[string]bool{}
 	switch ep.Channel {
 	case "":
-		fe.add(path+".channel", "is required (email, sms, slack or webhook)")
+		add(fe, path+".channel", "is required (email, sms, slack or webhook)")
 		return
 	case channelEmail:
 		allowed["address"] = true
@@ -177,7 +161,7 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 		allowed["webhook_url"], allowed["slack_channel"] = true, true
 		r.slack(fe, path, ep)
 	default:
-		fe.add(path+".channel", "must be one of email, sms, slack, webhook")
+		add(fe, path+".channel", "must be one of email, sms, slack, webhook")
 		return
 	}
 	for _, f := range []struct {
@@ -188,14 +172,14 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 		{"webhook_url", !ep.WebhookURL.IsZero()}, {"slack_channel", ep.SlackChannel != ""},
 	} {
 		if f.set && !allowed[f.name] {
-			fe.add(path+"."+f.name, "is not used by channel %s", ep.Channel)
+			add(fe, path+"."+f.name, "is not used by channel %s", ep.Channel)
 		}
 	}
 	ep.Components = r.components(fe, path+".components", ep.Components)
 	if len(s.Components) > 0 {
 		for _, c := range ep.Components {
 			if !slices.Contains(s.Components, c) {
-				fe.add(path+".components", "%q is not among the subscriber's components (an endpoint can only narrow them)", c)
+				add(fe, path+".components", "%q is not among the subscriber's components (an endpoint can only narrow them)", c)
 			}
 		}
 	}
@@ -204,7 +188,7 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 	if len(s.Statuses) > 0 {
 		for _, st := range ep.Statuses {
 			if !slices.Contains(s.Statuses, st) {
-				fe.add(path+".statuses", "%q is not among the subscriber's statuses (an endpoint can only narrow them)", st)
+				add(fe, path+".statuses", "%q is not among the subscriber's statuses (an endpoint can only narrow them)", st)
 			}
 		}
 	}
@@ -213,13 +197,13 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 		_, errS := clock(q.Start)
 		_, errE := clock(q.End)
 		if errS != nil {
-			fe.add(path+".quiet_hours.start", "must be HH:MM (24 h)")
+			add(fe, path+".quiet_hours.start", "must be HH:MM (24 h)")
 		}
 		if errE != nil {
-			fe.add(path+".quiet_hours.end", "must be HH:MM (24 h)")
+			add(fe, path+".quiet_hours.end", "must be HH:MM (24 h)")
 		}
 		if errS == nil && errE == nil && q.Start == q.End {
-			fe.add(path+".quiet_hours", "start and end must differ")
+			add(fe, path+".quiet_hours", "start and end must differ")
 		}
 	}
 	if d := ep.Disabled; d != nil {
@@ -231,18 +215,18 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 func (r Rules) email(fe *FieldErrors, field string, addr *string) {
 	a := *addr
 	if a == "" {
-		fe.add(field, "is required for channel email")
+		add(fe, field, "is required for channel email")
 		return
 	}
 	parsed, err := mail.ParseAddress(a)
 	if err != nil || parsed.Name != "" || parsed.Address != a || len(a) > 254 {
-		fe.add(field, "%q is not an email address", clipValue(a))
+		add(fe, field, "%q is not an email address", clipValue(a))
 		return
 	}
 	at := strings.LastIndexByte(a, '@')
 	domain := strings.ToLower(a[at+1:])
 	if !strings.Contains(domain, ".") && domain != "localhost" || strings.HasPrefix(domain, "[") {
-		fe.add(field, "%q has no usable domain", clipValue(a))
+		add(fe, field, "%q has no usable domain", clipValue(a))
 		return
 	}
 	*addr = a[:at+1] + domain
@@ -251,7 +235,7 @@ func (r Rules) email(fe *FieldErrors, field string, addr *string) {
 func (r Rules) phone(fe *FieldErrors, field string, addr *string) {
 	n, err := NormalizePhone(*addr, r.DefaultRegion)
 	if err != nil {
-		fe.add(field, "%v", err)
+		add(fe, field, "%v", err)
 		return
 	}
 	*addr = n
@@ -283,21 +267,21 @@ func NormalizePhone(s, region string) (string, error) {
 
 func (r Rules) webhookURL(fe *FieldErrors, field, raw string) {
 	if raw == "" {
-		fe.add(field, "is required for channel webhook")
+		add(fe, field, "is required for channel webhook")
 		return
 	}
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil || u.Host == "" || u.Hostname() == "":
-		fe.add(field, "is not an absolute URL")
+		add(fe, field, "is not an absolute URL")
 	case u.Scheme != "https" && !(u.Scheme == "http" && r.AllowHTTPWebhooks):
-		fe.add(field, "must be an https URL")
+		add(fe, field, "must be an https URL")
 	case u.User != nil:
-		fe.add(field, "must not carry credentials (sign with the secret instead)")
+		add(fe, field, "must not carry credentials (sign with the secret instead)")
 	case u.Fragment != "":
-		fe.add(field, "must not have a fragment")
+		add(fe, field, "must not have a fragment")
 	case len(raw) > 2048:
-		fe.add(field, "is longer than 2048 bytes")
+		add(fe, field, "is longer than 2048 bytes")
 	}
 }
 
@@ -306,21 +290,21 @@ func (r Rules) webhookURL(fe *FieldErrors, field, raw string) {
 func checkWebhookSecret(fe *FieldErrors, field string, v secret.Value) {
 	s := v.Reveal()
 	if s == "" {
-		fe.add(field, `is required for channel webhook ("whsec_" + base64 of 24 to 64 random bytes)`)
+		add(fe, field, `is required for channel webhook ("whsec_" + base64 of 24 to 64 random bytes)`)
 		return
 	}
 	raw, ok := strings.CutPrefix(s, "whsec_")
 	if !ok {
-		fe.add(field, `must start with "whsec_"`)
+		add(fe, field, `must start with "whsec_"`)
 		return
 	}
 	key, err := base64.StdEncoding.DecodeString(raw)
 	if err != nil {
-		fe.add(field, `must be "whsec_" followed by standard base64`)
+		add(fe, field, `must be "whsec_" followed by standard base64`)
 		return
 	}
 	if len(key) < 24 || len(key) > 64 {
-		fe.add(field, "must encode 24 to 64 bytes (has %d)", len(key))
+		add(fe, field, "must encode 24 to 64 bytes (has %d)", len(key))
 	}
 }
 
@@ -328,9 +312,9 @@ func (r Rules) slack(fe *FieldErrors, path string, ep *Endpoint) {
 	hook, ch := ep.WebhookURL.Reveal(), ep.SlackChannel
 	switch {
 	case hook == "" && ch == "":
-		fe.add(path, "channel slack needs webhook_url (an incoming webhook) or slack_channel (a channel id for the bot)")
+		add(fe, path, "channel slack needs webhook_url (an incoming webhook) or slack_channel (a channel id for the bot)")
 	case hook != "" && ch != "":
-		fe.add(path, "give webhook_url or slack_channel, not both")
+		add(fe, path, "give webhook_url or slack_channel, not both")
 	case hook != "":
 		hosts := r.SlackWebhookHosts
 		if len(hosts) == 0 {
@@ -340,15 +324,15 @@ func (r Rules) slack(fe *FieldErrors, path string, ep *Endpoint) {
 		// The URL is a credential: never echo it.
 		switch {
 		case err != nil || u.Host == "":
-			fe.add(path+".webhook_url", "is not an absolute URL")
+			add(fe, path+".webhook_url", "is not an absolute URL")
 		case u.Scheme != "https" && !(u.Scheme == "http" && r.AllowHTTPWebhooks):
-			fe.add(path+".webhook_url", "must be an https URL")
+			add(fe, path+".webhook_url", "must be an https URL")
 		case !slices.Contains(hosts, strings.ToLower(u.Host)):
-			fe.add(path+".webhook_url", "must be a Slack incoming-webhook URL (host %s)", strings.Join(hosts, " or "))
+			add(fe, path+".webhook_url", "must be a Slack incoming-webhook URL (host %s)", strings.Join(hosts, " or "))
 		}
 	default:
 		if !slackChannelPattern.MatchString(ch) {
-			fe.add(path+".slack_channel", "%q is not a Slack channel id (such as C0123ABCD)", clipValue(ch))
+			add(fe, path+".slack_channel", "%q is not a Slack channel id (such as C0123ABCD)", clipValue(ch))
 		}
 	}
 }
@@ -362,9 +346,9 @@ func (r Rules) components(fe *FieldErrors, field string, ids []string) []string 
 		id = strings.TrimSpace(id)
 		switch {
 		case !incident.ValidComponentID(id):
-			fe.add(fmt.Sprintf("%s[%d]", field, i), "%q is not a component id", clipValue(id))
+			add(fe, fmt.Sprintf("%s[%d]", field, i), "%q is not a component id", clipValue(id))
 		case r.Components != nil && !r.Components.Known(id):
-			fe.add(fmt.Sprintf("%s[%d]", field, i), "unknown component %q (known: %s)", clipValue(id), strings.Join(r.Components.IDs(), ", "))
+			add(fe, fmt.Sprintf("%s[%d]", field, i), "unknown component %q (known: %s)", clipValue(id), strings.Join(r.Components.IDs(), ", "))
 		default:
 			out = append(out, id)
 		}
@@ -375,7 +359,7 @@ func (r Rules) components(fe *FieldErrors, field string, ids []string) []string 
 
 func checkPriority(fe *FieldErrors, field string, p incident.Priority) {
 	if p != "" && !p.Valid() {
-		fe.add(field, "must be one of P1, P2, P3, P4")
+		add(fe, field, "must be one of P1, P2, P3, P4")
 	}
 }
 
@@ -390,7 +374,7 @@ func checkStatuses(fe *FieldErrors, field string, sts []incident.Status) []incid
 			for _, s := range incident.Statuses() {
 				names = append(names, string(s))
 			}
-			fe.add(fmt.Sprintf("%s[%d]", field, i), "%q must be one of %s", clipValue(string(st)), strings.Join(names, ", "))
+			add(fe, fmt.Sprintf("%s[%d]", field, i), "%q must be one of %s", clipValue(string(st)), strings.Join(names, ", "))
 			continue
 		}
 		out = append(out, st)
@@ -401,14 +385,14 @@ func checkStatuses(fe *FieldErrors, field string, sts []incident.Status) []incid
 
 func checkLabel(fe *FieldErrors, field, s string, maxRunes int) {
 	if !utf8.ValidString(s) {
-		fe.add(field, "must be valid UTF-8")
+		add(fe, field, "must be valid UTF-8")
 		return
 	}
 	if utf8.RuneCountInString(s) > maxRunes {
-		fe.add(field, "must be at most %d characters", maxRunes)
+		add(fe, field, "must be at most %d characters", maxRunes)
 	}
 	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		fe.add(field, "must not contain control characters")
+		add(fe, field, "must not contain control characters")
 	}
 }
 

@@ -158,9 +158,10 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	dcfg := cfg.dispatcherConfig()
 	dcfg.Logger, dcfg.Registerer = logger, reg
+	var topo *dispatcher.Topology
 	if cfg.Slack.live() {
-		topo, err := dispatcher.Setup(ctx, b.JS, dcfg)
-		if err != nil {
+		// The Slack channel keeps its threads in a bucket of the topology.
+		if topo, err = dispatcher.Setup(ctx, b.JS, dcfg); err != nil {
 			return err
 		}
 		sl, err := newSlack(cfg, allow, topo, logger)
@@ -170,7 +171,7 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 		chans[channels.Slack], live[channels.Slack] = sl, true
 	}
 	d, err := dispatcher.New(ctx, dcfg, dispatcher.Deps{
-		Conn: b.Conn, Channels: chans, Renderer: renderer, Catalog: catalog,
+		Conn: b.Conn, Channels: chans, Renderer: renderer, Catalog: catalog, Topology: topo,
 		Rules: subscribers.Rules{Components: catalog, AllowHTTPWebhooks: cfg.Webhook.AllowHTTP},
 	})
 	if err != nil {
