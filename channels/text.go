@@ -1,6 +1,9 @@
 package channels
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -58,6 +61,32 @@ func Printable(s string, maxRunes int) string {
 		}
 		b.WriteRune(r)
 		count++
+	}
+	return b.String()
+}
+
+// maxEscapedID bounds the escaped form of an id (see [EscapeID]).
+const maxEscapedID = 200
+
+// EscapeID turns a delivery id into a token safe in file names and in the
+// local part of a Message-ID: letters, digits, '-' and '_' stay, other bytes
+// are %-escaped (so distinct ids stay distinct and none can climb out of a
+// directory); an id whose escaped form exceeds 200 bytes is replaced by
+// "sha256-" and its SHA-256 in hex.
+func EscapeID(id string) string {
+	var b strings.Builder
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	if b.Len() > maxEscapedID {
+		sum := sha256.Sum256([]byte(id))
+		return "sha256-" + hex.EncodeToString(sum[:])
 	}
 	return b.String()
 }

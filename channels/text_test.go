@@ -1,6 +1,9 @@
 package channels
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestRedact(t *testing.T) {
 	tests := []struct {
@@ -35,6 +38,20 @@ func TestPrintable(t *testing.T) {
 	for _, tt := range tests {
 		if got := Printable(tt.in, tt.max); got != tt.want {
 			t.Errorf("Printable(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
+		}
+	}
+}
+
+func TestEscapeID(t *testing.T) {
+	long := strings.Repeat("é", 101) // 202 bytes, 606 escaped
+	tests := []struct{ in, want string }{
+		{"dlv_abc-DEF_9", "dlv_abc-DEF_9"},
+		{"../x y", "%2E%2E%2Fx%20y"},
+		{long, "sha256-"},
+	}
+	for _, tt := range tests {
+		if got := EscapeID(tt.in); !strings.HasPrefix(got, tt.want) || (tt.want == "sha256-" && len(got) != 7+64) {
+			t.Errorf("EscapeID(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -334,22 +334,7 @@ func feedbackID(kind, sender string) string {
 // and their tools recognise it as the same message. Ids whose escaped form
 // exceeds 200 bytes are replaced by "sha256-" and their SHA-256 in hex.
 func MessageID(id, domain string) string {
-	var b strings.Builder
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
-			b.WriteByte(c)
-		default:
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	local := b.String()
-	if len(local) > 200 {
-		sum := sha256.Sum256([]byte(id))
-		local = "sha256-" + hex.EncodeToString(sum[:])
-	}
-	return local + "@" + domain
+	return channels.EscapeID(id) + "@" + domain
 }
 
 func isASCII(s string) bool {

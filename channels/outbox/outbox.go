@@ -33,9 +33,6 @@ const Lookback = 7
 const (
 	dirMode  fs.FileMode = 0o700
 	fileMode fs.FileMode = 0o600
-	// maxNameBytes bounds a file name built from a message id; longer ids
-	// are hashed.
-	maxNameBytes = 200
 )
 
 // Config configures an outbox.
@@ -143,7 +140,7 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 	if err != nil {
 		return channels.Receipt{}, channels.Permanent(fmt.Errorf("outbox %s: %w", c.cfg.Channel, err))
 	}
-	rel := c.locate(fileName(msg.ID)+c.ext, now)
+	rel := c.locate(channels.EscapeID(msg.ID)+c.ext, now)
 	if err := writeAtomic(filepath.Join(c.cfg.Dir, filepath.FromSlash(rel)), content); err != nil {
 		return channels.Receipt{}, fmt.Errorf("outbox %s: %w", c.cfg.Channel, err)
 	}
@@ -201,28 +198,6 @@ func writeAtomic(name string, content []byte) (err error) {
 	return os.Rename(f.Name(), name)
 }
 
-// fileName turns a delivery id into a file name: letters, digits, '-' and
-// '_' stay, other bytes are %-escaped (so distinct ids give distinct
-// names and no id can climb out of the directory); very long ids are
-// replaced by their SHA-256.
-func fileName(id string) string {
-	var b strings.Builder
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
-			b.WriteByte(c)
-		default:
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	if b.Len() > maxNameBytes {
-		sum := sha256.Sum256([]byte(id))
-		return "sha256-" + hex.EncodeToString(sum[:])
-	}
-	return b.String()
-}
-
 // reservedHeaders are set by the outbox itself, never from msg.Headers.
 var reservedHeaders = []string{
 	"To", "Cc", "Bcc", "Subject", "Date", "Message-Id", "Mime-Version",
@@ -253,7 +228,7 @@ func (c *Channel) email(ep channels.Endpoint, msg *channels.Message, now time.Ti
 	}
 	m.Subject(oneLine(msg.Subject))
 	m.SetDateWithValue(now)
-	m.SetMessageIDWithValue(fileName(msg.ID) + "@" + domainOf(from))
+	m.SetMessageIDWithValue(channels.EscapeID(msg.ID) + "@" + domainOf(from))
 	if msg.Locale != "" {
 		m.SetGenHeader("Content-Language", oneLine(msg.Locale))
 	}
