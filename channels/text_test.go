@@ -50,7 +50,9 @@ func TestEscapeID(t *testing.T) {
 		{long, "sha256-"},
 	}
 	for _, tt := range tests {
-		if got := EscapeID(tt.in); !strings.HasPrefix(got, tt.want) || (tt.want == "sha256-" && len(got) != 7+64) {
+		got := EscapeID(tt.in)
+		hashed := tt.want == "sha256-"
+		if (!hashed && got != tt.want) || (hashed && (!strings.HasPrefix(got, tt.want) || len(got) != 7+64)) {
 			t.Errorf("EscapeID(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
