@@ -266,7 +266,7 @@ func (d *Dispatcher) location(name string) *time.Location {
 	if ok {
 		return loc
 	}
-	loc, err := time.LoadLocation(name)
+	loc, err := subscribers.LoadLocation(name) // the zone rules validation applied
 	if err != nil {
 		loc = time.UTC
 	}

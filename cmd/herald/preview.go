@@ -7,6 +7,7 @@ import (
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/subscribers"
 	"github.com/heraldhq/herald/templates"
 )
 
@@ -34,7 +35,7 @@ func cmdPreview(_ context.Context, args []string, io *stdio) error {
 	if !valid {
 		return usagef("unknown channel %q", *channel)
 	}
-	loc, err := time.LoadLocation(*tz)
+	loc, err := subscribers.LoadLocation(*tz)
 	if err != nil {
 		return usagef("time zone %q: %v", *tz, err)
 	}
