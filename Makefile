@@ -36,6 +36,9 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./channels/sms/
 	go test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./channels/sms/
 	go test -run '^$$' -fuzz '^FuzzSummarize$$' -fuzztime $(FUZZTIME) ./channels/webhook/
+	go test -run '^$$' -fuzz '^FuzzScanUpdateJob$$' -fuzztime $(FUZZTIME) ./dispatcher/
+	go test -run '^$$' -fuzz '^FuzzAppendRecord$$' -fuzztime $(FUZZTIME) ./dispatcher/
+	go test -run '^$$' -fuzz '^FuzzDestinationKey$$' -fuzztime $(FUZZTIME) ./dispatcher/
 	go test -run '^$$' -fuzz '^FuzzCheckURL$$' -fuzztime $(FUZZTIME) ./egress/
 	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./incident/
 	go test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./subscribers/

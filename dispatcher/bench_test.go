@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -190,7 +192,14 @@ func newFastReceiver(b *testing.B) *fastReceiver {
 // pipeline (publish → fan-out → delivery loop → signed POST → record → ack)
 // to a local receiver, and, in the same run, sends 50 000 POSTs of the same
 // payload to the same receiver from a raw net/http loop with the same
-// concurrency: the baseline. It reports both rates and their ratio.
+// concurrency: the baseline. It reports both rates and their ratio. A
+// third pass, minimalPipeline, runs the JetStream operations the design
+// requires per delivery with nothing else: its ratio to the raw loop
+// (floor_ratio) is the most any implementation of the design reaches on
+// the machine, and herald/floor is how close Herald comes to it.
+//
+// HERALD_BENCH_DELIVERIES shrinks the run; HERALD_BENCH_PROFILE=FILE writes
+// a CPU profile of Herald's pass only.
 func BenchmarkWebhookThroughput(b *testing.B) {
 	deliveries := benchSize("HERALD_BENCH_DELIVERIES", 50_000)
 	const concurrency = 64
@@ -222,7 +231,17 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 	}
 	payload, _ := d.renderer.Render(templates.Update{Event: mustEvent(event("BENCH", 1, "investigating")), AcceptedAt: time.Now()}, channels.Webhook, templates.Recipient{Locale: "fr"})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: 0}}
-	var herald, raw time.Duration
+	// The design's floor: the same JetStream operations per delivery
+	// without Herald (see minimalPipeline), on the same server.
+	sample := subscribers.Target{SubscriberID: "m000000", EndpointID: "wh", Channel: channels.Webhook}
+	ev := mustEvent(event("BENCH", 1, "investigating"))
+	enc, _ := newJobEncoder(ev, 1, "P3")
+	job := enc.encode(nil, DeliveryID(ev.ID, sample.SubscriberID, sample.EndpointID), sample)
+	record := appendRecord(nil, &Record{DeliveryID: DeliveryID(ev.ID, sample.SubscriberID, sample.EndpointID), Kind: KindUpdate, EventID: ev.ID,
+		IncidentID: ev.IncidentID, Sequence: ev.Sequence, SubscriberID: sample.SubscriberID, EndpointID: sample.EndpointID, Channel: channels.Webhook,
+		Attempt: 1, Outcome: Delivered, Status: 204, Locale: "fr", Requested: "fr-FR", DurationMS: 1.234, At: time.Now()})
+	pipe := newMinimalPipeline(b, d.nc, recv.srv.URL+"/floor", concurrency)
+	var herald, raw, floor time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		start := time.Now()
@@ -248,7 +267,10 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 		wg.Wait()
 		raw += time.Since(start)
 
+		floor += pipe.run(b, i, deliveries, payload.Body, job, record)
+
 		before := recv.n.Load()
+		stopProfile := profileHerald(b)
 		start = time.Now()
 		if _, err := PublishEvent(ctx, d.js, []byte(event("BENCH", i+1, "investigating")), 0); err != nil {
 			b.Fatal(err)
@@ -257,12 +279,137 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 			time.Sleep(time.Millisecond)
 		}
 		herald += time.Since(start)
+		stopProfile()
 	}
 	b.StopTimer()
 	n := float64(b.N * deliveries)
 	b.ReportMetric(n/herald.Seconds(), "herald_deliveries/s")
 	b.ReportMetric(n/raw.Seconds(), "raw_posts/s")
 	b.ReportMetric(raw.Seconds()/herald.Seconds(), "ratio")
+	b.ReportMetric(n/floor.Seconds(), "floor_deliveries/s")
+	b.ReportMetric(raw.Seconds()/floor.Seconds(), "floor_ratio")
+	b.ReportMetric(floor.Seconds()/herald.Seconds(), "herald/floor")
+}
+
+// minimalPipeline is the least any implementation of Herald's design does
+// per webhook delivery, written straight against nats.go and net/http: a
+// job published asynchronously with Nats-Msg-Id into a file-backed work
+// queue, pulled by a durable consumer, the payload POSTed, one record
+// published to a file-backed log and its acknowledgement awaited, the job
+// acknowledged. No decoding, rendering, signing, limits or metrics. Its
+// rate against the raw POST loop is the ceiling of the design on the
+// machine at hand.
+type minimalPipeline struct {
+	js          jetstream.JetStream
+	cons        jetstream.Consumer
+	client      *http.Client
+	url         string
+	concurrency int
+}
+
+func newMinimalPipeline(b *testing.B, nc *nats.Conn, url string, concurrency int) *minimalPipeline {
+	ctx := context.Background()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		b.Fatal(err)
+	}
+	jobs, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FLOOR_JOBS", Subjects: []string{"floor.jobs.*"},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FLOOR_LOG", Subjects: []string{"floor.log.*.*"}, Storage: jetstream.FileStorage}); err != nil {
+		b.Fatal(err)
+	}
+	cons, err := jobs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 16 * concurrency})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &minimalPipeline{js: js, cons: cons, url: url, concurrency: concurrency,
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}}
+}
+
+// run delivers n jobs and returns how long it took, from the first
+// publish to the last acknowledgement.
+func (p *minimalPipeline) run(b *testing.B, round, n int, payload, job, record []byte) time.Duration {
+	it, err := p.cons.Messages(jetstream.PullMaxMessages(2*p.concurrency), jetstream.PullExpiry(pullExpiry))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer it.Stop()
+	msgs := make(chan jetstream.Msg)
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				return
+			}
+			msgs <- m
+		}
+	}()
+	var done sync.WaitGroup
+	done.Add(n)
+	for range p.concurrency {
+		go func() {
+			for m := range msgs {
+				req, _ := http.NewRequest(http.MethodPost, p.url, bytes.NewReader(payload))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := p.client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				fut, err := p.js.PublishAsync("floor.log.m."+m.Headers().Get(hdrMsgID), record)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				select {
+				case <-fut.Ok():
+				case err := <-fut.Err():
+					b.Error(err)
+					return
+				}
+				_ = m.Ack()
+				done.Done()
+			}
+		}()
+	}
+	start := time.Now()
+	for k := range n {
+		m := &nats.Msg{Subject: "floor.jobs.webhook", Data: job, Header: nats.Header{hdrMsgID: []string{fmt.Sprintf("r%d-%d", round, k)}}}
+		for {
+			if _, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(5*time.Second)); err == nil {
+				break
+			}
+		}
+	}
+	done.Wait()
+	return time.Since(start)
+}
+
+// profileHerald starts a CPU profile of Herald's part of a benchmark into
+// the file HERALD_BENCH_PROFILE names (go test -cpuprofile would mix in the
+// set-up and the baselines), and returns its stop.
+func profileHerald(b *testing.B) (stop func()) {
+	name := os.Getenv("HERALD_BENCH_PROFILE")
+	if name == "" {
+		return func() {}
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
 }
 
 // benchSize reads a benchmark's size from the environment (for quick

@@ -27,6 +27,7 @@ type deliverer struct {
 	limiter *rate.Limiter
 	sem     chan struct{}
 	dests   *destinations
+	metrics *channelMetrics
 	logger  *slog.Logger
 	wg      sync.WaitGroup
 }
@@ -47,14 +48,15 @@ func newDeliverer(d *Dispatcher, name string, ch channels.Channel) *deliverer {
 	}
 	return &deliverer{
 		d: d, name: name, cfg: cfg, ch: ch, policy: policy, limiter: lim,
-		sem:    make(chan struct{}, cfg.Concurrency),
-		dests:  newDestinations(cfg.PerDestination, cfg.Breaker, d.cfg.Now),
-		logger: d.logger.With("channel", name),
+		sem:     make(chan struct{}, cfg.Concurrency),
+		dests:   newDestinations(cfg.PerDestination, cfg.Breaker, d.cfg.Now),
+		metrics: d.metrics.forChannel(name),
+		logger:  d.logger.With("channel", name),
 	}
 }
 
-// run pulls jobs until ctx ends, each handled in its own goroutine; the
-// consumer's MaxAckPending bounds how many are held at once. On stop it
+// run pulls jobs until ctx ends, each handled in a goroutine of its own;
+// the consumer's MaxAckPending bounds how many are held at once. On stop it
 // stops pulling and waits for the jobs in hand, up to the shutdown timeout;
 // sends still running then are cancelled and their jobs left for
 // redelivery.
@@ -78,6 +80,7 @@ func (dl *deliverer) run(ctx context.Context) error {
 	// are handed back at once (Nak), instead of waiting out the ack wait.
 	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
+	idle := make(chan jetstream.Msg)
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -87,12 +90,23 @@ func (dl *deliverer) run(ctx context.Context) error {
 			dl.logger.Warn("fetching jobs", "err", err)
 			continue
 		}
-		dl.wg.Add(1)
-		go func() {
-			defer dl.wg.Done()
-			dl.handle(sendCtx, ctx, msg)
-		}()
+		// Each job in hand has a goroutine of its own (one waiting for a
+		// busy destination holds up no other); goroutines are reused, so
+		// their stacks are grown once, not for every job.
+		select {
+		case idle <- msg:
+		default:
+			dl.wg.Add(1)
+			go func() {
+				defer dl.wg.Done()
+				dl.handle(sendCtx, ctx, msg)
+				for msg := range idle {
+					dl.handle(sendCtx, ctx, msg)
+				}
+			}()
+		}
 	}
+	close(idle)
 	done := make(chan struct{})
 	go func() { dl.wg.Wait(); close(done) }()
 	select {
@@ -174,7 +188,7 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 		}
 		if last != nil && (last.Outcome.sent() || (!a.replay && last.Outcome.final())) {
 			a.log().Debug("already done; job dropped", "outcome", last.Outcome)
-			d.metrics.outcomes.WithLabelValues(dl.name, "duplicate").Inc()
+			dl.metrics.duplicate.Inc()
 			_ = msg.Ack()
 			return
 		}
@@ -253,14 +267,14 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 		dl.handBack(a)
 		return
 	}
-	d.metrics.inflight.WithLabelValues(dl.name).Inc()
+	dl.metrics.inflight.Inc()
 	sendCtx, cancel := context.WithTimeout(ctx, dl.cfg.SendTimeout)
 	sendStart := d.cfg.Now()
 	receipt, sendErr := dl.ch.Send(sendCtx, target, m)
 	took := d.cfg.Now().Sub(sendStart)
 	cancel()
 	<-dl.sem
-	d.metrics.inflight.WithLabelValues(dl.name).Dec()
+	dl.metrics.inflight.Dec()
 	class := channels.Classify(sendErr)
 	release(sendErr != nil && !class.Permanent && !errors.Is(sendErr, context.Canceled))
 
@@ -269,10 +283,10 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	}
-	d.metrics.sendSeconds.WithLabelValues(dl.name).Observe(took.Seconds())
+	dl.metrics.send.Observe(took.Seconds())
 	if a.number == 1 && j.Kind == KindUpdate {
 		if acc, ok := d.events.acceptedAt(j.StreamSeq); ok {
-			d.metrics.lagSeconds.WithLabelValues(dl.name).Observe(d.cfg.Now().Sub(acc).Seconds())
+			dl.metrics.lag.Observe(d.cfg.Now().Sub(acc).Seconds())
 		}
 	}
 	a.rec.DurationMS = float64(took.Microseconds()) / 1000
@@ -346,7 +360,9 @@ func (dl *deliverer) delivered(ctx context.Context, a *attempt, receipt channels
 	if err := a.msg.Ack(); err != nil {
 		a.log().Warn("ack lost after a successful send; a redelivery will find the record and stop", "err", err)
 	}
-	a.log().Debug("delivered", "outcome", a.rec.Outcome, "status", receipt.Status)
+	if dl.logger.Enabled(ctx, slog.LevelDebug) {
+		a.log().Debug("delivered", "outcome", a.rec.Outcome, "status", receipt.Status)
+	}
 }
 
 // fail handles a failed attempt: retry with backoff, or give up.
@@ -430,7 +446,7 @@ func (dl *deliverer) defer_(ctx context.Context, a *attempt, reason string, wait
 func (dl *deliverer) record(ctx context.Context, a *attempt) {
 	a.rec.Reason = redactAddress(a.rec.Reason, a.target)
 	a.rec.At = dl.d.cfg.Now().UTC()
-	dl.d.metrics.outcomes.WithLabelValues(dl.name, string(a.rec.Outcome)).Inc()
+	dl.metrics.outcome(a.rec.Outcome).Inc()
 	var err error
 	for i := range 3 {
 		if err = dl.d.log.append(context.WithoutCancel(ctx), &a.rec); err == nil {

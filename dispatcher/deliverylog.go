@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -96,20 +99,159 @@ type Record struct {
 
 // deliveryLog appends to and reads DELIVERY_LOG.
 type deliveryLog struct {
+	// js publishes records asynchronously: it is the log's own, so that
+	// its pending acknowledgements are not mixed with the fan-out's.
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	// stall lets an append wait for room among the pending publishes.
+	stall jetstream.PublishOpt
 }
 
-// append stores rec and waits for JetStream's acknowledgement.
-func (l *deliveryLog) append(ctx context.Context, rec *Record) error {
-	data, err := json.Marshal(rec)
+// logAckTimeout bounds the wait for JetStream's acknowledgement of a record.
+const logAckTimeout = 10 * time.Second
+
+func newDeliveryLog(nc *nats.Conn, stream jetstream.Stream) (*deliveryLog, error) {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(logAckTimeout), jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := l.js.Publish(ctx, logSubject(rec.SubscriberID, rec.DeliveryID), data); err != nil {
+	return &deliveryLog{js: js, stream: stream, stall: jetstream.WithStallWait(logAckTimeout)}, nil
+}
+
+// append stores rec and waits for JetStream's acknowledgement. The
+// publish is asynchronous (many deliveries append at once); each caller
+// waits for its own acknowledgement only.
+func (l *deliveryLog) append(ctx context.Context, rec *Record) error {
+	data := appendRecord(make([]byte, 0, 512), rec)
+	fut, err := l.js.PublishMsgAsync(&nats.Msg{Subject: logSubject(rec.SubscriberID, rec.DeliveryID), Data: data}, l.stall)
+	if err != nil {
 		return fmt.Errorf("delivery log: %w", err)
 	}
-	return nil
+	select {
+	case <-fut.Ok():
+		return nil
+	case err := <-fut.Err():
+		return fmt.Errorf("delivery log: %w", err)
+	case <-ctx.Done():
+		return fmt.Errorf("delivery log: %w", ctx.Err())
+	}
+}
+
+// appendRecord appends rec's JSON to dst: the same bytes as
+// json.Marshal(rec), without reflection (one record is written per
+// attempt).
+func appendRecord(dst []byte, r *Record) []byte {
+	dst = append(dst, `{"delivery_id":`...)
+	dst = appendJSONString(dst, r.DeliveryID)
+	dst = append(dst, `,"kind":`...)
+	dst = appendJSONString(dst, r.Kind)
+	dst = append(dst, `,"event_id":`...)
+	dst = appendJSONString(dst, r.EventID)
+	if r.IncidentID != "" {
+		dst = append(dst, `,"incident_id":`...)
+		dst = appendJSONString(dst, r.IncidentID)
+	}
+	if r.Sequence != 0 {
+		dst = append(dst, `,"sequence":`...)
+		dst = strconv.AppendInt(dst, r.Sequence, 10)
+	}
+	dst = append(dst, `,"subscriber_id":`...)
+	dst = appendJSONString(dst, r.SubscriberID)
+	dst = append(dst, `,"endpoint_id":`...)
+	dst = appendJSONString(dst, r.EndpointID)
+	dst = append(dst, `,"channel":`...)
+	dst = appendJSONString(dst, r.Channel)
+	dst = append(dst, `,"attempt":`...)
+	dst = strconv.AppendInt(dst, int64(r.Attempt), 10)
+	dst = append(dst, `,"outcome":`...)
+	dst = appendJSONString(dst, string(r.Outcome))
+	for _, f := range [...]struct{ key, val string }{
+		{`,"reason":`, r.Reason}, {"", ""}, {`,"code":`, r.Code}, {`,"provider_id":`, r.ProviderID}, {`,"action":`, r.Action},
+	} {
+		if f.key == "" { // status sits between reason and code
+			if r.Status != 0 {
+				dst = append(dst, `,"status":`...)
+				dst = strconv.AppendInt(dst, int64(r.Status), 10)
+			}
+			continue
+		}
+		if f.val != "" {
+			dst = append(dst, f.key...)
+			dst = appendJSONString(dst, f.val)
+		}
+	}
+	if r.NextAttemptAt != nil {
+		dst = append(dst, `,"next_attempt_at":`...)
+		dst = appendJSONTime(dst, *r.NextAttemptAt)
+	}
+	if r.Locale != "" {
+		dst = append(dst, `,"locale":`...)
+		dst = appendJSONString(dst, r.Locale)
+	}
+	if r.Requested != "" {
+		dst = append(dst, `,"requested_locale":`...)
+		dst = appendJSONString(dst, r.Requested)
+	}
+	if r.Fallback {
+		dst = append(dst, `,"locale_fallback":true`...)
+	}
+	if r.DurationMS != 0 {
+		dst = append(dst, `,"duration_ms":`...)
+		dst = appendJSONFloat(dst, r.DurationMS)
+	}
+	dst = append(dst, `,"at":`...)
+	dst = appendJSONTime(dst, r.At)
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as encoding/json writes it: plain when it is
+// printable ASCII with nothing to escape, else through encoding/json.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// appendJSONTime appends t as time.Time's MarshalJSON does.
+func appendJSONTime(dst []byte, t time.Time) []byte {
+	if y := t.Year(); y < 0 || y > 9999 {
+		b, err := json.Marshal(t)
+		if err != nil {
+			return append(dst, `null`...)
+		}
+		return append(dst, b...)
+	}
+	dst = append(dst, '"')
+	dst = t.AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, '"')
+}
+
+// appendJSONFloat appends f as encoding/json writes a float64.
+func appendJSONFloat(dst []byte, f float64) []byte {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return append(dst, '0') // encoding/json refuses these; a duration is never one
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	n := len(dst)
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9, as encoding/json does
+		if m := len(dst) - n; m >= 4 && dst[len(dst)-4] == 'e' && dst[len(dst)-3] == '-' && dst[len(dst)-2] == '0' {
+			dst[len(dst)-2] = dst[len(dst)-1]
+			dst = dst[:len(dst)-1]
+		}
+	}
+	return dst
 }
 
 // last returns the latest record of a delivery, or nil when there is none.

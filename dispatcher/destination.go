@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
@@ -35,10 +36,48 @@ func newDestinations(perDest int, cfg BreakerConfig, now func() time.Time) *dest
 // destinationKey groups endpoints by where their sends go: the host of URL
 // endpoints, the channel's provider otherwise.
 func destinationKey(channel, target string) string {
+	// Fast path for the usual http(s)://host[:port]/path: the same host
+	// url.Parse finds, without its allocations.
+	for _, scheme := range [...]string{"https://", "http://"} {
+		rest, ok := strings.CutPrefix(target, scheme)
+		if !ok {
+			continue
+		}
+		end := strings.IndexAny(rest, "/?#")
+		if end < 0 {
+			end = len(rest)
+		}
+		if host := rest[:end]; host != "" && plainHost(host) {
+			return channel + "|" + host
+		}
+		break
+	}
 	if u, err := url.Parse(target); err == nil && u.Host != "" {
 		return channel + "|" + u.Host
 	}
 	return channel
+}
+
+// plainHost reports whether host is letters, digits, dots and hyphens,
+// with an optional numeric port: nothing url.Parse would treat specially.
+func plainHost(host string) bool {
+	name, port, hasPort := strings.Cut(host, ":")
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '-':
+		default:
+			return false
+		}
+	}
+	if !hasPort {
+		return true
+	}
+	for i := 0; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // acquire waits for a send slot to key. It first checks the breaker: when

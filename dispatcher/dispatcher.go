@@ -112,6 +112,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	dlog, err := newDeliveryLog(deps.Conn, topo.DeliveryLog)
+	if err != nil {
+		return nil, err
+	}
 	catalog := deps.Catalog
 	if catalog == nil {
 		catalog, _ = incident.NewCatalog(nil)
@@ -124,7 +128,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		snaps:     newSnapshots(topo.Snapshots, cfg.Logger),
 		supp:      newSuppressions(topo.Suppressions, st.TTL(), cfg.Now, cfg.Logger),
 		dlq:       &DeadLetters{js: js, stream: topo.DeadLetters, now: cfg.Now},
-		log:       &deliveryLog{js: js, stream: topo.DeliveryLog},
+		log:       dlog,
 		events:    newEventCache(topo.Incidents, 512),
 		links:     lk,
 		metrics:   newMetrics(cfg.Registerer),

@@ -251,6 +251,7 @@ func (f *fanout) publish(ctx context.Context, ev *incident.Event, streamSeq uint
 	f.mu.Unlock()
 	const slabSize = 256 << 10
 	var slab []byte
+	stall := jetstream.WithStallWait(5 * time.Second)
 	for i, t := range targets {
 		if i%1024 == 0 && ctx.Err() != nil {
 			return i, ctx.Err()
@@ -266,7 +267,7 @@ func (f *fanout) publish(ctx context.Context, ev *incident.Event, streamSeq uint
 			m.Header[hdrRecheck] = []string{"1"}
 		}
 		for {
-			_, err := f.js.PublishMsgAsync(m, jetstream.WithStallWait(5*time.Second))
+			_, err := f.js.PublishMsgAsync(m, stall)
 			if err == nil {
 				break
 			}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/heraldhq/herald/incident"
 	"github.com/heraldhq/herald/subscribers"
@@ -127,11 +128,16 @@ func (e *jobEncoder) encode(dst []byte, id string, t subscribers.Target) []byte 
 	return dst
 }
 
-// decodeJob parses and checks a job.
+// decodeJob parses and checks a job. Update jobs in the exact form
+// jobEncoder writes take a fast path; anything else goes through
+// encoding/json, with the same result.
 func decodeJob(data []byte) (*Job, error) {
-	var j Job
-	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, fmt.Errorf("job: %w", err)
+	j, ok := scanUpdateJob(data)
+	if !ok {
+		j = &Job{}
+		if err := json.Unmarshal(data, j); err != nil {
+			return nil, fmt.Errorf("job: %w", err)
+		}
 	}
 	switch {
 	case j.ID == "" || j.SubscriberID == "" || j.EndpointID == "" || j.Channel == "" || j.EventID == "":
@@ -143,5 +149,89 @@ func decodeJob(data []byte) (*Job, error) {
 	case j.Kind != KindUpdate && j.Kind != KindEndpointDisabled:
 		return nil, fmt.Errorf("job: unknown kind %q", j.Kind)
 	}
-	return &j, nil
+	return j, nil
+}
+
+// scanUpdateJob parses an update job written by jobEncoder: its keys in
+// that order, strings of printable ASCII without escapes, integers in
+// canonical form. It reports false for anything else, which
+// encoding/json then decides. All strings share one allocation.
+func scanUpdateJob(data []byte) (*Job, bool) {
+	j := &Job{}
+	s := jobScanner{s: string(data)}
+	ok := s.lit(`{"kind":`) && s.str(&j.Kind) &&
+		s.lit(`,"event":`) && s.str(&j.EventID) &&
+		s.lit(`,"incident":`) && s.str(&j.IncidentID) &&
+		s.lit(`,"seq":`) && s.int(&j.Sequence) &&
+		s.lit(`,"eseq":`) && s.uint(&j.StreamSeq) &&
+		s.lit(`,"prio":`) && s.str((*string)(&j.Priority)) &&
+		s.lit(`,"id":`) && s.str(&j.ID) &&
+		s.lit(`,"sub":`) && s.str(&j.SubscriberID) &&
+		s.lit(`,"ep":`) && s.str(&j.EndpointID) &&
+		s.lit(`,"ch":`) && s.str(&j.Channel) &&
+		s.lit(`}`) && s.s == ""
+	return j, ok
+}
+
+// jobScanner consumes s from the front.
+type jobScanner struct{ s string }
+
+func (p *jobScanner) lit(l string) bool {
+	if !strings.HasPrefix(p.s, l) {
+		return false
+	}
+	p.s = p.s[len(l):]
+	return true
+}
+
+// str reads a JSON string made of printable ASCII other than `"` and `\`.
+func (p *jobScanner) str(dst *string) bool {
+	if p.s == "" || p.s[0] != '"' {
+		return false
+	}
+	for i := 1; i < len(p.s); i++ {
+		switch c := p.s[i]; {
+		case c == '"':
+			*dst, p.s = p.s[1:i], p.s[i+1:]
+			return true
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return false
+		}
+	}
+	return false
+}
+
+// digits returns the leading run of digits if it is a canonical JSON
+// integer (no leading zero).
+func (p *jobScanner) digits() (string, bool) {
+	n := 0
+	for n < len(p.s) && p.s[n] >= '0' && p.s[n] <= '9' {
+		n++
+	}
+	if n == 0 || (n > 1 && p.s[0] == '0') {
+		return "", false
+	}
+	d := p.s[:n]
+	p.s = p.s[n:]
+	return d, true
+}
+
+func (p *jobScanner) int(dst *int64) bool {
+	d, ok := p.digits()
+	if !ok {
+		return false
+	}
+	v, err := strconv.ParseInt(d, 10, 64)
+	*dst = v
+	return err == nil
+}
+
+func (p *jobScanner) uint(dst *uint64) bool {
+	d, ok := p.digits()
+	if !ok {
+		return false
+	}
+	v, err := strconv.ParseUint(d, 10, 64)
+	*dst = v
+	return err == nil
 }

@@ -54,3 +54,39 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return m
 }
+
+// channelMetrics are one channel's instruments, resolved once: the delivery
+// loop updates them for every attempt.
+type channelMetrics struct {
+	channel   string
+	vec       *prometheus.CounterVec
+	outcomes  map[Outcome]prometheus.Counter
+	duplicate prometheus.Counter
+	inflight  prometheus.Gauge
+	send, lag prometheus.Observer
+}
+
+// forChannel resolves the instruments of channel.
+func (m *metrics) forChannel(channel string) *channelMetrics {
+	cm := &channelMetrics{
+		channel:   channel,
+		vec:       m.outcomes,
+		outcomes:  map[Outcome]prometheus.Counter{},
+		duplicate: m.outcomes.WithLabelValues(channel, "duplicate"),
+		inflight:  m.inflight.WithLabelValues(channel),
+		send:      m.sendSeconds.WithLabelValues(channel),
+		lag:       m.lagSeconds.WithLabelValues(channel),
+	}
+	for _, o := range []Outcome{Delivered, Outboxed, Retrying, Failed, DeadLettered, Deferred, Suppressed, Superseded, Unsubscribed, Disabled, Receipt} {
+		cm.outcomes[o] = m.outcomes.WithLabelValues(channel, string(o))
+	}
+	return cm
+}
+
+// outcome counts one record of outcome o.
+func (cm *channelMetrics) outcome(o Outcome) prometheus.Counter {
+	if c, ok := cm.outcomes[o]; ok {
+		return c
+	}
+	return cm.vec.WithLabelValues(cm.channel, string(o))
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -26,7 +27,7 @@ type Config struct {
 	// TLSHandshakeTimeout bounds the TLS handshake. Defaults to 5 s.
 	TLSHandshakeTimeout time.Duration
 	// Timeout bounds a whole exchange, from dial to the end of the
-	// response body (http.Client.Timeout). Defaults to 15 s.
+	// response body. Defaults to 15 s.
 	Timeout time.Duration
 	// IdleConnTimeout is how long an idle keep-alive connection stays in
 	// the pool. Defaults to 90 s.
@@ -128,16 +129,23 @@ func NewClient(cfg Config) (*http.Client, error) {
 		MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes,
 		DisableCompression:     true, // Herald reads little of any answer
 	}
+	// The whole-exchange timeout is the guard's, not http.Client.Timeout:
+	// for a transport it does not know, net/http enforces Client.Timeout
+	// with a goroutine and a timer per request.
 	return &http.Client{
-		Transport:     &guard{tr: tr},
-		Timeout:       cfg.Timeout,
+		Transport:     &guard{tr: tr, timeout: cfg.Timeout},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}, nil
 }
 
 // guard refuses requests carrying credentials in their URL, before they
-// reach the transport.
-type guard struct{ tr *http.Transport }
+// reach the transport, and bounds each exchange, from dial to the end of
+// the response body, by timeout (unless the request's context ends
+// sooner).
+type guard struct {
+	tr      *http.Transport
+	timeout time.Duration
+}
 
 func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL != nil && req.URL.User != nil {
@@ -146,7 +154,63 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, fmt.Errorf("%w: credentials in URLs are not allowed", ErrInvalidURL)
 	}
-	return g.tr.RoundTrip(req)
+	deadline := time.Now().Add(g.timeout)
+	if d, ok := req.Context().Deadline(); g.timeout <= 0 || (ok && !deadline.Before(d)) {
+		return g.tr.RoundTrip(req)
+	}
+	ctx, cancel := context.WithDeadline(req.Context(), deadline)
+	resp, err := g.tr.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && !time.Now().Before(deadline) {
+			err = &TimeoutError{Limit: g.timeout, Err: err}
+		}
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel, timeout: g.timeout}
+	return resp, nil
+}
+
+// cancelOnClose ends an exchange's timeout when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel  context.CancelFunc
+	timeout time.Duration
+}
+
+func (b *cancelOnClose) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) {
+		err = &TimeoutError{Limit: b.timeout, Err: err}
+	}
+	return n, err
+}
+
+// TimeoutError reports an exchange that did not complete within the
+// client's timeout. It is a net.Error whose Timeout is true.
+type TimeoutError struct {
+	// Limit is the client's timeout.
+	Limit time.Duration
+	// Err is the transport's error (context.DeadlineExceeded).
+	Err error
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("no complete answer within %s", e.Limit)
+}
+
+func (e *TimeoutError) Unwrap() error { return e.Err }
+
+// Timeout reports true: the error is a timeout (net.Error).
+func (e *TimeoutError) Timeout() bool { return true }
+
+// Temporary reports true (net.Error).
+func (e *TimeoutError) Temporary() bool { return true }
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // CloseIdleConnections closes the pool's idle connections.

@@ -276,23 +276,81 @@ func TestClientReusesConnections(t *testing.T) {
 func TestClientTimeout(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	rcv := newReceiver(t, func(_ http.ResponseWriter, r *http.Request) {
+	hang := func(r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
+	}
+	rcv := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/body" { // headers at once, then a body that never ends
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte("partial"))
+			w.(http.Flusher).Flush()
+		}
+		hang(r)
 	})
 	t.Cleanup(func() { close(release) }) // runs before rcv.Close
 	c := newClient(t, Config{Allow: loopback, Timeout: 50 * time.Millisecond})
-	resp, err := get(context.Background(), c, rcv.URL)
-	if err == nil {
-		_ = resp.Body.Close()
-		t.Fatal("hanging server answered")
+	isTimeout := func(err error) bool {
+		var ne net.Error
+		var te *TimeoutError
+		return errors.As(err, &ne) && ne.Timeout() && errors.As(err, &te) && te.Limit == 50*time.Millisecond &&
+			strings.Contains(err.Error(), "no complete answer within 50ms")
 	}
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Errorf("error = %v, want a timeout", err)
-	}
+
+	t.Run("headers", func(t *testing.T) {
+		resp, err := get(context.Background(), c, rcv.URL)
+		if err == nil {
+			_ = resp.Body.Close()
+			t.Fatal("hanging server answered")
+		}
+		if !isTimeout(err) {
+			t.Errorf("error = %v, want the client's timeout", err)
+		}
+	})
+	t.Run("body", func(t *testing.T) {
+		start := time.Now()
+		resp, err := get(context.Background(), c, rcv.URL+"/body")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_, err = io.ReadAll(resp.Body)
+		if !isTimeout(err) {
+			t.Errorf("body read error = %v, want the client's timeout", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("the body read lasted %s", d)
+		}
+	})
+	t.Run("shorter context deadline wins", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		resp, err := get(ctx, c, rcv.URL)
+		if err == nil {
+			_ = resp.Body.Close()
+			t.Fatal("hanging server answered")
+		}
+		var te *TimeoutError
+		if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) {
+			t.Errorf("error = %v, want the context's deadline", err)
+		}
+	})
+	t.Run("completed exchange", func(t *testing.T) {
+		fast := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+		resp, err := get(context.Background(), c, fast.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || string(body) != "ok" {
+			t.Errorf("body %q, %v", body, err)
+		}
+		if err := resp.Body.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 func TestNewClientSettings(t *testing.T) {
@@ -305,8 +363,8 @@ func TestNewClientSettings(t *testing.T) {
 	if tr.MaxIdleConnsPerHost < 64 {
 		t.Errorf("MaxIdleConnsPerHost = %d", tr.MaxIdleConnsPerHost)
 	}
-	if c.Timeout != 15*time.Second || tr.TLSHandshakeTimeout != 5*time.Second {
-		t.Errorf("timeouts %s, %s", c.Timeout, tr.TLSHandshakeTimeout)
+	if g := c.Transport.(*guard); g.timeout != 15*time.Second || tr.TLSHandshakeTimeout != 5*time.Second {
+		t.Errorf("timeouts %s, %s", g.timeout, tr.TLSHandshakeTimeout)
 	}
 	if c.CheckRedirect == nil {
 		t.Error("redirects followed")

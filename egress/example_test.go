@@ -46,6 +46,9 @@ func ExampleNewClient() {
 		return
 	}
 	defer client.CloseIdleConnections()
-	fmt.Println(client.Timeout)
-	// Output: 15s
+	// The cloud metadata address is refused at dial time.
+	_, err = client.Get("http://169.254.169.254/latest/meta-data/")
+	var blocked *egress.BlockedError
+	fmt.Println(errors.As(err, &blocked))
+	// Output: true
 }

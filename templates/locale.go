@@ -3,6 +3,8 @@ package templates
 import (
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/text/language"
 )
@@ -13,7 +15,21 @@ type locales struct {
 	tags     []language.Tag
 	matcher  language.Matcher
 	fallback []string // chain for unmatched tags, only supported locales
+
+	// matches remembers match's answers: subscribers use few distinct
+	// tags, and matching one costs microseconds.
+	matches sync.Map // requested tag → localeMatch
+	nmatch  atomic.Int32
 }
+
+// localeMatch is one remembered answer of match.
+type localeMatch struct {
+	name string
+	conf language.Confidence
+}
+
+// maxRememberedMatches bounds locales.matches.
+const maxRememberedMatches = 4096
 
 func newLocales(names, fallback []string) *locales {
 	// The first supported tag is the matcher's default; put the
@@ -46,6 +62,20 @@ func newLocales(names, fallback []string) *locales {
 // matcher's confidence. An unparsable tag, or one the matcher cannot
 // match, gets the first locale of the fallback chain with confidence No.
 func (l *locales) match(requested string) (string, language.Confidence) {
+	if m, ok := l.matches.Load(requested); ok {
+		m := m.(localeMatch)
+		return m.name, m.conf
+	}
+	name, conf := l.matchTag(requested)
+	if l.nmatch.Load() < maxRememberedMatches {
+		if _, loaded := l.matches.LoadOrStore(requested, localeMatch{name, conf}); !loaded {
+			l.nmatch.Add(1)
+		}
+	}
+	return name, conf
+}
+
+func (l *locales) matchTag(requested string) (string, language.Confidence) {
 	tag, err := language.Parse(strings.TrimSpace(requested))
 	if err != nil || requested == "" {
 		return l.first(), language.No

@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"fmt"
 	"testing"
 
 	"golang.org/x/text/language"
@@ -26,14 +27,35 @@ func TestLocaleMatch(t *testing.T) {
 		{"not a tag!", "en", "no"},
 		{"und", "en", "no"},
 	} {
-		lang, conf := l.match(tc.tag)
-		if lang != tc.want || confidenceName(conf) != tc.conf {
-			t.Errorf("match(%q) = %s, %s; want %s, %s", tc.tag, lang, confidenceName(conf), tc.want, tc.conf)
+		for range 2 { // computed, then remembered
+			lang, conf := l.match(tc.tag)
+			if lang != tc.want || confidenceName(conf) != tc.conf {
+				t.Errorf("match(%q) = %s, %s; want %s, %s", tc.tag, lang, confidenceName(conf), tc.want, tc.conf)
+			}
 		}
 	}
 	// A chain starting with French sends unknown tags to French.
 	if lang, _ := newLocales([]string{"en", "fr", "it"}, []string{"fr", "en"}).match("de"); lang != "fr" {
 		t.Errorf("fallback fr: got %s", lang)
+	}
+}
+
+// TestLocaleMatchMemoryBound: remembered answers stop at the bound; later
+// tags are still matched.
+func TestLocaleMatchMemoryBound(t *testing.T) {
+	t.Parallel()
+	l := newLocales([]string{"en", "fr"}, []string{"en"})
+	for i := range maxRememberedMatches + 100 {
+		l.match(fmt.Sprintf("fr-x-p%d", i))
+	}
+	if n := l.nmatch.Load(); n != maxRememberedMatches {
+		t.Errorf("%d answers remembered, want %d", n, maxRememberedMatches)
+	}
+	if lang, _ := l.match("fr-x-late"); lang != "fr" {
+		t.Errorf("match past the bound = %s", lang)
+	}
+	if _, ok := l.matches.Load("fr-x-late"); ok {
+		t.Error("an answer past the bound was remembered")
 	}
 }
 

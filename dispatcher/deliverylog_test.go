@@ -1,0 +1,86 @@
+package dispatcher
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+	"time"
+)
+
+func TestAppendRecordMatchesJSON(t *testing.T) {
+	next := time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.UTC)
+	at := time.Date(2026, 3, 4, 5, 6, 7, 123_456_789, time.FixedZone("CET", 3600))
+	full := Record{
+		DeliveryID: "dlv_abc", Kind: KindUpdate, EventID: "evt-1", IncidentID: "INC-1", Sequence: 7,
+		SubscriberID: "m-1", EndpointID: "hook", Channel: "webhook", Attempt: 3, Outcome: Retrying,
+		Reason: `webhook h.example: 503 "busy" <html> & more`, Status: 503, Code: "E1", ProviderID: "SM1", Action: "disable_endpoint",
+		NextAttemptAt: &next, Locale: "fr", Requested: "fr-CA", Fallback: true, DurationMS: 12.345, At: at,
+	}
+	for _, tc := range []struct {
+		name string
+		rec  Record
+	}{
+		{"zero", Record{}},
+		{"delivered", Record{DeliveryID: "dlv_x", Kind: KindUpdate, EventID: "e", SubscriberID: "s", EndpointID: "e", Channel: "email", Attempt: 1, Outcome: Delivered, Status: 250, DurationMS: 0.5, At: at}},
+		{"every field", full},
+		{"unicode and controls", Record{Reason: "réseau\u2028indisponible\n\x00\xff", EventID: "é", At: at}},
+		{"tiny duration", Record{DurationMS: 1e-7, At: at}},
+		{"huge duration", Record{DurationMS: 1e22, At: at}},
+		{"negative", Record{Sequence: -1, Attempt: -2, Status: -3, DurationMS: -0.25, At: at}},
+		{"year out of range", Record{At: time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := json.Marshal(&tc.rec)
+			got := appendRecord(nil, &tc.rec)
+			if err != nil {
+				want = []byte("(error)")
+				if json.Valid(got) {
+					return // encoding/json refuses; ours stays valid JSON
+				}
+			}
+			if string(got) != string(want) {
+				t.Errorf("appendRecord:\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// FuzzAppendRecord checks the record encoder against encoding/json over
+// the free-text and numeric fields.
+func FuzzAppendRecord(f *testing.F) {
+	f.Add("evt-1", "timeout after 15s", "fr-CA", int64(3), 503, 1.5, int64(1767225600))
+	f.Add("é<>&", "a\"b\\c\u2028\x01", "", int64(0), 0, 1e-9, int64(0))
+	f.Fuzz(func(t *testing.T, eventID, reason, locale string, seq int64, status int, dur float64, unix int64) {
+		if math.IsNaN(dur) || math.IsInf(dur, 0) {
+			return
+		}
+		rec := Record{EventID: eventID, Reason: reason, Requested: locale, Sequence: seq, Status: status, DurationMS: dur,
+			At: time.Unix(unix%(1<<34), unix%1e9).UTC()}
+		want, err := json.Marshal(&rec)
+		if err != nil {
+			return
+		}
+		if got := appendRecord(nil, &rec); string(got) != string(want) {
+			t.Fatalf("appendRecord:\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+func BenchmarkAppendRecord(b *testing.B) {
+	rec := Record{DeliveryID: "dlv_abcdefghijklmnopqrstuvwxyz", Kind: KindUpdate, EventID: "evt-1", IncidentID: "INC-1", Sequence: 2,
+		SubscriberID: "m000001", EndpointID: "wh", Channel: "webhook", Attempt: 1, Outcome: Delivered, Status: 204,
+		Locale: "fr", Requested: "fr-FR", DurationMS: 1.234, At: time.Now()}
+	b.Run("appendRecord", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 512)
+		for b.Loop() {
+			buf = appendRecord(buf[:0], &rec)
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = json.Marshal(&rec)
+		}
+	})
+}
