@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,6 +31,10 @@ type deliverer struct {
 	metrics *channelMetrics
 	logger  *slog.Logger
 	wg      sync.WaitGroup
+	// workers counts the delivery goroutines; idleExit is how long an idle
+	// one lives (workerIdle).
+	workers  atomic.Int32
+	idleExit time.Duration
 }
 
 func newDeliverer(d *Dispatcher, name string, ch channels.Channel) *deliverer {
@@ -48,10 +53,11 @@ func newDeliverer(d *Dispatcher, name string, ch channels.Channel) *deliverer {
 	}
 	return &deliverer{
 		d: d, name: name, cfg: cfg, ch: ch, policy: policy, limiter: lim,
-		sem:     make(chan struct{}, cfg.Concurrency),
-		dests:   newDestinations(cfg.PerDestination, cfg.Breaker, d.cfg.Now),
-		metrics: d.metrics.forChannel(name),
-		logger:  d.logger.With("channel", name),
+		sem:      make(chan struct{}, cfg.Concurrency),
+		dests:    newDestinations(cfg.PerDestination, cfg.Breaker, d.cfg.Now),
+		metrics:  d.metrics.forChannel(name),
+		idleExit: workerIdle,
+		logger:   d.logger.With("channel", name),
 	}
 }
 
@@ -97,12 +103,11 @@ func (dl *deliverer) run(ctx context.Context) error {
 		case idle <- msg:
 		default:
 			dl.wg.Add(1)
+			dl.workers.Add(1)
 			go func() {
 				defer dl.wg.Done()
-				dl.handle(sendCtx, ctx, msg)
-				for msg := range idle {
-					dl.handle(sendCtx, ctx, msg)
-				}
+				defer dl.workers.Add(-1)
+				dl.work(sendCtx, ctx, msg, idle)
 			}()
 		}
 	}
@@ -117,6 +122,30 @@ func (dl *deliverer) run(ctx context.Context) error {
 		<-done
 	}
 	return nil
+}
+
+// workerIdle is how long a delivery goroutine waits for another job before
+// it exits (after a burst, the goroutines and their stacks go away).
+const workerIdle = 10 * time.Second
+
+// work handles msg, then the jobs handed to it through idle, until idle is
+// closed or no job came for dl.idleExit.
+func (dl *deliverer) work(ctx, waitCtx context.Context, msg jetstream.Msg, idle <-chan jetstream.Msg) {
+	timer := time.NewTimer(dl.idleExit)
+	defer timer.Stop()
+	for {
+		dl.handle(ctx, waitCtx, msg)
+		timer.Reset(dl.idleExit)
+		var ok bool
+		select {
+		case msg, ok = <-idle:
+			if !ok {
+				return
+			}
+		case <-timer.C:
+			return
+		}
+	}
 }
 
 // attempt is the state of one job's handling.
