@@ -39,10 +39,21 @@ func benchDispatcher(b *testing.B, cfg func(*Config), wcfg func(*webhook.Config)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	ns := startNATS(b)
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	var asyncErrs atomic.Int64
+	var firstErr atomic.Value
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
+		if asyncErrs.Add(1) == 1 {
+			firstErr.Store(fmt.Sprintf("%v (subject %s)", err, s.Subject))
+		}
+	}))
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() {
+		if n := asyncErrs.Load(); n > 0 {
+			b.Logf("%d asynchronous NATS errors during the run (slow consumers...); first: %v", n, firstErr.Load())
+		}
+	})
 	b.Cleanup(nc.Close)
 	catalog, _ := incident.NewCatalog(incident.DefaultComponents())
 	renderer, err := templates.New(templates.Config{Components: catalog, PublicURL: "https://herald.example"})
