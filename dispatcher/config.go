@@ -3,7 +3,6 @@ package dispatcher
 import (
 	"errors"
 	"fmt"
-	"github.com/heraldhq/herald/subscribers"
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
@@ -45,11 +44,6 @@ type Config struct {
 	// FanoutAckWait is the fan-out consumer's ack wait; long fan-outs
 	// send progress before it expires. Defaults to 30 s.
 	FanoutAckWait time.Duration
-	// SubscriberCacheSize is how many decoded subscribers the delivery
-	// loops keep (about 1 KiB each); the cache is fed by the subscribers
-	// watch, so an audience that fits needs no read per send. Defaults to
-	// 65536.
-	SubscriberCacheSize int
 	// FanoutMaxPending bounds job publishes awaiting their ack during a
 	// fan-out. Defaults to 4096.
 	FanoutMaxPending int
@@ -213,9 +207,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.FanoutAckWait <= 0 {
 		c.FanoutAckWait = 30 * time.Second
-	}
-	if c.SubscriberCacheSize <= 0 {
-		c.SubscriberCacheSize = subscribers.DefaultCacheSize
 	}
 	if c.FanoutMaxPending <= 0 {
 		c.FanoutMaxPending = 4096

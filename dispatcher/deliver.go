@@ -210,14 +210,14 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 	// Already done? Only a job seen before (redelivered, re-published
 	// after a crash, replayed) can be, so only those pay the lookup.
 	if a.number > 1 || a.replay || msg.Headers().Get(hdrRecheck) != "" {
-		last, err := d.log.last(ctx, j.SubscriberID, j.ID)
+		done, err := d.log.done(ctx, j, a.replay)
 		if err != nil {
 			a.log().Warn("reading the delivery log", "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return
 		}
-		if last != nil && (last.Outcome.sent() || (!a.replay && last.Outcome.final())) {
-			a.log().Debug("already done; job dropped", "outcome", last.Outcome)
+		if done != nil {
+			a.log().Debug("already done; job dropped", "outcome", done.Outcome)
 			dl.metrics.duplicate.Inc()
 			_ = msg.Ack()
 			return
@@ -231,7 +231,7 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if ep != nil && (j.Channel == channels.Email || j.Channel == channels.SMS) {
-		a.target = ep.Target()
+		a.target = ep.Target() // an address: kept out of the log, checked against suppressions
 	}
 	switch {
 	case ep == nil:
@@ -240,7 +240,7 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 	case ep.Disabled != nil:
 		dl.skip(ctx, a, Disabled, "endpoint disabled: "+ep.Disabled.Reason)
 		return
-	case (j.Channel == channels.Email || j.Channel == channels.SMS) && d.supp.Contains(j.Channel, ep.Target()):
+	case a.target != "" && d.supp.Contains(j.Channel, a.target):
 		dl.skip(ctx, a, Suppressed, "address suppressed")
 		return
 	case j.Kind == KindUpdate && *dl.cfg.LatestOnly && d.snaps.latestSeq(j.IncidentID) > j.Sequence:
@@ -310,7 +310,7 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 
 	if sendErr != nil && ctx.Err() != nil {
 		// Herald is stopping: not the destination's fault, not an attempt.
-		_ = msg.Nak()
+		dl.handBack(a)
 		return
 	}
 	dl.metrics.send.Observe(took.Seconds())

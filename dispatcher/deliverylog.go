@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldhq/herald/channels"
 )
 
 // Outcome is what happened to one attempt of a delivery.
@@ -147,10 +149,7 @@ func appendRecord(dst []byte, r *Record) []byte {
 	dst = appendJSONString(dst, r.Kind)
 	dst = append(dst, `,"event_id":`...)
 	dst = appendJSONString(dst, r.EventID)
-	if r.IncidentID != "" {
-		dst = append(dst, `,"incident_id":`...)
-		dst = appendJSONString(dst, r.IncidentID)
-	}
+	dst = appendOptString(dst, `,"incident_id":`, r.IncidentID)
 	if r.Sequence != 0 {
 		dst = append(dst, `,"sequence":`...)
 		dst = strconv.AppendInt(dst, r.Sequence, 10)
@@ -165,33 +164,20 @@ func appendRecord(dst []byte, r *Record) []byte {
 	dst = strconv.AppendInt(dst, int64(r.Attempt), 10)
 	dst = append(dst, `,"outcome":`...)
 	dst = appendJSONString(dst, string(r.Outcome))
-	for _, f := range [...]struct{ key, val string }{
-		{`,"reason":`, r.Reason}, {"", ""}, {`,"code":`, r.Code}, {`,"provider_id":`, r.ProviderID}, {`,"action":`, r.Action},
-	} {
-		if f.key == "" { // status sits between reason and code
-			if r.Status != 0 {
-				dst = append(dst, `,"status":`...)
-				dst = strconv.AppendInt(dst, int64(r.Status), 10)
-			}
-			continue
-		}
-		if f.val != "" {
-			dst = append(dst, f.key...)
-			dst = appendJSONString(dst, f.val)
-		}
+	dst = appendOptString(dst, `,"reason":`, r.Reason)
+	if r.Status != 0 {
+		dst = append(dst, `,"status":`...)
+		dst = strconv.AppendInt(dst, int64(r.Status), 10)
 	}
+	dst = appendOptString(dst, `,"code":`, r.Code)
+	dst = appendOptString(dst, `,"provider_id":`, r.ProviderID)
+	dst = appendOptString(dst, `,"action":`, r.Action)
 	if r.NextAttemptAt != nil {
 		dst = append(dst, `,"next_attempt_at":`...)
 		dst = appendJSONTime(dst, *r.NextAttemptAt)
 	}
-	if r.Locale != "" {
-		dst = append(dst, `,"locale":`...)
-		dst = appendJSONString(dst, r.Locale)
-	}
-	if r.Requested != "" {
-		dst = append(dst, `,"requested_locale":`...)
-		dst = appendJSONString(dst, r.Requested)
-	}
+	dst = appendOptString(dst, `,"locale":`, r.Locale)
+	dst = appendOptString(dst, `,"requested_locale":`, r.Requested)
 	if r.Fallback {
 		dst = append(dst, `,"locale_fallback":true`...)
 	}
@@ -202,6 +188,14 @@ func appendRecord(dst []byte, r *Record) []byte {
 	dst = append(dst, `,"at":`...)
 	dst = appendJSONTime(dst, r.At)
 	return append(dst, '}')
+}
+
+// appendOptString appends key and s, unless s is empty (omitempty).
+func appendOptString(dst []byte, key, s string) []byte {
+	if s == "" {
+		return dst
+	}
+	return appendJSONString(append(dst, key...), s)
 }
 
 // appendJSONString appends s as encoding/json writes it: plain when it is
@@ -268,6 +262,35 @@ func (l *deliveryLog) last(ctx context.Context, subscriberID, deliveryID string)
 		return nil, fmt.Errorf("delivery log: record %d: %w", msg.Sequence, err)
 	}
 	return &rec, nil
+}
+
+// done returns the record that makes job j's delivery over, or nil: its
+// latest record when that one says sent, or final (unless the job is a
+// replay, which retries refusals). A provider's receipt can land before
+// the failed attempt it belongs to is recorded (the provider took the
+// message, its answer did not reach Herald in time): for a channel with
+// receipts, an earlier receipt also ends the delivery.
+func (l *deliveryLog) done(ctx context.Context, j *Job, replay bool) (*Record, error) {
+	last, err := l.last(ctx, j.SubscriberID, j.ID)
+	if err != nil || last == nil {
+		return nil, err
+	}
+	if last.Outcome.sent() || (!replay && last.Outcome.final()) {
+		return last, nil
+	}
+	if j.Channel != channels.SMS {
+		return nil, nil
+	}
+	recs, err := l.list(ctx, Query{SubscriberID: j.SubscriberID, DeliveryID: j.ID, Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		if recs[i].Outcome.sent() {
+			return &recs[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // Query selects delivery log records.

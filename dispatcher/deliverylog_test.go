@@ -3,8 +3,11 @@ package dispatcher
 import (
 	"encoding/json"
 	"math"
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/channels"
 )
 
 func TestAppendRecordMatchesJSON(t *testing.T) {
@@ -15,6 +18,14 @@ func TestAppendRecordMatchesJSON(t *testing.T) {
 		SubscriberID: "m-1", EndpointID: "hook", Channel: "webhook", Attempt: 3, Outcome: Retrying,
 		Reason: `webhook h.example: 503 "busy" <html> & more`, Status: 503, Code: "E1", ProviderID: "SM1", Action: "disable_endpoint",
 		NextAttemptAt: &next, Locale: "fr", Requested: "fr-CA", Fallback: true, DurationMS: 12.345, At: at,
+	}
+	// "every field" must set every field: one added to Record and not to
+	// appendRecord fails here.
+	v := reflect.ValueOf(full)
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Fatalf("the full record leaves %s zero", v.Type().Field(i).Name)
+		}
 	}
 	for _, tc := range []struct {
 		name string
@@ -83,4 +94,35 @@ func BenchmarkAppendRecord(b *testing.B) {
 			_, _ = json.Marshal(&rec)
 		}
 	})
+}
+
+// TestDoneSeesEarlierReceipt: an SMS whose receipt arrived before its
+// failed attempt was recorded is over; a delivery with only failures is not.
+func TestDoneSeesEarlierReceipt(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{noRun: true})
+	job := func(id string) *Job {
+		return &Job{ID: id, Kind: KindUpdate, EventID: "e", SubscriberID: "m_sms", EndpointID: "sms", Channel: channels.SMS}
+	}
+	put := func(id string, outcomes ...Outcome) {
+		for i, o := range outcomes {
+			if err := b.d.log.append(b.ctx, &Record{DeliveryID: id, SubscriberID: "m_sms", EndpointID: "sms", Channel: channels.SMS, Attempt: i + 1, Outcome: o, At: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	put("dlv_receipt", Receipt, Retrying)
+	put("dlv_failing", Retrying, Retrying)
+	for _, tc := range []struct {
+		id   string
+		want Outcome
+	}{{"dlv_receipt", Receipt}, {"dlv_failing", ""}, {"dlv_none", ""}} {
+		got, err := b.d.log.done(b.ctx, job(tc.id), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (got == nil) != (tc.want == "") || (got != nil && got.Outcome != tc.want) {
+			t.Errorf("done(%s) = %+v, want outcome %q", tc.id, got, tc.want)
+		}
+	}
 }

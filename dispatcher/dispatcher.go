@@ -124,7 +124,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		cfg: cfg, logger: cfg.Logger, nc: deps.Conn, js: js, topo: topo, catalog: catalog,
 		renderer: deps.Renderer, channels: deps.Channels, retry: deps.Retry,
 		index:     subscribers.NewIndex(cfg.Logger.With("component", "subscribers")),
-		store:     subscribers.NewStore(topo.Subscribers, deps.Rules, subscribers.CacheSize(cfg.SubscriberCacheSize)),
+		store:     subscribers.NewStore(topo.Subscribers, deps.Rules),
 		snaps:     newSnapshots(topo.Snapshots, cfg.Logger),
 		supp:      newSuppressions(topo.Suppressions, st.TTL(), cfg.Now, cfg.Logger),
 		dlq:       &DeadLetters{js: js, stream: topo.DeadLetters, now: cfg.Now},

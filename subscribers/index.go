@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/heraldhq/herald/incident"
@@ -534,8 +535,26 @@ func (x *Index) Page(after string, limit int) []string {
 
 // Watch feeds the index from the KV bucket until ctx ends: every stored
 // subscriber first (then [Index.Ready] is closed), then every change. A
-// value that does not decode is logged and skipped.
+// value that does not decode is logged and skipped. A watch that fails or
+// stops is started again after a second and replays the bucket (applying
+// an entry twice is harmless), so the index never freezes.
 func (x *Index) Watch(ctx context.Context, kv jetstream.KeyValue) error {
+	for {
+		err := x.watchOnce(ctx, kv)
+		if ctx.Err() != nil {
+			return nil
+		}
+		x.logger.Warn("subscribers watch stopped, restarting", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// watchOnce runs one watch until it stops or ctx ends.
+func (x *Index) watchOnce(ctx context.Context, kv jetstream.KeyValue) error {
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
 		return fmt.Errorf("watch subscribers: %w", err)
@@ -547,9 +566,6 @@ func (x *Index) Watch(ctx context.Context, kv jetstream.KeyValue) error {
 			return nil
 		case e, ok := <-w.Updates():
 			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
 				return errors.New("watch subscribers: watcher stopped")
 			}
 			if e == nil {

@@ -180,3 +180,40 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// watchedKV hands every watcher it opens to the test.
+type watchedKV struct {
+	jetstream.KeyValue
+	watchers chan jetstream.KeyWatcher
+}
+
+func (kv watchedKV) WatchAll(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	w, err := kv.KeyValue.WatchAll(ctx, opts...)
+	if err == nil {
+		kv.watchers <- w
+	}
+	return w, err
+}
+
+// TestWatchRestarts: a watch that stops is started again, and the index
+// keeps up with the bucket instead of freezing.
+func TestWatchRestarts(t *testing.T) {
+	kv := watchedKV{KeyValue: openKV(t), watchers: make(chan jetstream.KeyWatcher, 4)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	x := NewIndex(nil)
+	go func() { _ = x.Watch(ctx, kv) }()
+	<-x.Ready()
+	if err := (<-kv.watchers).Stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-kv.watchers:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch was not started again")
+	}
+	if _, err := NewStore(kv, testRules(t)).Put(ctx, valid()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return x.Len() == 1 })
+}

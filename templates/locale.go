@@ -3,9 +3,8 @@ package templates
 import (
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/text/language"
 )
 
@@ -18,8 +17,7 @@ type locales struct {
 
 	// matches remembers match's answers: subscribers use few distinct
 	// tags, and matching one costs microseconds.
-	matches sync.Map // requested tag → localeMatch
-	nmatch  atomic.Int32
+	matches *lru.Cache[string, localeMatch]
 }
 
 // localeMatch is one remembered answer of match.
@@ -28,7 +26,7 @@ type localeMatch struct {
 	conf language.Confidence
 }
 
-// maxRememberedMatches bounds locales.matches.
+// maxRememberedMatches is the size of locales.matches.
 const maxRememberedMatches = 4096
 
 func newLocales(names, fallback []string) *locales {
@@ -45,7 +43,8 @@ func newLocales(names, fallback []string) *locales {
 			ordered = append(ordered, n)
 		}
 	}
-	l := &locales{names: ordered}
+	matches, _ := lru.New[string, localeMatch](maxRememberedMatches) // only fails for size <= 0
+	l := &locales{names: ordered, matches: matches}
 	for _, n := range ordered {
 		l.tags = append(l.tags, language.MustParse(n))
 	}
@@ -62,16 +61,11 @@ func newLocales(names, fallback []string) *locales {
 // matcher's confidence. An unparsable tag, or one the matcher cannot
 // match, gets the first locale of the fallback chain with confidence No.
 func (l *locales) match(requested string) (string, language.Confidence) {
-	if m, ok := l.matches.Load(requested); ok {
-		m := m.(localeMatch)
+	if m, ok := l.matches.Get(requested); ok {
 		return m.name, m.conf
 	}
 	name, conf := l.matchTag(requested)
-	if l.nmatch.Load() < maxRememberedMatches {
-		if _, loaded := l.matches.LoadOrStore(requested, localeMatch{name, conf}); !loaded {
-			l.nmatch.Add(1)
-		}
-	}
+	l.matches.Add(requested, localeMatch{name, conf})
 	return name, conf
 }
 

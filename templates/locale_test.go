@@ -1,7 +1,6 @@
 package templates
 
 import (
-	"fmt"
 	"testing"
 
 	"golang.org/x/text/language"
@@ -37,25 +36,6 @@ func TestLocaleMatch(t *testing.T) {
 	// A chain starting with French sends unknown tags to French.
 	if lang, _ := newLocales([]string{"en", "fr", "it"}, []string{"fr", "en"}).match("de"); lang != "fr" {
 		t.Errorf("fallback fr: got %s", lang)
-	}
-}
-
-// TestLocaleMatchMemoryBound: remembered answers stop at the bound; later
-// tags are still matched.
-func TestLocaleMatchMemoryBound(t *testing.T) {
-	t.Parallel()
-	l := newLocales([]string{"en", "fr"}, []string{"en"})
-	for i := range maxRememberedMatches + 100 {
-		l.match(fmt.Sprintf("fr-x-p%d", i))
-	}
-	if n := l.nmatch.Load(); n != maxRememberedMatches {
-		t.Errorf("%d answers remembered, want %d", n, maxRememberedMatches)
-	}
-	if lang, _ := l.match("fr-x-late"); lang != "fr" {
-		t.Errorf("match past the bound = %s", lang)
-	}
-	if _, ok := l.matches.Load("fr-x-late"); ok {
-		t.Error("an answer past the bound was remembered")
 	}
 }
 

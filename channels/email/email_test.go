@@ -406,12 +406,11 @@ func TestAuthFailure(t *testing.T) {
 	t.Parallel()
 	ca := testTLS(t)
 	ts := newTestServer(t, serverOptions{tls: ca.serverConfig(), user: testUser, pass: "the-right-one", mechs: []string{"PLAIN"}})
-	var logs bytes.Buffer
-	var mu sync.Mutex
+	logs := &channelstest.SyncBuffer{}
 	ch := newChannel(t, Config{
 		Host: ts.host, Port: ts.port, TLSConfig: ca.clientConfig(),
 		Username: testUser, Password: testPassword, From: "status@herald.example",
-		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	_, err := ch.Send(t.Context(), dupont(), frenchMessage())
 	if err == nil || channels.Classify(err).Permanent {
@@ -420,8 +419,6 @@ func TestAuthFailure(t *testing.T) {
 	if !strings.Contains(err.Error(), "535") {
 		t.Errorf("error %q does not carry the server's 535", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	plain := base64.StdEncoding.EncodeToString([]byte("\x00" + testUser + "\x00" + testPassword))
 	for _, text := range []string{err.Error(), fmt.Sprintf("%+v", err), logs.String()} {
 		if strings.Contains(text, testPassword) || strings.Contains(text, plain) {
@@ -434,17 +431,6 @@ func TestAuthFailure(t *testing.T) {
 	if ts.mails.Load() != 0 {
 		t.Error("a transaction started without authentication")
 	}
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // TestSTARTTLSIsMandatory: a server that does not offer STARTTLS gets

@@ -158,7 +158,10 @@ func (c *composer) compose(ep channels.Endpoint, msg *channels.Message) (envelop
 	if isLanguageTag(msg.Locale) {
 		m.SetGenHeader("Content-Language", msg.Locale)
 	}
-	signed := slices.Clone(signedHeaders)
+	var signed []string
+	if c.dkim != nil {
+		signed = slices.Clone(signedHeaders)
+	}
 	for _, k := range keys {
 		v := msg.Headers[k.given]
 		if k.name == "Reply-To" {
@@ -168,7 +171,7 @@ func (c *composer) compose(ep channels.Endpoint, msg *channels.Message) (envelop
 			continue
 		}
 		m.SetGenHeader(gomail.Header(k.name), v)
-		if !slices.Contains(signed, k.name) {
+		if c.dkim != nil && !slices.Contains(signed, k.name) {
 			signed = append(signed, k.name)
 		}
 	}

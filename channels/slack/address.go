@@ -9,7 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode"
+
+	"github.com/heraldhq/herald/channels"
 )
 
 // maxCachedHooks bounds the webhook cache; it is emptied when full.
@@ -95,7 +96,7 @@ func parseHook(raw string, hosts []string, allowHTTP bool) (*hook, error) {
 	case u.User != nil:
 		return nil, fmt.Errorf("%w: credentials in URLs are not allowed", ErrInvalidAddress)
 	case !slices.Contains(hosts, strings.ToLower(u.Hostname())):
-		return nil, fmt.Errorf("%w: %s is not a Slack webhook host", ErrInvalidAddress, clipHost(u.Hostname()))
+		return nil, fmt.Errorf("%w: %s is not a Slack webhook host", ErrInvalidAddress, channels.Printable(u.Hostname(), 64))
 	case u.Fragment != "" || strings.Trim(u.Path, "/") == "":
 		return nil, fmt.Errorf("%w: webhook URL on %s has no path", ErrInvalidAddress, u.Host)
 	}
@@ -105,23 +106,6 @@ func parseHook(raw string, hosts []string, allowHTTP bool) (*hook, error) {
 		}
 	}
 	return newHook(u, raw), nil
-}
-
-// clipHost keeps a refused host short and printable in errors.
-func clipHost(h string) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range strings.ToValidUTF8(h, "\uFFFD") {
-		if !unicode.IsPrint(r) {
-			continue
-		}
-		if n++; n > 64 {
-			b.WriteString("…")
-			break
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // hooks caches checked webhook URLs by their string form.

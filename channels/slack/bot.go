@@ -76,12 +76,7 @@ func (c *Channel) sendBot(ctx context.Context, channelID string, msg *channels.M
 		receipt = channels.Receipt{Status: 200}
 		did     []string
 	)
-	done := func() (channels.Receipt, error) {
-		if tx.held {
-			if err := tx.commit(ctx, func(*Thread) {}, true); err != nil {
-				c.cfg.Logger.WarnContext(ctx, "slack thread lease not released", "slack_channel", channelID, "delivery", msg.ID, "error", err)
-			}
-		}
+	done := func() (channels.Receipt, error) { // a lease still held is released by tx.abandon
 		receipt.Detail = "slack channel " + channelID + ": " + strings.Join(did, ", ")
 		receipt.Duration = c.since(start)
 		c.debug(ctx, "slack message delivered", msg, slog.String("slack_channel", channelID), slog.String("ts", receipt.ProviderID), slog.String("did", strings.Join(did, ", ")))

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/channels"
 )
 
 // herald runs one CLI command in-process and returns its exit status,
@@ -155,5 +157,32 @@ func TestCLIAdmin(t *testing.T) {
 	}
 	if code, _, errOut = herald(t, nil, "", "suppressions", "list", "--data", data); code != exitOK {
 		t.Errorf("suppressions list = %d %s", code, errOut)
+	}
+}
+
+// TestProviderRateIsTheLoopsLimit: a live provider's rate becomes the
+// delivery loop's rate limit (the one limiter), unless dispatch sets one;
+// an unconfigured provider (outbox) gets none.
+func TestProviderRateIsTheLoopsLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml         string
+		emailRate, smsRate float64
+	}{
+		{"outbox", "data: /d\n", 0, 0},
+		{"providers", "email: {host: smtp.example, rate: 20}\nsms: {account_sid: AC1}\n", 20, defaultSMSRate},
+		{"sms rate", "sms: {account_sid: AC1, rate: 3}\n", 0, 3},
+		{"dispatch wins", "sms: {account_sid: AC1, rate: 3}\ndispatch: {channels: {sms: {rate: 1}}}\n", 0, 1},
+	} {
+		cfg, err := loadConfig(writeFile(t, t.TempDir(), "h.yaml", tc.yaml), func(string) string { return "" })
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		d := cfg.dispatcherConfig()
+		if got := d.Channels[channels.Email].Rate; got != tc.emailRate {
+			t.Errorf("%s: email rate %v, want %v", tc.name, got, tc.emailRate)
+		}
+		if got := d.Channels[channels.SMS].Rate; got != tc.smsRate {
+			t.Errorf("%s: sms rate %v, want %v", tc.name, got, tc.smsRate)
+		}
 	}
 }

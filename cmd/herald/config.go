@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/heraldhq/herald/broker"
+	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/dispatcher"
 	"github.com/heraldhq/herald/incident"
 	"github.com/heraldhq/herald/secret"
@@ -106,7 +107,8 @@ type emailConfig struct {
 	UnsubscribeMailto string `yaml:"unsubscribe_mailto" toml:"unsubscribe_mailto"`
 	// Pool is the number of SMTP connections kept open. Defaults to 4.
 	Pool int `yaml:"pool" toml:"pool"`
-	// Rate limits messages per second (0: unlimited).
+	// Rate limits messages per second (0: unlimited). The delivery loop
+	// applies it, unless dispatch.channels.email.rate is set.
 	Rate float64 `yaml:"rate" toml:"rate"`
 	// DKIM signs messages when set.
 	DKIM *dkimConfig `yaml:"dkim" toml:"dkim"`
@@ -132,7 +134,8 @@ type smsConfig struct {
 	// service.
 	From                string `yaml:"from" toml:"from"`
 	MessagingServiceSID string `yaml:"messaging_service_sid" toml:"messaging_service_sid"`
-	// Rate limits messages per second. Defaults to 10.
+	// Rate limits messages per second. Defaults to 10. The delivery loop
+	// applies it, unless dispatch.channels.sms.rate is set.
 	Rate float64 `yaml:"rate" toml:"rate"`
 	// BaseURL overrides https://api.twilio.com (regional edges, tests).
 	BaseURL string `yaml:"base_url" toml:"base_url"`
@@ -341,7 +344,39 @@ func (c *fileConfig) dispatcherConfig() dispatcher.Config {
 			Breaker: dispatcher.BreakerConfig{Threshold: cc.Breaker.Threshold, Cooldown: cc.Breaker.Cooldown, MaxCooldown: cc.Breaker.MaxCooldown},
 		}
 	}
+	// A live provider's rate (email.rate, sms.rate) is the channel's rate
+	// limit, applied once, by the delivery loop (which hands a job back
+	// rather than wait inside a send), unless dispatch sets one itself.
+	for name, r := range map[string]float64{channels.Email: c.emailRate(), channels.SMS: c.smsRate()} {
+		if cc := d.Channels[name]; r > 0 && cc.Rate == 0 {
+			cc.Rate = r
+			d.Channels[name] = cc
+		}
+	}
 	return d
+}
+
+// emailRate is the live SMTP provider's rate limit (0: none).
+func (c *fileConfig) emailRate() float64 {
+	if c.Email.Host == "" {
+		return 0
+	}
+	return c.Email.Rate
+}
+
+// defaultSMSRate is sms.rate's default, in messages per second (Twilio's
+// default queue rate for a long code).
+const defaultSMSRate = 10
+
+// smsRate is the live Twilio provider's rate limit.
+func (c *fileConfig) smsRate() float64 {
+	switch {
+	case c.SMS.AccountSID == "":
+		return 0
+	case c.SMS.Rate == 0:
+		return defaultSMSRate
+	}
+	return c.SMS.Rate
 }
 
 // catalog builds the component catalog.

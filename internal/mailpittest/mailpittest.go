@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/channels/channelstest"
 )
 
 // Module is the Mailpit release the tests run against, as "go install"
@@ -198,9 +200,9 @@ func start(tb testing.TB, bin, dir string, o Options) (*Server, error) {
 		}
 		args = append(args, "--smtp-auth-file", file)
 	}
-	var out syncBuffer
+	out := &channelstest.SyncBuffer{}
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("running %s: %w", bin, err)
 	}
@@ -488,22 +490,4 @@ func (s *Server) WaitTotal(tb testing.TB, n int, timeout time.Duration) int {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// syncBuffer collects Mailpit's output from its two pipes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -107,16 +107,12 @@ func (s *Splitter) identifyBlocks(text string, marked map[string]bool) []Part {
 		return nil
 	}
 	units := cutUnits(text)
-	anchors := 0
 	for i := range units {
 		u := &units[i]
 		u.lang, u.conf = s.id.identify(text[u.start:u.end])
-		if s.anchor(*u) {
-			anchors++
-		}
 	}
 	s.promote(units)
-	anchors = 0
+	anchors := 0
 	for _, u := range units {
 		if s.anchor(u) {
 			anchors++

@@ -258,7 +258,7 @@ func (s *Splitter) parseDate(v string) (*time.Time, bool) {
 			hour += 12
 		}
 	}
-	if hour > 23 || minute > 59 || (m[6] != "" && hour > 23) {
+	if hour > 23 || minute > 59 {
 		return nil, false
 	}
 	loc := s.cfg.Location

@@ -10,7 +10,7 @@ import (
 )
 
 // corpusPath is a copy of the status page's history, one corpusUpdate per line.
-const corpusPath = "testdata/incidents.jsonl"
+const corpusPath = "../../examples/incidents.jsonl"
 
 // corpusUpdate is the part of a corpus corpusUpdate the splitter reads.
 type corpusUpdate struct {
