@@ -44,6 +44,12 @@ type Rules struct {
 	// AllowHTTPWebhooks accepts plain http webhook URLs (for tests and
 	// local receivers). Default false: https only.
 	AllowHTTPWebhooks bool
+	// WebhookURL, when set, checks a well-formed webhook URL further:
+	// Herald passes the SSRF policy its webhooks are sent under, so that a
+	// loopback, private or metadata address is refused when written (400
+	// naming the field), not only when dialled. Its error is the field's
+	// message; it must not quote the URL.
+	WebhookURL func(raw string) error
 	// SlackWebhookHosts are the hosts accepted for Slack incoming-webhook
 	// URLs. Default: hooks.slack.com and hooks.slack-gov.com.
 	SlackWebhookHosts []string
@@ -282,6 +288,10 @@ func (r Rules) webhookURL(fe *FieldErrors, field, raw string) {
 		add(fe, field, "must not have a fragment")
 	case len(raw) > 2048:
 		add(fe, field, "is longer than 2048 bytes")
+	case r.WebhookURL != nil:
+		if err := r.WebhookURL(raw); err != nil {
+			add(fe, field, "is refused: %v", err)
+		}
 	}
 }
 

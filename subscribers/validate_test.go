@@ -252,3 +252,24 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+// TestWebhookURLHook: a URL the rules' WebhookURL check refuses is a field
+// error with the check's message; one it accepts passes.
+func TestWebhookURLHook(t *testing.T) {
+	rules := testRules(t)
+	rules.WebhookURL = func(raw string) error {
+		if strings.Contains(raw, "internal") {
+			return errors.New("address not allowed")
+		}
+		return nil
+	}
+	s := valid()
+	s.Endpoints[3].URL = "https://internal.example/h"
+	var fe FieldErrors
+	if err := rules.Normalize(s); !errors.As(err, &fe) || len(fe) != 1 || fe[0].Field != "endpoints[3].url" || fe[0].Message != "is refused: address not allowed" {
+		t.Fatalf("Normalize = %v, want endpoints[3].url refused", err)
+	}
+	if err := rules.Normalize(valid()); err != nil {
+		t.Fatalf("Normalize(valid) = %v", err)
+	}
+}

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/subscribers"
 )
 
 // herald runs one CLI command in-process and returns its exit status,
@@ -184,5 +187,38 @@ func TestProviderRateIsTheLoopsLimit(t *testing.T) {
 		if got := d.Channels[channels.SMS].Rate; got != tc.smsRate {
 			t.Errorf("%s: sms rate %v, want %v", tc.name, got, tc.smsRate)
 		}
+	}
+}
+
+// TestSubscriberRulesRefuseInternalWebhooks: subscribers written through
+// Herald are checked against the webhook SSRF policy: an internal address
+// is a 400 on the field, not a send that fails later; the allow-list
+// opens what it names.
+func TestSubscriberRulesRefuseInternalWebhooks(t *testing.T) {
+	cfg, err := loadConfig(writeFile(t, t.TempDir(), "h.yaml", "data: /d\n"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := cfg.catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := func(url string) *subscribers.Subscriber {
+		return &subscribers.Subscriber{ID: "m1", Locale: "fr", Endpoints: []subscribers.Endpoint{
+			{ID: "wh", Channel: channels.Webhook, URL: url, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}}
+	}
+	rules := cfg.subscriberRules(catalog, nil)
+	for _, url := range []string{"https://127.0.0.1/h", "https://169.254.169.254/latest", "https://[::1]/h", "https://2130706433/h", "https://10.1.2.3/h"} {
+		var fe subscribers.FieldErrors
+		if err := rules.Normalize(sub(url)); !errors.As(err, &fe) || fe[0].Field != "endpoints[0].url" {
+			t.Errorf("%s: Normalize = %v, want endpoints[0].url refused", url, err)
+		}
+	}
+	if err := rules.Normalize(sub("https://hooks.merchant.example/h")); err != nil {
+		t.Errorf("public URL refused: %v", err)
+	}
+	cfg.Webhook.AllowHTTP = true
+	if err := cfg.subscriberRules(catalog, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}).Normalize(sub("http://127.0.0.1:9/h")); err != nil {
+		t.Errorf("allowed loopback refused: %v", err)
 	}
 }

@@ -20,8 +20,10 @@ import (
 	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/dispatcher"
+	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/incident"
 	"github.com/heraldhq/herald/secret"
+	"github.com/heraldhq/herald/subscribers"
 )
 
 // fileConfig is Herald's configuration file (YAML or TOML, chosen by the
@@ -389,6 +391,20 @@ func (c *fileConfig) catalog() (*incident.Catalog, error) {
 }
 
 // webhookAllow parses the allow-list.
+// subscriberRules are the validation rules of subscribers written through
+// the API or the CLI: the catalog's components, and webhook URLs checked
+// against the SSRF policy webhooks are sent under.
+func (c *fileConfig) subscriberRules(catalog *incident.Catalog, allow []netip.Prefix) subscribers.Rules {
+	policy := egress.Policy{Allow: allow}
+	return subscribers.Rules{
+		Components: catalog, AllowHTTPWebhooks: c.Webhook.AllowHTTP,
+		WebhookURL: func(raw string) error {
+			_, err := policy.CheckURL(raw, c.Webhook.AllowHTTP)
+			return err
+		},
+	}
+}
+
 func (c *fileConfig) webhookAllow() ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range c.Webhook.Allow {

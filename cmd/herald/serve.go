@@ -28,7 +28,6 @@ import (
 	"github.com/heraldhq/herald/dispatcher"
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/secret"
-	"github.com/heraldhq/herald/subscribers"
 	"github.com/heraldhq/herald/templates"
 )
 
@@ -172,7 +171,7 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	}
 	d, err := dispatcher.New(ctx, dcfg, dispatcher.Deps{
 		Conn: b.Conn, Channels: chans, Renderer: renderer, Catalog: catalog, Topology: topo,
-		Rules: subscribers.Rules{Components: catalog, AllowHTTPWebhooks: cfg.Webhook.AllowHTTP},
+		Rules: cfg.subscriberRules(catalog, allow),
 	})
 	if err != nil {
 		return err

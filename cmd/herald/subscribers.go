@@ -95,7 +95,11 @@ func subscribersImport(ctx context.Context, args []string, io *stdio) error {
 	if err != nil {
 		return &usageError{err}
 	}
-	rules = subscribers.Rules{Components: catalog, AllowHTTPWebhooks: cfg.Webhook.AllowHTTP}
+	allow, err := cfg.webhookAllow()
+	if err != nil {
+		return &usageError{err}
+	}
+	rules = cfg.subscriberRules(catalog, allow)
 	if !*dryRun {
 		s, err := cf.open(ctx, io)
 		if err != nil {
