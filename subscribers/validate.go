@@ -50,6 +50,15 @@ type Rules struct {
 	// naming the field), not only when dialled. Its error is the field's
 	// message; it must not quote the URL.
 	WebhookURL func(raw string) error
+	// Phone, SlackChannel, SlackWebhook and WebhookSecret, when set,
+	// replace the built-in checks of those addresses: Herald passes the
+	// checks of the channels that will send, so that what a channel would
+	// refuse is refused when written, by the same code. Phone returns the
+	// number in E.164 form. Errors must not quote the value.
+	Phone         func(number string) (string, error)
+	SlackChannel  func(id string) bool
+	SlackWebhook  func(raw string) error
+	WebhookSecret func(secret string) error
 	// SlackWebhookHosts are the hosts accepted for Slack incoming-webhook
 	// URLs. Default: hooks.slack.com and hooks.slack-gov.com.
 	SlackWebhookHosts []string
@@ -162,7 +171,7 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 	case channelWebhook:
 		allowed["url"], allowed["secret"] = true, true
 		r.webhookURL(fe, path+".url", ep.URL)
-		checkWebhookSecret(fe, path+".secret", ep.Secret)
+		r.webhookSecret(fe, path+".secret", ep.Secret)
 	case channelSlack:
 		allowed["webhook_url"], allowed["slack_channel"] = true, true
 		r.slack(fe, path, ep)
@@ -239,7 +248,11 @@ func (r Rules) email(fe *FieldErrors, field string, addr *string) {
 }
 
 func (r Rules) phone(fe *FieldErrors, field string, addr *string) {
-	n, err := NormalizePhone(*addr, r.DefaultRegion)
+	normalize := func(s string) (string, error) { return NormalizePhone(s, r.DefaultRegion) }
+	if r.Phone != nil {
+		normalize = r.Phone
+	}
+	n, err := normalize(*addr)
 	if err != nil {
 		add(fe, field, "%v", err)
 		return
@@ -295,6 +308,16 @@ func (r Rules) webhookURL(fe *FieldErrors, field, raw string) {
 	}
 }
 
+func (r Rules) webhookSecret(fe *FieldErrors, field string, v secret.Value) {
+	if r.WebhookSecret == nil || v.IsZero() {
+		checkWebhookSecret(fe, field, v)
+		return
+	}
+	if err := r.WebhookSecret(v.Reveal()); err != nil {
+		add(fe, field, "is refused: %v", err)
+	}
+}
+
 // checkWebhookSecret checks a Standard Webhooks secret: "whsec_" followed by
 // the base64 of 24 to 64 random bytes. The message never echoes the secret.
 func checkWebhookSecret(fe *FieldErrors, field string, v secret.Value) {
@@ -330,6 +353,12 @@ func (r Rules) slack(fe *FieldErrors, path string, ep *Endpoint) {
 		if len(hosts) == 0 {
 			hosts = defaultSlackWebhookHosts
 		}
+		if r.SlackWebhook != nil {
+			if err := r.SlackWebhook(hook); err != nil {
+				add(fe, path+".webhook_url", "is refused: %v", err)
+			}
+			return
+		}
 		u, err := url.Parse(hook)
 		// The URL is a credential: never echo it.
 		switch {
@@ -341,7 +370,11 @@ func (r Rules) slack(fe *FieldErrors, path string, ep *Endpoint) {
 			add(fe, path+".webhook_url", "must be a Slack incoming-webhook URL (host %s)", strings.Join(hosts, " or "))
 		}
 	default:
-		if !slackChannelPattern.MatchString(ch) {
+		valid := slackChannelPattern.MatchString
+		if r.SlackChannel != nil {
+			valid = r.SlackChannel
+		}
+		if !valid(ch) {
 			add(fe, path+".slack_channel", "%q is not a Slack channel id (such as C0123ABCD)", clipValue(ch))
 		}
 	}

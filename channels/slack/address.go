@@ -30,6 +30,18 @@ func IsChannelID(s string) bool {
 	return true
 }
 
+// CheckWebhookURL checks an incoming-webhook URL as the channel does before
+// sending: https (or http when allowed), no credentials, a host among hosts
+// (nil: [DefaultWebhookHosts]), a path, no fragment. Errors wrap
+// [ErrInvalidAddress] and never quote the URL.
+func CheckWebhookURL(raw string, hosts []string, allowHTTP bool) error {
+	if hosts == nil {
+		hosts = DefaultWebhookHosts()
+	}
+	_, err := parseHook(raw, hosts, allowHTTP)
+	return err
+}
+
 // hook is a checked incoming-webhook URL and what may be said of it.
 type hook struct {
 	u *url.URL

@@ -41,6 +41,15 @@ type macState struct {
 	buf []byte // "id.timestamp." and then the sum
 }
 
+// CheckSecret checks an endpoint secret as the channel reads it before
+// signing: one to four space-separated "whsec_" + base64 keys of
+// [MinKeyBytes] to [MaxKeyBytes] bytes. Errors wrap [ErrInvalidSecret] and
+// never quote the secret.
+func CheckSecret(s string) error {
+	_, err := parseSecret(s)
+	return err
+}
+
 // parseSecret decodes an endpoint secret: one or more space-separated
 // "whsec_" + base64 keys (several during a rotation: the receiver accepts
 // any of the signatures).

@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/channels/slack"
+	"github.com/heraldhq/herald/channels/sms"
+	"github.com/heraldhq/herald/channels/webhook"
+	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/subscribers"
 )
 
@@ -220,5 +224,45 @@ func TestSubscriberRulesRefuseInternalWebhooks(t *testing.T) {
 	cfg.Webhook.AllowHTTP = true
 	if err := cfg.subscriberRules(catalog, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}).Normalize(sub("http://127.0.0.1:9/h")); err != nil {
 		t.Errorf("allowed loopback refused: %v", err)
+	}
+}
+
+// TestSubscriberRulesMatchTheChannels: every address a channel would refuse
+// at send time is refused when the subscriber is written, and what the
+// channel takes is accepted (the rules call the channels' own checks).
+func TestSubscriberRulesMatchTheChannels(t *testing.T) {
+	cfg, err := loadConfig(writeFile(t, t.TempDir(), "h.yaml", "data: /d\n"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := cfg.catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := cfg.subscriberRules(catalog, nil)
+	const key = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	check := func(what string, ep subscribers.Endpoint, channelErr error) {
+		t.Helper()
+		err := rules.Normalize(&subscribers.Subscriber{ID: "m1", Locale: "fr", Endpoints: []subscribers.Endpoint{ep}})
+		if (err == nil) != (channelErr == nil) {
+			t.Errorf("%s: rules say %v, the channel says %v", what, err, channelErr)
+		}
+	}
+	for _, n := range []string{"+33 6 12 34 56 78", "+49 30 1234567890123", "+1 650 253 0000 ext. 12", "0612345678", "+33 6 12"} {
+		_, cerr := sms.Normalize(n)
+		check("phone "+n, subscribers.Endpoint{ID: "e", Channel: channels.SMS, Address: n}, cerr)
+	}
+	for _, id := range []string{"C0123ABCD", "C0123", "G01234567", "c0123abcd"} {
+		var cerr error
+		if !slack.IsChannelID(id) {
+			cerr = slack.ErrInvalidAddress
+		}
+		check("slack channel "+id, subscribers.Endpoint{ID: "e", Channel: channels.Slack, SlackChannel: id}, cerr)
+	}
+	for _, u := range []string{"https://hooks.slack.com/services/T0/B0/X", "https://hooks.slack.com/", "https://hooks.slack.com/services/T0#x", "https://evil.example/services/T0", "http://hooks.slack.com/services/T0"} {
+		check("slack hook "+u, subscribers.Endpoint{ID: "e", Channel: channels.Slack, WebhookURL: secret.Value(u)}, slack.CheckWebhookURL(u, nil, false))
+	}
+	for _, s := range []string{key, key + " " + key, "whsec_short", key + " x", strings.Repeat(key+" ", 5)} {
+		check("webhook secret", subscribers.Endpoint{ID: "e", Channel: channels.Webhook, URL: "https://merchant.example/h", Secret: secret.Value(s)}, webhook.CheckSecret(s))
 	}
 }

@@ -19,6 +19,9 @@ import (
 
 	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/channels/slack"
+	"github.com/heraldhq/herald/channels/sms"
+	"github.com/heraldhq/herald/channels/webhook"
 	"github.com/heraldhq/herald/dispatcher"
 	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/incident"
@@ -392,16 +395,23 @@ func (c *fileConfig) catalog() (*incident.Catalog, error) {
 
 // webhookAllow parses the allow-list.
 // subscriberRules are the validation rules of subscribers written through
-// the API or the CLI: the catalog's components, and webhook URLs checked
-// against the SSRF policy webhooks are sent under.
+// the API or the CLI: the catalog's components, and every address checked
+// by the code of the channel that will send to it (webhook URLs against the
+// SSRF policy webhooks are sent under), so that nothing accepted here is
+// refused at send time.
 func (c *fileConfig) subscriberRules(catalog *incident.Catalog, allow []netip.Prefix) subscribers.Rules {
 	policy := egress.Policy{Allow: allow}
+	allowHTTP := c.Webhook.AllowHTTP
 	return subscribers.Rules{
-		Components: catalog, AllowHTTPWebhooks: c.Webhook.AllowHTTP,
+		Components: catalog, AllowHTTPWebhooks: allowHTTP,
 		WebhookURL: func(raw string) error {
-			_, err := policy.CheckURL(raw, c.Webhook.AllowHTTP)
+			_, err := policy.CheckURL(raw, allowHTTP)
 			return err
 		},
+		Phone:         sms.Normalize,
+		SlackChannel:  slack.IsChannelID,
+		SlackWebhook:  func(raw string) error { return slack.CheckWebhookURL(raw, nil, false) }, // as newSlack builds the channel
+		WebhookSecret: webhook.CheckSecret,
 	}
 }
 
