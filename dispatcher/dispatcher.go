@@ -97,10 +97,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 	}
 	topo := deps.Topology
 	if topo == nil {
-		if err := retryTransient(ctx, func() (err error) {
-			topo, err = Setup(ctx, js, cfg)
-			return err
-		}); err != nil {
+		if topo, err = Setup(ctx, js, cfg); err != nil {
 			return nil, fmt.Errorf("dispatcher: setup: %w", err)
 		}
 	}

@@ -79,16 +79,26 @@ type Topology struct {
 }
 
 // Setup creates or updates the streams, buckets and consumers to match cfg;
-// it is safe to run at every start and from several processes.
-func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology, error) {
-	return ensure(ctx, js, cfg, true)
+// it is safe to run at every start and from several processes. While
+// JetStream is still starting (leaders elected, streams recovered after a
+// restart) it waits and tries again, until ctx ends.
+func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) (t *Topology, err error) {
+	err = retryTransient(ctx, func() (err error) {
+		t, err = ensure(ctx, js, cfg, true)
+		return err
+	})
+	return t, err
 }
 
 // Attach opens the streams, buckets and consumers, creating those that are
 // missing but leaving existing ones as they are: CLI commands use it so that
 // their own (often default) configuration never rewrites the server's.
-func Attach(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology, error) {
-	return ensure(ctx, js, cfg, false)
+func Attach(ctx context.Context, js jetstream.JetStream, cfg Config) (t *Topology, err error) {
+	err = retryTransient(ctx, func() (err error) {
+		t, err = ensure(ctx, js, cfg, false)
+		return err
+	})
+	return t, err
 }
 
 func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool) (*Topology, error) {
@@ -161,13 +171,13 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 		dst *jetstream.KeyValue
 		cfg jetstream.KeyValueConfig
 	}{
-		{&t.Subscribers, jetstream.KeyValueConfig{Bucket: BucketSubscribers, Description: "Subscribers by id", History: 1, MaxValueSize: 256 << 10, Storage: jetstream.FileStorage, Replicas: cfg.Replicas}},
-		{&t.Snapshots, jetstream.KeyValueConfig{Bucket: BucketIncidents, Description: "Incident snapshots by incident id", History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas}},
+		{&t.Subscribers, jetstream.KeyValueConfig{Bucket: BucketSubscribers, Description: "Subscribers by id", History: 1, MaxValueSize: 256 << 10, Storage: jetstream.FileStorage}},
+		{&t.Snapshots, jetstream.KeyValueConfig{Bucket: BucketIncidents, Description: "Incident snapshots by incident id", History: 1, Storage: jetstream.FileStorage}},
 		{&t.SlackThreads, slackThreads},
-		{&t.Suppressions, jetstream.KeyValueConfig{Bucket: BucketSuppressions, Description: "Suppressed addresses (bounces, STOP) by channel and address hash", History: 1, TTL: cfg.SuppressionTTL, LimitMarkerTTL: time.Hour, Storage: jetstream.FileStorage, Replicas: cfg.Replicas}},
+		{&t.Suppressions, jetstream.KeyValueConfig{Bucket: BucketSuppressions, Description: "Suppressed addresses (bounces, STOP) by channel and address hash", History: 1, TTL: cfg.SuppressionTTL, LimitMarkerTTL: time.Hour, Storage: jetstream.FileStorage}},
 	}
 	for _, b := range buckets {
-		b.cfg.Replicas = cfg.Replicas
+		b.cfg.Replicas = cfg.Replicas // every bucket, Slack's included
 		if update {
 			*b.dst, err = js.CreateOrUpdateKeyValue(ctx, b.cfg)
 		} else if *b.dst, err = js.KeyValue(ctx, b.cfg.Bucket); errors.Is(err, jetstream.ErrBucketNotFound) {
