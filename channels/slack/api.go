@@ -22,15 +22,16 @@ import (
 // HTTP-date Retry-After), bounds the answers slack-go reads, and turns
 // slack-go's errors into Herald's outcomes.
 type apiClient struct {
-	api     *slackapi.Client
-	doer    *apiDoer
-	secrets []string // the token, for redaction
-	now     func() time.Time
+	api  *slackapi.Client
+	doer *apiDoer // its secrets (the token) and clock serve the client too
 }
 
 func newAPIClient(cfg Config) *apiClient {
 	d := &apiDoer{
 		client: &http.Client{
+			// A pool of its own: CloseIdleConnections must not close
+			// the process-wide default one.
+			Transport:     http.DefaultTransport.(*http.Transport).Clone(),
 			Timeout:       cfg.Timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
@@ -39,10 +40,8 @@ func newAPIClient(cfg Config) *apiClient {
 		secrets: []string{cfg.BotToken.Reveal()},
 	}
 	return &apiClient{
-		api:     slackapi.New(cfg.BotToken.Reveal(), slackapi.OptionAPIURL(cfg.APIURL), slackapi.OptionHTTPClient(d)),
-		doer:    d,
-		secrets: d.secrets,
-		now:     cfg.Now,
+		api:  slackapi.New(cfg.BotToken.Reveal(), slackapi.OptionAPIURL(cfg.APIURL), slackapi.OptionHTTPClient(d)),
+		doer: d,
 	}
 }
 
@@ -151,9 +150,9 @@ func (a *apiClient) outcome(err error, info *callInfo) error {
 	case errors.As(err, &se):
 		code, summary := se.Err, ""
 		if !isCode([]byte(code)) {
-			code, summary = "", summarize([]byte(se.Err), false, a.secrets)
+			code, summary = "", summarize([]byte(se.Err), false, a.doer.secrets)
 		}
-		return classify(http.StatusOK, info.header, code, summary, false, a.now())
+		return classify(http.StatusOK, info.header, code, summary, false, a.doer.now())
 	case errors.As(err, &rl):
 		return channels.RetryAfter(rl.RetryAfter, &channels.ProviderError{Status: http.StatusTooManyRequests, Code: "ratelimited"})
 	}
@@ -163,9 +162,9 @@ func (a *apiClient) outcome(err error, info *callInfo) error {
 	if errors.As(err, &syn) || errors.As(err, &typ) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("unreadable answer: %w", err)
 	}
-	for _, s := range a.secrets {
+	for _, s := range a.doer.secrets {
 		if s != "" && strings.Contains(err.Error(), s) {
-			return errors.New(summarize([]byte(err.Error()), false, a.secrets))
+			return errors.New(summarize([]byte(err.Error()), false, a.doer.secrets))
 		}
 	}
 	return err
