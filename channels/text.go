@@ -7,13 +7,16 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/heraldhq/herald/secret"
 )
 
 // minSecretPart is the shortest beginning of a secret that [Redact] drops
 // from the end of a truncated text.
 const minSecretPart = 4
 
-// Redact replaces every occurrence of each secret in s with "[redacted]".
+// Redact replaces every occurrence of each secret in s with
+// [secret.Redacted].
 // When truncated is true, s was cut at a read limit, so a secret cut in two
 // there is dropped too. Empty secrets are ignored.
 func Redact(s string, truncated bool, secrets ...string) string {
@@ -29,7 +32,7 @@ func Redact(s string, truncated bool, secrets ...string) string {
 	}
 	for _, sec := range secrets {
 		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
+			s = strings.ReplaceAll(s, sec, secret.Redacted)
 		}
 	}
 	return s

@@ -99,12 +99,9 @@ func redactions(user string, pass secret.Value) []string {
 	return []string{p, enc([]byte(p)), enc([]byte("\x00" + user + "\x00" + p))}
 }
 
-// scrub replaces every credential in s by "[redacted]".
+// scrub replaces every credential in s by [secret.Redacted].
 func (c *Channel) scrub(s string) string {
-	for _, r := range c.redact {
-		s = strings.ReplaceAll(s, r, secret.Redacted)
-	}
-	return s
+	return channels.Redact(s, false, c.redact...)
 }
 
 // summary makes an error text safe for the delivery log: credentials
