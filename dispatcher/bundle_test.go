@@ -203,6 +203,20 @@ func (b *testBundle) webhookSubscriber(id, path string, components ...string) *s
 }
 
 // publish publishes one event and returns its result.
+// parked returns the state of channel's consumer of parked jobs.
+func (b *testBundle) parked(channel string) *jetstream.ConsumerInfo {
+	b.t.Helper()
+	cons, err := b.d.topo.Deliveries.Consumer(b.ctx, parkedConsumer(channel))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	info, err := cons.Info(b.ctx)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return info
+}
+
 func (b *testBundle) publish(ev string) *PublishResult {
 	b.t.Helper()
 	res, err := PublishEvent(b.ctx, b.js, []byte(ev), 0)

@@ -76,8 +76,21 @@ type ChannelConfig struct {
 	// webhooks, 16 for the other channels.
 	Concurrency int
 	// PerDestination bounds the sends in flight to one destination (a
-	// webhook host, a provider). Defaults to 16.
+	// webhook host, a Slack channel or incoming webhook, a provider).
+	// Defaults to 1 for Slack, 16 for the other channels.
 	PerDestination int
+	// Pace is the least time between the starts of two sends to one
+	// destination. A job waits for its turn without holding a send slot.
+	// Defaults to 1 s for Slack (Slack's one message per second per
+	// channel), none for the other channels; negative means none.
+	Pace time.Duration
+	// MaxDestinationWait is the longest a job waits in the process for
+	// its destination's turn (its pace, or a free slot when the sends
+	// ahead of it would take longer, judged from the destination's recent
+	// send durations). A job that would wait longer is deferred by about
+	// its wait, so that a busy or slow destination cannot hold the jobs
+	// of the others. Defaults to 10 s; negative means no bound.
+	MaxDestinationWait time.Duration
 	// Rate limits sends per second over the whole channel; 0 means no
 	// limit. Defaults to 0.
 	Rate float64
@@ -91,9 +104,16 @@ type ChannelConfig struct {
 	// JetStream redelivers it; slow sends report progress before it
 	// expires. Defaults to 30 s.
 	AckWait time.Duration
-	// MaxAckPending bounds jobs held by this process and its peers.
-	// Defaults to 1024.
+	// MaxAckPending bounds the jobs held by this process and its peers.
+	// Defaults to 1024. Jobs waiting for a retry or a deferral are not
+	// held: they are parked (see MaxParked).
 	MaxAckPending int
+	// MaxParked bounds the parked jobs (waiting for a retry or a
+	// deferral) the server tracks at once, over all processes; beyond it,
+	// jobs parked later stay stored and come back only as earlier ones
+	// leave, later than due. Defaults to 1 000 000 (the server keeps
+	// about a hundred bytes per parked job).
+	MaxParked int
 	// Retry is the retry schedule. Defaults to [DefaultBackoff].
 	Retry Backoff
 	// LatestOnly skips a job when a newer update of the same incident has
@@ -132,6 +152,15 @@ func (c ChannelConfig) withDefaults(name string) ChannelConfig {
 	}
 	if c.PerDestination <= 0 {
 		c.PerDestination = 16
+		if name == channels.Slack {
+			c.PerDestination = 1
+		}
+	}
+	if c.Pace == 0 && name == channels.Slack {
+		c.Pace = time.Second
+	}
+	if c.MaxDestinationWait == 0 {
+		c.MaxDestinationWait = 10 * time.Second
 	}
 	if c.Burst <= 0 {
 		c.Burst = max(1, int(c.Rate+0.999))
@@ -144,6 +173,9 @@ func (c ChannelConfig) withDefaults(name string) ChannelConfig {
 	}
 	if c.MaxAckPending <= 0 {
 		c.MaxAckPending = 1024
+	}
+	if c.MaxParked <= 0 {
+		c.MaxParked = 1_000_000
 	}
 	c.Retry = c.Retry.WithDefaults()
 	if c.LatestOnly == nil {

@@ -55,6 +55,7 @@ func NewDeadLetters(ctx context.Context, js jetstream.JetStream) (*DeadLetters, 
 
 // add stores data, which came from subject, as a dead letter.
 func (d *DeadLetters) add(ctx context.Context, subject string, data []byte, ref, reason string, attempts int) error {
+	subject = jobSubject(subject)
 	msg := nats.NewMsg(subjDeadLetters + subject)
 	msg.Data = data
 	msg.Header.Set(hdrOrigSubj, subject)
@@ -90,10 +91,11 @@ func (d *DeadLetters) List(ctx context.Context, after uint64, limit int) ([]Dead
 	if info.State.Msgs == 0 || info.State.LastSeq <= after {
 		return out, nil
 	}
-	cons, err := d.stream.OrderedConsumer(ctx, cfg)
+	cons, closeReader, err := openReader(ctx, d.stream, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
+	defer closeReader()
 	for len(out) < limit {
 		batch, err := cons.FetchNoWait(min(limit-len(out), 500))
 		if err != nil {

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
@@ -35,6 +38,10 @@ type deliverer struct {
 	// one lives (workerIdle).
 	workers  atomic.Int32
 	idleExit time.Duration
+	// claimed holds the ids of the jobs seen before (redelivered, parked)
+	// now in hand.
+	claimMu sync.Mutex
+	claimed map[string]struct{}
 }
 
 func newDeliverer(d *Dispatcher, name string, ch channels.Channel) *deliverer {
@@ -54,7 +61,7 @@ func newDeliverer(d *Dispatcher, name string, ch channels.Channel) *deliverer {
 	return &deliverer{
 		d: d, name: name, cfg: cfg, ch: ch, policy: policy, limiter: lim,
 		sem:      make(chan struct{}, cfg.Concurrency),
-		dests:    newDestinations(cfg.PerDestination, cfg.Breaker, d.cfg.Now),
+		dests:    newDestinations(cfg.PerDestination, cfg.Pace, cfg.MaxDestinationWait, cfg.Breaker, d.cfg.Now),
 		metrics:  d.metrics.forChannel(name),
 		idleExit: workerIdle,
 		logger:   d.logger.With("channel", name),
@@ -67,51 +74,48 @@ func newDeliverer(d *Dispatcher, name string, ch channels.Channel) *deliverer {
 // sends still running then are cancelled and their jobs left for
 // redelivery.
 func (dl *deliverer) run(ctx context.Context) error {
-	cons, err := dl.d.topo.Deliveries.Consumer(ctx, deliveryConsumer(dl.name))
-	if err != nil {
-		return fmt.Errorf("%s consumer: %w", dl.name, err)
-	}
 	// A short expiry keeps the pull requests fresh: when the server and
 	// the iterator disagree on what is still requested (seen under heavy
 	// CPU load: "no heartbeat received", with either pull API), the
 	// heartbeat check (twice the heartbeat, half the expiry) restarts the
 	// flow within 2 s instead of stalling for the default 30 s.
-	it, err := cons.Messages(jetstream.PullMaxMessages(min(2*dl.cfg.Concurrency, dl.cfg.MaxAckPending)), jetstream.PullExpiry(pullExpiry))
-	if err != nil {
-		return fmt.Errorf("%s consumer: %w", dl.name, err)
+	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(min(2*dl.cfg.Concurrency, dl.cfg.MaxAckPending)), jetstream.PullExpiry(pullExpiry)}
+	var its []jetstream.MessagesContext
+	defer func() {
+		for _, it := range its {
+			it.Stop()
+		}
+	}()
+	for _, name := range []string{deliveryConsumer(dl.name), parkedConsumer(dl.name)} {
+		cons, err := dl.d.topo.Deliveries.Consumer(ctx, name)
+		if err != nil {
+			return fmt.Errorf("%s consumer: %w", dl.name, err)
+		}
+		it, err := cons.Messages(opts...)
+		if err != nil {
+			return fmt.Errorf("%s consumer: %w", dl.name, err)
+		}
+		its = append(its, it)
 	}
 	// Sends get their own context: a stop first lets them finish.
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
 	// Drain, not Stop: the jobs already buffered still come out of Next and
 	// are handed back at once (Nak), instead of waiting out the ack wait.
-	stop := context.AfterFunc(ctx, it.Drain)
+	stop := context.AfterFunc(ctx, func() {
+		for _, it := range its {
+			it.Drain()
+		}
+	})
 	defer stop()
-	idle := make(chan jetstream.Msg)
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				break
-			}
-			dl.logger.Warn("fetching jobs", "err", err)
-			continue
-		}
-		// Each job in hand has a goroutine of its own (one waiting for a
-		// busy destination holds up no other); goroutines are reused, so
-		// their stacks are grown once, not for every job.
-		select {
-		case idle <- msg:
-		default:
-			dl.wg.Add(1)
-			dl.workers.Add(1)
-			go func() {
-				defer dl.wg.Done()
-				defer dl.workers.Add(-1)
-				dl.work(sendCtx, ctx, msg, idle)
-			}()
-		}
-	}
+	idle := make(chan inHand)
+	// The jobs in hand from the delivery consumer are bounded by its
+	// MaxAckPending; parked jobs that came due, by the same number.
+	held := make(chan struct{}, dl.cfg.MaxAckPending)
+	var pulls sync.WaitGroup
+	pulls.Go(func() { dl.pull(ctx, sendCtx, its[0], idle, nil) })
+	pulls.Go(func() { dl.pull(ctx, sendCtx, its[1], idle, held) })
+	pulls.Wait()
 	close(idle)
 	done := make(chan struct{})
 	go func() { dl.wg.Wait(); close(done) }()
@@ -125,21 +129,72 @@ func (dl *deliverer) run(ctx context.Context) error {
 	return nil
 }
 
+// inHand is a job handed to a delivery goroutine, with the slot it holds
+// in held (nil: none).
+type inHand struct {
+	msg  jetstream.Msg
+	held chan struct{}
+}
+
+// pull takes jobs from it until it is drained or stopped, each handled in
+// a goroutine of its own. With held, it takes a slot of held before each
+// job, which the job gives back when handled.
+func (dl *deliverer) pull(ctx, sendCtx context.Context, it jetstream.MessagesContext, idle chan inHand, held chan struct{}) {
+	for {
+		if held != nil {
+			select {
+			case held <- struct{}{}:
+			case <-ctx.Done():
+				held = nil // drain what is buffered: each is handed back
+			}
+		}
+		msg, err := it.Next()
+		if err != nil {
+			if held != nil {
+				<-held
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return
+			}
+			dl.logger.Warn("fetching jobs", "err", err)
+			continue
+		}
+		// Each job in hand has a goroutine of its own (one waiting for a
+		// busy destination holds up no other); goroutines are reused, so
+		// their stacks are grown once, not for every job.
+		job := inHand{msg: msg, held: held}
+		select {
+		case idle <- job:
+		default:
+			dl.wg.Add(1)
+			dl.workers.Add(1)
+			go func() {
+				defer dl.wg.Done()
+				defer dl.workers.Add(-1)
+				dl.work(sendCtx, ctx, job, idle)
+			}()
+		}
+	}
+}
+
 // workerIdle is how long a delivery goroutine waits for another job before
 // it exits (after a burst, the goroutines and their stacks go away).
 const workerIdle = 10 * time.Second
 
 // work handles msg, then the jobs handed to it through idle, until idle is
 // closed or no job came for dl.idleExit.
-func (dl *deliverer) work(ctx, waitCtx context.Context, msg jetstream.Msg, idle <-chan jetstream.Msg) {
+func (dl *deliverer) work(ctx, waitCtx context.Context, job inHand, idle <-chan inHand) {
 	timer := time.NewTimer(dl.idleExit)
 	defer timer.Stop()
 	for {
-		dl.handle(ctx, waitCtx, msg)
+		dl.handle(ctx, waitCtx, job.msg)
+		if job.held != nil {
+			<-job.held
+		}
 		timer.Reset(dl.idleExit)
 		var ok bool
 		select {
-		case msg, ok = <-idle:
+		case job, ok = <-idle:
 			if !ok {
 				return
 			}
@@ -151,9 +206,12 @@ func (dl *deliverer) work(ctx, waitCtx context.Context, msg jetstream.Msg, idle 
 
 // attempt is the state of one job's handling.
 type attempt struct {
-	msg     jetstream.Msg
-	job     *Job
+	msg jetstream.Msg
+	job *Job
+	// number is the attempt's number (1: the first); seq the job's
+	// stream sequence.
 	number  int
+	seq     uint64
 	replay  bool
 	rec     Record
 	started time.Time
@@ -194,8 +252,21 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	a := &attempt{msg: msg, number: int(md.NumDelivered), started: d.cfg.Now(), base: dl.logger}
-	a.replay = msg.Headers().Get(hdrReplay) != ""
+	a := &attempt{msg: msg, number: int(md.NumDelivered), seq: md.Sequence.Stream, started: d.cfg.Now(), base: dl.logger}
+	h := msg.Headers()
+	a.replay = h.Get(hdrReplay) != ""
+	parked := strings.HasPrefix(msg.Subject(), subjParked)
+	if parked {
+		// A parked job: back when due, its attempts counted in its
+		// headers (a parked job is delivered on arrival, then when due).
+		due, _ := strconv.ParseInt(h.Get(hdrDue), 10, 64)
+		if wait := time.UnixMilli(due).Sub(a.started); wait > 0 {
+			_ = msg.NakWithDelay(wait)
+			return
+		}
+		before, _ := strconv.Atoi(h.Get(hdrAttempt))
+		a.number = before + 1
+	}
 	a.job, err = decodeJob(msg.Data())
 	if err != nil {
 		dl.deadLetter(ctx, a, "invalid job: "+err.Error())
@@ -209,7 +280,14 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 
 	// Already done? Only a job seen before (redelivered, re-published
 	// after a crash, replayed) can be, so only those pay the lookup.
-	if a.number > 1 || a.replay || msg.Headers().Get(hdrRecheck) != "" {
+	if a.number > 1 || parked || a.replay || h.Get(hdrRecheck) != "" {
+		// Two copies of one job (a redelivery and a parked copy) are
+		// never handled at once: the later one checks again in a while.
+		if !dl.claim(j.ID) {
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		defer dl.unclaim(j.ID)
 		done, err := d.log.done(ctx, j, a.replay)
 		if err != nil {
 			a.log().Warn("reading the delivery log", "err", err)
@@ -251,7 +329,7 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 	if ep.QuietHours != nil && j.Kind == KindUpdate && j.Priority != incident.P1 {
 		if quiet, end := ep.QuietHours.Window(d.cfg.Now(), loc); quiet {
 			wait := end.Sub(d.cfg.Now()) + time.Duration(d.cfg.Rand()*float64(time.Minute))
-			dl.defer_(ctx, a, "quiet hours", wait)
+			dl.defer_(ctx, a, "quiet hours", wait, true)
 			return
 		}
 	}
@@ -275,25 +353,27 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 
 	target := channels.Endpoint{SubscriberID: sub.ID, ID: ep.ID, Address: ep.Target(), Secret: ep.Secret, Name: sub.Name}
 	key := destinationKey(dl.name, target.Address)
-	release, ok, wait, err := dl.dests.acquire(waitCtx, key)
+	release, refused, err := dl.dests.acquire(waitCtx, key)
 	if err != nil { // stopping
 		dl.handBack(a)
 		return
 	}
-	if !ok {
-		dl.defer_(ctx, a, "destination failing; circuit open", wait+time.Duration(d.cfg.Rand()*float64(wait/2)))
+	if release == nil {
+		// Waiting for a busy destination is no attempt; for a failing one
+		// it is.
+		dl.defer_(ctx, a, refused.reason, refused.wait+time.Duration(d.cfg.Rand()*float64(refused.wait/2)), !refused.busy)
 		return
 	}
 	select {
 	case dl.sem <- struct{}{}:
 	case <-waitCtx.Done():
-		release(false)
+		release(notSent, 0)
 		dl.handBack(a)
 		return
 	}
 	if err := dl.limiter.Wait(waitCtx); err != nil || waitCtx.Err() != nil {
 		<-dl.sem
-		release(false)
+		release(notSent, 0)
 		dl.handBack(a)
 		return
 	}
@@ -306,7 +386,14 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 	<-dl.sem
 	dl.metrics.inflight.Dec()
 	class := channels.Classify(sendErr)
-	release(sendErr != nil && !class.Permanent && !errors.Is(sendErr, context.Canceled))
+	switch {
+	case sendErr == nil || class.Permanent:
+		release(answered, took)
+	case errors.Is(sendErr, context.Canceled):
+		release(notSent, 0)
+	default:
+		release(failedTransient, took)
+	}
 
 	if sendErr != nil && ctx.Err() != nil {
 		// Herald is stopping: not the destination's fault, not an attempt.
@@ -426,9 +513,57 @@ func (dl *deliverer) fail(ctx context.Context, a *attempt, err error, class chan
 	a.rec.Outcome, a.rec.NextAttemptAt = Retrying, &next
 	dl.record(ctx, a)
 	a.log().Info("attempt failed; will retry", "reason", a.rec.Reason, "in", delay.String())
-	if err := a.msg.NakWithDelay(delay); err != nil {
-		a.log().Warn("nak lost; the job comes back after the ack wait", "err", err)
+	dl.park(ctx, a, delay, a.number)
+}
+
+// park brings the job back after wait, out of the delivery consumer: a
+// copy goes to the channel's parked subject, carrying the attempts made so
+// far, and this one is acknowledged. When the copy cannot be stored, the
+// job waits in the consumer instead (Nak with the delay). A copy made
+// twice (the ack was lost, the job came back and was parked again) is
+// dropped by the stream's duplicate window, or found done in the delivery
+// log when it comes back.
+func (dl *deliverer) park(ctx context.Context, a *attempt, wait time.Duration, attempts int) {
+	m := &nats.Msg{Subject: parkedSubject(dl.name), Data: a.msg.Data(), Header: nats.Header{
+		hdrDue:     {strconv.FormatInt(dl.d.cfg.Now().Add(wait).UnixMilli(), 10)},
+		hdrAttempt: {strconv.Itoa(attempts)},
+		hdrMsgID:   {a.job.ID + "." + strconv.FormatUint(a.seq, 10)},
+	}}
+	if a.replay {
+		m.Header.Set(hdrReplay, "1")
 	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := dl.d.js.PublishMsg(pctx, m); err != nil {
+		a.log().Warn("parking the job failed; it waits in the consumer", "err", err)
+		if err := a.msg.NakWithDelay(wait); err != nil {
+			a.log().Warn("nak lost; the job comes back after the ack wait", "err", err)
+		}
+		return
+	}
+	if err := a.msg.Ack(); err != nil {
+		a.log().Warn("ack of a parked job lost; its copy is dropped as a duplicate", "err", err)
+	}
+}
+
+// claim marks job id as in hand, and reports false when it already is.
+func (dl *deliverer) claim(id string) bool {
+	dl.claimMu.Lock()
+	defer dl.claimMu.Unlock()
+	if _, ok := dl.claimed[id]; ok {
+		return false
+	}
+	if dl.claimed == nil {
+		dl.claimed = make(map[string]struct{})
+	}
+	dl.claimed[id] = struct{}{}
+	return true
+}
+
+func (dl *deliverer) unclaim(id string) {
+	dl.claimMu.Lock()
+	delete(dl.claimed, id)
+	dl.claimMu.Unlock()
 }
 
 // finalize moves a job that will not be retried to the dead letters and
@@ -461,13 +596,18 @@ func (dl *deliverer) skip(ctx context.Context, a *attempt, outcome Outcome, reas
 	_ = a.msg.Ack()
 }
 
-// defer_ records a deferral and brings the job back after wait.
-func (dl *deliverer) defer_(ctx context.Context, a *attempt, reason string, wait time.Duration) {
+// defer_ records a deferral and brings the job back after wait, the
+// deferral counted as an attempt when counted is set.
+func (dl *deliverer) defer_(ctx context.Context, a *attempt, reason string, wait time.Duration, counted bool) {
 	next := dl.d.cfg.Now().Add(wait).UTC()
 	a.rec.Outcome, a.rec.Reason, a.rec.NextAttemptAt = Deferred, reason, &next
 	dl.record(ctx, a)
 	a.log().Info("deferred", "reason", reason, "until", next)
-	_ = a.msg.NakWithDelay(wait)
+	attempts := a.number
+	if !counted {
+		attempts--
+	}
+	dl.park(ctx, a, wait, attempts)
 }
 
 // record appends the attempt's record to the delivery log, retrying a few

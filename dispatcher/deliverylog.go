@@ -332,10 +332,11 @@ func (l *deliveryLog) list(ctx context.Context, q Query) ([]Record, error) {
 	if total == 0 {
 		return []Record{}, nil
 	}
-	cons, err := l.stream.OrderedConsumer(ctx, cfg)
+	cons, closeReader, err := openReader(ctx, l.stream, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("delivery log: %w", err)
 	}
+	defer closeReader()
 	ring := make([]Record, 0, min(q.Limit, int(total)))
 	next := 0
 	for {

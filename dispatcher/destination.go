@@ -6,36 +6,84 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/heraldhq/herald/channels"
 )
 
-// destinations keeps, per destination (a webhook host, a provider), a bound
-// on sends in flight and a circuit breaker, so that one slow or dead
-// destination cannot hold every worker of its channel.
+// destinations keeps, per destination (a webhook host, a Slack channel or
+// incoming webhook, a provider), a bound on sends in flight, an optional
+// pace between sends, and a circuit breaker, so that one slow, busy or dead
+// destination cannot hold every worker of its channel: a job whose turn is
+// further away than maxWait is handed back (deferred) instead of waiting
+// in the process.
 type destinations struct {
 	perDest int
+	// pace is the least time between the starts of two sends to one
+	// destination (0: none); maxWait the longest a job waits for its
+	// destination's turn in the process (0: no bound).
+	pace    time.Duration
+	maxWait time.Duration
 	cfg     BreakerConfig
 	now     func() time.Time
 
 	mu    sync.Mutex
 	state map[string]*destination
+	// sweepAt is the number of entries above which idle ones kept for
+	// their pace are dropped.
+	sweepAt int
 }
 
 type destination struct {
 	slots    chan struct{}
-	users    int // goroutines holding or waiting for a slot; the entry is dropped at 0
+	users    int // goroutines holding, waiting for a slot or for their turn; the entry is dropped at 0
 	failures int
 	openedAt time.Time
 	cooldown time.Duration
 	probing  bool
+	// next is the earliest start of the next send, with a pace.
+	next time.Time
+	// avgSend is a moving average of the destination's send durations:
+	// with every slot taken, a job's wait is about avgSend per round of
+	// the sends ahead of it.
+	avgSend time.Duration
 }
 
-func newDestinations(perDest int, cfg BreakerConfig, now func() time.Time) *destinations {
-	return &destinations{perDest: perDest, cfg: cfg, now: now, state: map[string]*destination{}}
+// sendResult is what became of a send, for the breaker.
+type sendResult int
+
+const (
+	// notSent: the job gave its turn up (Herald is stopping).
+	notSent sendResult = iota
+	// answered: the destination took the message or refused it for good;
+	// either way it works.
+	answered
+	// failedTransient: a timeout, a connection error, a 5xx, a 429.
+	failedTransient
+)
+
+// refusal says why a job may not send now, and when to try again; busy:
+// the destination works, but its turn is far.
+type refusal struct {
+	reason string
+	wait   time.Duration
+	busy   bool
+}
+
+// minSweep is the number of destination entries from which idle ones kept
+// for their pace are swept.
+const minSweep = 1024
+
+func newDestinations(perDest int, pace, maxWait time.Duration, cfg BreakerConfig, now func() time.Time) *destinations {
+	return &destinations{perDest: perDest, pace: pace, maxWait: maxWait, cfg: cfg, now: now, state: map[string]*destination{}, sweepAt: minSweep}
 }
 
 // destinationKey groups endpoints by where their sends go: the host of URL
-// endpoints, the channel's provider otherwise.
+// endpoints, each Slack channel and incoming webhook on its own (Slack
+// paces each one separately), the channel's provider otherwise.
 func destinationKey(channel, target string) string {
+	if channel == channels.Slack {
+		return channel + "|" + strings.TrimSpace(target)
+	}
 	// Fast path for the usual http(s)://host[:port]/path: the same host
 	// url.Parse finds, without its allocations.
 	for _, scheme := range [...]string{"https://", "http://"} {
@@ -80,68 +128,127 @@ func plainHost(host string) bool {
 	return true
 }
 
-// acquire waits for a send slot to key. It first checks the breaker: when
-// the circuit is open it returns false and how long until it half-opens.
-func (ds *destinations) acquire(ctx context.Context, key string) (release func(transient bool), ok bool, wait time.Duration, err error) {
+// acquire waits for key's turn: its pace, then a free slot. It returns a
+// refusal instead when the circuit is open (with how long until it
+// half-opens) or when the turn is further away than maxWait (with about
+// how far). release must be called once with what became of the send.
+func (ds *destinations) acquire(ctx context.Context, key string) (release func(res sendResult, took time.Duration), refused refusal, err error) {
 	ds.mu.Lock()
+	now := ds.now()
 	d := ds.state[key]
 	if d == nil {
+		if len(ds.state) >= ds.sweepAt {
+			ds.sweep(now)
+		}
 		d = &destination{slots: make(chan struct{}, ds.perDest), cooldown: ds.cfg.Cooldown}
 		ds.state[key] = d
 	}
+	probe := false
 	if ds.cfg.Threshold > 0 && !d.openedAt.IsZero() {
 		reopen := d.openedAt.Add(d.cooldown)
-		if now := ds.now(); now.Before(reopen) || d.probing {
+		if now.Before(reopen) || d.probing {
 			ds.mu.Unlock()
 			if w := reopen.Sub(now); w > 0 {
-				return nil, false, w, nil
+				return nil, refusal{"destination failing; circuit open", w, false}, nil
 			}
-			return nil, false, d.cooldown / 4, nil // a probe is already under way
+			return nil, refusal{"destination failing; circuit open", d.cooldown / 4, false}, nil // a probe is already under way
 		}
-		d.probing = true // half-open: this send is the probe
+		probe = true // half-open: this send is the probe
 	}
+	start := now
+	if ds.pace > 0 && d.next.After(now) {
+		start = d.next
+	}
+	wait := start.Sub(now)
+	if ahead := d.users - ds.perDest + 1; ahead > 0 && d.avgSend > 0 {
+		// Every slot is taken: about one average send per round of
+		// perDest sends ahead.
+		wait = max(wait, time.Duration((ahead+ds.perDest-1)/ds.perDest)*d.avgSend)
+	}
+	if ds.maxWait > 0 && wait > ds.maxWait {
+		ds.mu.Unlock()
+		return nil, refusal{"destination busy", wait, true}, nil
+	}
+	if ds.pace > 0 {
+		d.next = start.Add(ds.pace)
+	}
+	d.probing = d.probing || probe
 	d.users++
 	ds.mu.Unlock()
 
+	if start.After(now) {
+		t := time.NewTimer(start.Sub(now))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			ds.done(key, d, notSent, 0)
+			return nil, refusal{}, ctx.Err()
+		}
+	}
 	select {
 	case d.slots <- struct{}{}:
 	case <-ctx.Done():
-		ds.done(key, d, nil)
-		return nil, false, 0, ctx.Err()
+		ds.done(key, d, notSent, 0)
+		return nil, refusal{}, ctx.Err()
 	}
 	var once sync.Once
-	return func(transient bool) {
+	return func(res sendResult, took time.Duration) {
 		once.Do(func() {
 			<-d.slots
-			ds.done(key, d, &transient)
+			ds.done(key, d, res, took)
 		})
-	}, true, 0, nil
+	}, refusal{}, nil
 }
 
-// done updates the breaker with a send's result (nil: no send happened) and
-// forgets idle, healthy destinations.
-func (ds *destinations) done(key string, d *destination, transient *bool) {
+// done updates the breaker and the average send duration with a send's
+// result, and forgets idle, healthy destinations whose pace has elapsed.
+func (ds *destinations) done(key string, d *destination, res sendResult, took time.Duration) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	d.users--
-	if transient != nil && ds.cfg.Threshold > 0 {
-		if *transient {
-			d.failures++
-			switch {
-			case d.probing: // the probe failed: open again, longer
-				d.probing = false
-				d.openedAt = ds.now()
-				d.cooldown = min(d.cooldown*2, ds.cfg.MaxCooldown)
-			case d.openedAt.IsZero() && d.failures >= ds.cfg.Threshold:
-				d.openedAt = ds.now()
-			}
-		} else {
-			d.failures, d.probing, d.openedAt, d.cooldown = 0, false, time.Time{}, ds.cfg.Cooldown
+	switch {
+	case res == notSent:
+		if d.probing {
+			d.probing = false // the probe never ran: let another try
 		}
-	} else if transient == nil && d.probing {
-		d.probing = false // the probe never ran: let another try
+	case ds.cfg.Threshold > 0 && res == failedTransient:
+		d.failures++
+		switch {
+		case d.probing: // the probe failed: open again, longer
+			d.probing = false
+			d.openedAt = ds.now()
+			d.cooldown = min(d.cooldown*2, ds.cfg.MaxCooldown)
+		case d.openedAt.IsZero() && d.failures >= ds.cfg.Threshold:
+			d.openedAt = ds.now()
+		}
+	case res == answered:
+		d.failures, d.probing, d.openedAt, d.cooldown = 0, false, time.Time{}, ds.cfg.Cooldown
 	}
-	if d.users == 0 && d.failures == 0 && d.openedAt.IsZero() {
+	if res != notSent {
+		if d.avgSend == 0 {
+			d.avgSend = took
+		} else {
+			d.avgSend += (took - d.avgSend) / 8
+		}
+	}
+	if d.idle(ds.now()) {
 		delete(ds.state, key)
 	}
+}
+
+// idle reports whether nothing about d is worth keeping at now.
+func (d *destination) idle(now time.Time) bool {
+	return d.users == 0 && d.failures == 0 && d.openedAt.IsZero() && !d.next.After(now)
+}
+
+// sweep drops the idle entries (kept for a pace that has since elapsed),
+// and sets the next sweep at twice the entries left.
+func (ds *destinations) sweep(now time.Time) {
+	for k, d := range ds.state {
+		if d.idle(now) {
+			delete(ds.state, k)
+		}
+	}
+	ds.sweepAt = max(minSweep, 2*len(ds.state))
 }

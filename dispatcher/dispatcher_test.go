@@ -240,6 +240,48 @@ func TestHangingEndpointDoesNotDelayOthers(t *testing.T) {
 	b.waitFor("hanging endpoint", 10*time.Second, func() bool { return b.recv.delivered("/hang") == 1 })
 }
 
+// TestRetryingJobsDoNotStallTheChannel: jobs waiting for their retry are
+// parked out of the delivery consumer. A job waiting after a Nak still
+// counts against the consumer's MaxAckPending, so more failing endpoints
+// than MaxAckPending would otherwise stop the channel for everyone until
+// their retries ran out (days with the default schedule).
+func TestRetryingJobsDoNotStallTheChannel(t *testing.T) {
+	t.Parallel()
+	const maxAckPending, failing = 4, 10
+	noJitter := 0.0
+	b := setup(t, bundleOpts{cfg: func(c *Config) {
+		c.Channels = map[string]ChannelConfig{channels.Webhook: {
+			Concurrency: 2, MaxAckPending: maxAckPending,
+			Retry:   Backoff{Schedule: []time.Duration{time.Hour}, Jitter: &noJitter},
+			Breaker: BreakerConfig{Threshold: -1}, // one host for every endpoint here
+		}}
+	}})
+	for i := range failing {
+		b.recv.script("/fail/"+subID(i), func(n int, w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) })
+		b.putSubscriber(b.webhookSubscriber(subID(i), "/fail/"+subID(i)))
+	}
+	b.publish(event("INC-STALL", 1, "investigating"))
+	b.waitFor("every failing endpoint tried and waiting for its retry", 20*time.Second, func() bool {
+		for i := range failing {
+			if b.lastOutcome(subID(i), DeliveryID("INC-STALL:1", subID(i), "wh")) != Retrying {
+				return false
+			}
+		}
+		return true
+	})
+	if info := b.parked(channels.Webhook); uint64(info.NumAckPending)+info.NumPending != failing {
+		t.Errorf("parked jobs: %d pending + %d not yet delivered, want %d", info.NumAckPending, info.NumPending, failing)
+	}
+	b.putSubscriber(b.webhookSubscriber("m_healthy", "/ok"))
+	b.publish(event("INC-STALL", 2, "identified"))
+	b.waitFor("the healthy endpoint", 20*time.Second, func() bool { return b.recv.delivered("/ok") == 1 })
+	for _, r := range b.delivery(subID(0), DeliveryID("INC-STALL:1", subID(0), "wh")) {
+		if r.Attempt != 1 || r.NextAttemptAt == nil || r.NextAttemptAt.Sub(r.At).Round(time.Minute) != time.Hour {
+			t.Errorf("record %+v, want attempt 1 retried in an hour", r)
+		}
+	}
+}
+
 func subID(i int) string { return "m_" + strings.Repeat("0", 3-len(itoa(i))) + itoa(i) }
 
 func itoa(i int) string {

@@ -169,3 +169,57 @@ func corpusIncident(t *testing.T, incidentID string) []string {
 	}
 	return out
 }
+
+// TestBusySlackChannelDoesNotDelayOthers: a Slack channel that receives
+// several messages at once takes them one per pace (Slack's one message per
+// second per channel), and its jobs wait for their turn without holding a
+// send slot: with a single slot, another partner's channel still gets its
+// message before the busy channel's second one.
+func TestBusySlackChannelDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
+	const pace = 2 * time.Second
+	api := newSlackAPI(t)
+	late := &lateChannel{}
+	b := setup(t, bundleOpts{channels: map[string]channels.Channel{channels.Slack: late}, cfg: func(c *Config) {
+		c.Channels = map[string]ChannelConfig{channels.Slack: {Concurrency: 1, Pace: pace}}
+	}})
+	ch, err := slack.New(slack.Config{
+		BotToken: secret.Value(slackTestToken), APIURL: api.srv.URL + "/api/",
+		Threads: slack.NewKVThreads(b.d.topo.SlackThreads), PerChannelInterval: pace,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late.ch = ch
+	b.putSubscriber(&subscribers.Subscriber{ID: "busy", Locale: "en-GB", Endpoints: []subscribers.Endpoint{
+		{ID: "slack", Channel: channels.Slack, SlackChannel: "C0BUSY001"},
+	}})
+	for i := range 3 {
+		b.publish(event(fmt.Sprintf("INC-B%d", i), 1, "investigating"))
+	}
+	posts := func(channel string) []int {
+		var at []int
+		for i, c := range api.snapshot() {
+			if c.method == "chat.postMessage" && c.channel == channel {
+				at = append(at, i)
+			}
+		}
+		return at
+	}
+	b.waitFor("the busy channel's first message", 10*time.Second, func() bool { return len(posts("C0BUSY001")) >= 1 })
+	b.putSubscriber(&subscribers.Subscriber{ID: "calm", Locale: "en-GB", Endpoints: []subscribers.Endpoint{
+		{ID: "slack", Channel: channels.Slack, SlackChannel: "C0CALM001"},
+	}})
+	b.publish(event("INC-C", 1, "investigating"))
+	b.waitFor("both channels", 20*time.Second, func() bool { return len(posts("C0CALM001")) == 1 && len(posts("C0BUSY001")) >= 2 })
+	busy, calm := posts("C0BUSY001"), posts("C0CALM001")
+	if calm[0] > busy[1] {
+		t.Errorf("the calm channel's message (call %d) waited for the busy channel's second (call %d)", calm[0], busy[1])
+	}
+	b.waitFor("every busy message", 20*time.Second, func() bool { return len(posts("C0BUSY001")) == 4 })
+	for _, r := range b.records("busy") {
+		if r.Outcome != Delivered {
+			t.Errorf("record %+v", r)
+		}
+	}
+}

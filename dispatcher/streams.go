@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/heraldhq/herald/channels/slack"
@@ -32,6 +33,7 @@ const (
 const (
 	subjIncidents   = "incidents."
 	subjDeliveries  = "deliveries."
+	subjParked      = "parked."
 	subjDeliveryLog = "deliverylog."
 	subjDeadLetters = "deadletter."
 )
@@ -44,6 +46,30 @@ func deliverySubject(channel string) string { return subjDeliveries + channel }
 
 // deliveryConsumer names a channel's delivery consumer.
 func deliveryConsumer(channel string) string { return "deliver-" + channel }
+
+// parkedSubject is the subject of a channel's parked jobs: jobs waiting
+// for a retry or a deferral, moved out of the delivery consumer so that
+// they do not count against its MaxAckPending (a job waiting after a Nak
+// still does), where enough of them would stop the channel.
+func parkedSubject(channel string) string { return subjParked + channel }
+
+// maxParkedDeliveries bounds the deliveries of one parked job: about two
+// each time it is parked (on arrival, when due), more when the process
+// handling it dies.
+const maxParkedDeliveries = 20
+
+// parkedConsumer names a channel's consumer of parked jobs.
+func parkedConsumer(channel string) string { return "parked-" + channel }
+
+// jobSubject maps a parked job's subject to its channel's delivery subject
+// (other subjects are returned as they are): dead letters are replayed
+// there.
+func jobSubject(subject string) string {
+	if channel, ok := strings.CutPrefix(subject, subjParked); ok {
+		return deliverySubject(channel)
+	}
+	return subject
+}
 
 // logSubject is the subject of a delivery's log records.
 func logSubject(subscriberID, deliveryID string) string {
@@ -61,6 +87,10 @@ const (
 	hdrAttempts  = "Herald-Attempts"
 	hdrRef       = "Herald-Ref"
 	hdrOrigMsgID = "Herald-Original-Msg-Id"
+	// hdrDue (Unix milliseconds) and hdrAttempt (attempts made so far)
+	// travel with a parked job.
+	hdrDue     = "Herald-Due"
+	hdrAttempt = "Herald-Attempt"
 )
 
 // Topology creates or updates, idempotently, every stream, bucket and
@@ -125,7 +155,7 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 		{&t.Deliveries, jetstream.StreamConfig{
 			Name:        StreamDeliveries,
 			Description: "Notification jobs, one per update and endpoint (subject deliveries.<channel>)",
-			Subjects:    []string{subjDeliveries + "*"},
+			Subjects:    []string{subjDeliveries + "*", subjParked + "*"},
 			Retention:   jetstream.WorkQueuePolicy,
 			Duplicates:  cfg.DuplicateWindow,
 			Storage:     jetstream.FileStorage,
@@ -230,6 +260,22 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 		}); err != nil {
 			return nil, err
 		}
+		if err := consumer(t.Deliveries, jetstream.ConsumerConfig{
+			Durable:       parkedConsumer(name),
+			Description:   "Brings " + name + " jobs back when their retry or deferral is due",
+			FilterSubject: parkedSubject(name),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       cc.AckWait,
+			// Each parked job is delivered about twice (on arrival, then
+			// when due); the limit is a backstop for one that keeps
+			// timing out, caught by the max-deliveries advisory.
+			MaxDeliver:    maxParkedDeliveries,
+			MaxAckPending: cc.MaxParked,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			Replicas:      cfg.Replicas,
+		}); err != nil {
+			return nil, err
+		}
 	}
 	return &t, nil
 }
@@ -255,4 +301,28 @@ func retryTransient(ctx context.Context, fn func() error) error {
 func transient(err error) bool {
 	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}
+
+// readerIdle is how long the server keeps a reader's consumer that was not
+// deleted (its process died while reading).
+const readerIdle = 30 * time.Second
+
+// openReader opens an ordered consumer on stream for one read, and returns
+// it with its close, which deletes it. The server limits consumers per
+// stream (1 000 by default), and an ordered consumer left behind lives on
+// for its inactive threshold: API calls and redelivery checks that read
+// the log must not leave theirs.
+func openReader(ctx context.Context, stream jetstream.Stream, cfg jetstream.OrderedConsumerConfig) (jetstream.Consumer, func(), error) {
+	cfg.InactiveThreshold = readerIdle
+	cons, err := stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cons, func() {
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = stream.DeleteConsumer(dctx, info.Name)
+		}
+	}, nil
 }

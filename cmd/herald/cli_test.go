@@ -194,6 +194,33 @@ func TestProviderRateIsTheLoopsLimit(t *testing.T) {
 	}
 }
 
+// TestSlackIntervalIsTheLoopsPace: slack.per_channel_interval paces the
+// Slack delivery loop per destination (jobs wait for their turn without
+// holding a send slot), unless dispatch sets a pace itself.
+func TestSlackIntervalIsTheLoopsPace(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		pace       time.Duration
+	}{
+		{"default", "data: /d\n", 0}, // the dispatcher's default (1 s) applies
+		{"slack interval", "slack: {per_channel_interval: 3s}\n", 3 * time.Second},
+		{"dispatch wins", "slack: {per_channel_interval: 3s}\ndispatch: {channels: {slack: {pace: 2s}}}\n", 2 * time.Second},
+		{"dispatch off", "dispatch: {channels: {slack: {pace: -1s, max_destination_wait: 30s}}}\n", -time.Second},
+	} {
+		cfg, err := loadConfig(writeFile(t, t.TempDir(), "h.yaml", tc.yaml), func(string) string { return "" })
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		cc := cfg.dispatcherConfig().Channels[channels.Slack]
+		if cc.Pace != tc.pace {
+			t.Errorf("%s: slack pace %v, want %v", tc.name, cc.Pace, tc.pace)
+		}
+		if tc.name == "dispatch off" && cc.MaxDestinationWait != 30*time.Second {
+			t.Errorf("%s: max destination wait %v, want 30s", tc.name, cc.MaxDestinationWait)
+		}
+	}
+}
+
 // TestSubscriberRulesRefuseInternalWebhooks: subscribers written through
 // Herald are checked against the webhook SSRF policy: an internal address
 // is a 400 on the field, not a send that fails later; the allow-list

@@ -202,17 +202,21 @@ type dispatchConfig struct {
 }
 
 type channelDispatchConfig struct {
-	Concurrency    int           `yaml:"concurrency" toml:"concurrency"`
-	PerDestination int           `yaml:"per_destination" toml:"per_destination"`
-	Rate           float64       `yaml:"rate" toml:"rate"`
-	Burst          int           `yaml:"burst" toml:"burst"`
-	MaxDeliver     int           `yaml:"max_deliver" toml:"max_deliver"`
-	AckWait        time.Duration `yaml:"ack_wait" toml:"ack_wait"`
-	MaxAckPending  int           `yaml:"max_ack_pending" toml:"max_ack_pending"`
-	LatestOnly     *bool         `yaml:"latest_only" toml:"latest_only"`
-	SendTimeout    time.Duration `yaml:"send_timeout" toml:"send_timeout"`
-	Retry          retryConfig   `yaml:"retry" toml:"retry"`
-	Breaker        breakerConfig `yaml:"breaker" toml:"breaker"`
+	Concurrency    int `yaml:"concurrency" toml:"concurrency"`
+	PerDestination int `yaml:"per_destination" toml:"per_destination"`
+	// Each field is the dispatcher.ChannelConfig field of the same name.
+	Pace               time.Duration `yaml:"pace" toml:"pace"`
+	MaxDestinationWait time.Duration `yaml:"max_destination_wait" toml:"max_destination_wait"`
+	Rate               float64       `yaml:"rate" toml:"rate"`
+	Burst              int           `yaml:"burst" toml:"burst"`
+	MaxDeliver         int           `yaml:"max_deliver" toml:"max_deliver"`
+	AckWait            time.Duration `yaml:"ack_wait" toml:"ack_wait"`
+	MaxAckPending      int           `yaml:"max_ack_pending" toml:"max_ack_pending"`
+	MaxParked          int           `yaml:"max_parked" toml:"max_parked"`
+	LatestOnly         *bool         `yaml:"latest_only" toml:"latest_only"`
+	SendTimeout        time.Duration `yaml:"send_timeout" toml:"send_timeout"`
+	Retry              retryConfig   `yaml:"retry" toml:"retry"`
+	Breaker            breakerConfig `yaml:"breaker" toml:"breaker"`
 }
 
 type retryConfig struct {
@@ -342,8 +346,9 @@ func (c *fileConfig) dispatcherConfig() dispatcher.Config {
 	}
 	for name, cc := range c.Dispatch.Channels {
 		d.Channels[name] = dispatcher.ChannelConfig{
-			Concurrency: cc.Concurrency, PerDestination: cc.PerDestination, Rate: cc.Rate, Burst: cc.Burst,
-			MaxDeliver: cc.MaxDeliver, AckWait: cc.AckWait, MaxAckPending: cc.MaxAckPending,
+			Concurrency: cc.Concurrency, PerDestination: cc.PerDestination, Pace: cc.Pace, MaxDestinationWait: cc.MaxDestinationWait,
+			Rate: cc.Rate, Burst: cc.Burst,
+			MaxDeliver: cc.MaxDeliver, AckWait: cc.AckWait, MaxAckPending: cc.MaxAckPending, MaxParked: cc.MaxParked,
 			LatestOnly: cc.LatestOnly, SendTimeout: cc.SendTimeout,
 			Retry:   dispatcher.Backoff{Schedule: cc.Retry.Schedule, Base: cc.Retry.Base, Max: cc.Retry.Max, Min: cc.Retry.Min, Jitter: cc.Retry.Jitter},
 			Breaker: dispatcher.BreakerConfig{Threshold: cc.Breaker.Threshold, Cooldown: cc.Breaker.Cooldown, MaxCooldown: cc.Breaker.MaxCooldown},
@@ -357,6 +362,13 @@ func (c *fileConfig) dispatcherConfig() dispatcher.Config {
 			cc.Rate = r
 			d.Channels[name] = cc
 		}
+	}
+	// slack.per_channel_interval is the Slack channel's pace in the
+	// delivery loop too (jobs wait for it without holding a send slot),
+	// unless dispatch sets one itself.
+	if cc := d.Channels[channels.Slack]; c.Slack.PerChannelInterval != 0 && cc.Pace == 0 {
+		cc.Pace = c.Slack.PerChannelInterval
+		d.Channels[channels.Slack] = cc
 	}
 	return d
 }
