@@ -171,8 +171,13 @@ func TestRetryWithBackoff(t *testing.T) {
 	}
 	b.waitFor("record", 5*time.Second, func() bool { return b.hasOutcome("m1", Delivered) })
 	var outcomes []string
-	for _, r := range b.records("m1") {
+	for i, r := range b.records("m1") {
 		outcomes = append(outcomes, string(r.Outcome))
+		// Retries are parked and come back as new messages: the attempt
+		// number travels with them.
+		if r.Attempt != i+1 {
+			t.Errorf("record %d is attempt %d", i+1, r.Attempt)
+		}
 	}
 	if got := strings.Join(outcomes, ","); got != "retry,retry,retry,delivered" {
 		t.Errorf("delivery log outcomes %s", got)

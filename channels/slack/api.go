@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -65,15 +64,14 @@ type apiDoer struct {
 func (d *apiDoer) Do(req *http.Request) (*http.Response, error) {
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return nil, transportError(err)
+		return nil, egress.Cause(err) // retryable
 	}
 	if info, ok := req.Context().Value(callInfoKey{}).(*callInfo); ok {
 		info.header = resp.Header
 	}
 	if resp.StatusCode != http.StatusOK {
-		head, _ := egress.ReadLimited(resp.Body, summaryReadBytes)
-		_ = egress.DrainClose(resp.Body, d.maxBody-int64(len(head)))
-		code, summary := parseAnswer(head, len(head) == summaryReadBytes, d.secrets)
+		head, truncated := egress.ReadHead(resp.Body, summaryReadBytes, d.maxBody)
+		code, summary := parseAnswer(head, truncated, d.secrets)
 		return nil, classify(resp.StatusCode, resp.Header, code, summary, false, d.now())
 	}
 	resp.Body = &limitedBody{r: io.LimitReader(resp.Body, d.maxBody), c: resp.Body}
@@ -88,16 +86,6 @@ type limitedBody struct {
 
 func (b *limitedBody) Read(p []byte) (int, error) { return b.r.Read(p) }
 func (b *limitedBody) Close() error               { return b.c.Close() }
-
-// transportError keeps the cause of a failed exchange without the URL
-// *url.Error quotes. Transport failures are retryable.
-func transportError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	return err
-}
 
 // post calls chat.postMessage and returns the new message's ts.
 func (a *apiClient) post(ctx context.Context, channelID string, m *apiMessage, threadTS string) (string, error) {

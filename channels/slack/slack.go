@@ -1,12 +1,10 @@
 package slack
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -110,26 +108,10 @@ func (c *Channel) sendWebhook(ctx context.Context, raw string, msg *channels.Mes
 		return channels.Receipt{}, fmt.Errorf("slack webhook %s: %w", h.host, err)
 	}
 	start := c.cfg.Now()
-	body := msg.Body
-	req := (&http.Request{
-		Method:     http.MethodPost,
-		URL:        h.u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     http.Header{"Content-Type": contentTypeJSON},
-		// io.NopCloser(*bytes.Reader) is a body net/http knows to be in
-		// memory: headers and body go out in one write.
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
-		ContentLength: int64(len(body)),
-		Host:          h.u.Host,
-	}).WithContext(ctx)
+	req := egress.NewPost(ctx, h.u, http.Header{"Content-Type": contentTypeJSON}, msg.Body)
 	resp, err := c.client.Do(req)
 	if err != nil {
-		err = transportError(err)
-		var be *egress.BlockedError
-		if errors.As(err, &be) || errors.Is(err, egress.ErrInvalidURL) {
+		if err = egress.Cause(err); egress.Refused(err) {
 			err = channels.Permanent(err)
 		}
 		return channels.Receipt{Duration: c.cfg.Now().Sub(start)}, fmt.Errorf("slack webhook %s: %w", h.host, err)
@@ -141,12 +123,10 @@ func (c *Channel) sendWebhook(ctx context.Context, raw string, msg *channels.Mes
 		c.debug(ctx, "slack webhook delivered", msg, slog.String("webhook", h.masked), slog.Int("status", resp.StatusCode), slog.Duration("duration", receipt.Duration))
 		return receipt, nil
 	}
-	limit := min(summaryReadBytes, c.cfg.MaxResponseBytes)
-	head, _ := egress.ReadLimited(resp.Body, limit)
-	_ = egress.DrainClose(resp.Body, c.cfg.MaxResponseBytes-int64(len(head)))
+	head, truncated := egress.ReadHead(resp.Body, summaryReadBytes, c.cfg.MaxResponseBytes)
 	now := c.cfg.Now()
 	receipt.Duration = now.Sub(start)
-	code, summary := parseAnswer(head, int64(len(head)) == limit, h.secrets)
+	code, summary := parseAnswer(head, truncated, h.secrets)
 	err = classify(resp.StatusCode, resp.Header, code, summary, true, now)
 	c.logRefusal(ctx, "slack webhook refused", msg, err, slog.String("webhook", h.masked), slog.Int("status", resp.StatusCode), slog.String("code", code))
 	return receipt, fmt.Errorf("slack webhook %s: %w", h.host, err)

@@ -1,16 +1,13 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -173,27 +170,13 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 	if msg.ContentType != "" && msg.ContentType != contentTypeJSON[0] {
 		ct = []string{msg.ContentType}
 	}
-	body := msg.Body
-	req := (&http.Request{
-		Method:     http.MethodPost,
-		URL:        tg.u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header: http.Header{
-			"Content-Type": ct,
-			"User-Agent":   c.ua,
-			hdrID:          vals[0:1:1],
-			hdrTimestamp:   vals[1:2:2],
-			hdrSignature:   vals[2:3:3],
-		},
-		// io.NopCloser(*bytes.Reader) is a body net/http knows to be in
-		// memory: it writes headers and body in one syscall.
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
-		ContentLength: int64(len(body)),
-		Host:          tg.u.Host,
-	}).WithContext(ctx)
+	req := egress.NewPost(ctx, tg.u, http.Header{
+		"Content-Type": ct,
+		"User-Agent":   c.ua,
+		hdrID:          vals[0:1:1],
+		hdrTimestamp:   vals[1:2:2],
+		hdrSignature:   vals[2:3:3],
+	}, msg.Body)
 
 	// Straight to the guarded transport: http.Client would only add a
 	// redirect policy (none is followed), a cookie jar (none) and a copy
@@ -209,13 +192,11 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 		c.debug(ctx, "webhook delivered", tg, msg, resp.StatusCode, receipt.Duration)
 		return receipt, nil
 	}
-	limit := min(summaryReadBytes, c.cfg.MaxResponseBytes)
-	head, _ := egress.ReadLimited(resp.Body, limit)
-	_ = egress.DrainClose(resp.Body, c.cfg.MaxResponseBytes-int64(len(head)))
+	head, truncated := egress.ReadHead(resp.Body, summaryReadBytes, c.cfg.MaxResponseBytes)
 	now := c.cfg.Now()
 	receipt.Duration = now.Sub(start)
 	c.debug(ctx, "webhook refused", tg, msg, resp.StatusCode, receipt.Duration)
-	message := summarize(head, int64(len(head)) == limit, tg, secret)
+	message := summarize(head, truncated, tg, secret)
 	return receipt, fmt.Errorf("webhook %s: %w", tg.host, channels.HTTPStatusError(resp.StatusCode, resp.Header, message, now))
 }
 
@@ -223,13 +204,8 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 // *url.Error net/http returns quotes the whole URL, so only its cause is
 // kept, behind the host.
 func (c *Channel) transportError(tg *target, err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	err = fmt.Errorf("webhook %s: %w", tg.host, err)
-	var be *egress.BlockedError
-	if errors.As(err, &be) || errors.Is(err, egress.ErrInvalidURL) {
+	err = fmt.Errorf("webhook %s: %w", tg.host, egress.Cause(err))
+	if egress.Refused(err) {
 		return channels.Permanent(err)
 	}
 	return err // retryable on the dispatcher's schedule
