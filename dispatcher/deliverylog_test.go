@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/heraldhq/herald/channels"
 )
 
@@ -123,6 +125,39 @@ func TestDoneSeesEarlierReceipt(t *testing.T) {
 		}
 		if (got == nil) != (tc.want == "") || (got != nil && got.Outcome != tc.want) {
 			t.Errorf("done(%s) = %+v, want outcome %q", tc.id, got, tc.want)
+		}
+	}
+}
+
+// TestReadersLeaveNoConsumer: reading the delivery log (the API, the SMS
+// redelivery check) and the dead letters deletes the consumer each read
+// opens. The server allows 1 000 consumers per stream by default, and an
+// ordered consumer left behind lives on for minutes: a polled API would
+// soon make every read fail.
+func TestReadersLeaveNoConsumer(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{noRun: true})
+	if err := b.d.log.append(b.ctx, &Record{DeliveryID: "dlv_1", SubscriberID: "m1", EndpointID: "wh", Channel: channels.Webhook, Attempt: 1, Outcome: Delivered, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.d.dlq.add(b.ctx, deliverySubject(channels.Webhook), []byte("{}"), "dlv_2", "test", 1); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if recs := b.records("m1"); len(recs) != 1 {
+			t.Fatalf("records %+v", recs)
+		}
+		if dls, err := b.d.dlq.List(b.ctx, 0, 10); err != nil || len(dls) != 1 {
+			t.Fatalf("dead letters %+v, %v", dls, err)
+		}
+	}
+	for _, s := range []jetstream.Stream{b.d.topo.DeliveryLog, b.d.topo.DeadLetters} {
+		info, err := s.Info(b.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Consumers != 0 {
+			t.Errorf("%s: %d consumers left behind", info.Config.Name, info.State.Consumers)
 		}
 	}
 }
