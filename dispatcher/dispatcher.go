@@ -131,6 +131,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		metrics:   newMetrics(cfg.Registerer),
 		locations: map[string]*time.Location{},
 	}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(newBacklog(topo.Deliveries)); err != nil {
+			return nil, fmt.Errorf("dispatcher: metrics: %w", err)
+		}
+	}
 	d.index.OnChange(func(s *subscribers.Subscriber, rev uint64, deleted bool) {
 		if deleted {
 			d.store.Forget(s.ID)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/channels/webhook"
@@ -254,7 +255,9 @@ func TestRetryingJobsDoNotStallTheChannel(t *testing.T) {
 	t.Parallel()
 	const maxAckPending, failing = 4, 10
 	noJitter := 0.0
+	reg := prometheus.NewRegistry()
 	b := setup(t, bundleOpts{cfg: func(c *Config) {
+		c.Registerer = reg
 		c.Channels = map[string]ChannelConfig{channels.Webhook: {
 			Concurrency: 2, MaxAckPending: maxAckPending,
 			Retry:   Backoff{Schedule: []time.Duration{time.Hour}, Jitter: &noJitter},
@@ -277,6 +280,13 @@ func TestRetryingJobsDoNotStallTheChannel(t *testing.T) {
 	if info := b.parked(channels.Webhook); uint64(info.NumAckPending)+info.NumPending != failing {
 		t.Errorf("parked jobs: %d pending + %d not yet delivered, want %d", info.NumAckPending, info.NumPending, failing)
 	}
+	// Operators see them: the backlog gauge reads the consumers' state.
+	if got := gaugeValue(t, reg, "herald_jobs_waiting", "channel", "webhook", "queue", "parked"); got != failing {
+		t.Errorf("herald_jobs_waiting{webhook,parked} = %v, want %d", got, failing)
+	}
+	if got := gaugeValue(t, reg, "herald_delivery_outcomes_total", "channel", "webhook", "outcome", "retry"); got != failing {
+		t.Errorf("herald_delivery_outcomes_total{webhook,retry} = %v, want %d", got, failing)
+	}
 	b.putSubscriber(b.webhookSubscriber("m_healthy", "/ok"))
 	b.publish(event("INC-STALL", 2, "identified"))
 	b.waitFor("the healthy endpoint", 20*time.Second, func() bool { return b.recv.delivered("/ok") == 1 })
@@ -285,6 +295,40 @@ func TestRetryingJobsDoNotStallTheChannel(t *testing.T) {
 			t.Errorf("record %+v, want attempt 1 retried in an hour", r)
 		}
 	}
+}
+
+// gaugeValue gathers reg and returns the value of the metric name with the
+// label pairs given (a gauge or a counter); it fails the test when there
+// is none.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if got[labels[i]] != labels[i+1] {
+					continue metrics
+				}
+			}
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s%v", name, labels)
+	return 0
 }
 
 func subID(i int) string { return "m_" + strings.Repeat("0", 3-len(itoa(i))) + itoa(i) }

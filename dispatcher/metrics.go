@@ -1,7 +1,13 @@
 package dispatcher
 
 import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heraldhq/herald/channels"
 )
 
 // metrics are the dispatcher's Prometheus instruments.
@@ -89,4 +95,44 @@ func (cm *channelMetrics) outcome(o Outcome) prometheus.Counter {
 		return c
 	}
 	return cm.vec.WithLabelValues(cm.channel, string(o))
+}
+
+// backlog reports, at each scrape, the jobs waiting per channel, read from
+// the consumers' state on the server (so it covers every Herald process):
+// "waiting" not yet handed to a process, "in_hand" held by one (sending or
+// waiting for its destination's turn), "parked" waiting for a retry or a
+// deferral.
+type backlog struct {
+	stream jetstream.Stream
+	desc   *prometheus.Desc
+}
+
+func newBacklog(stream jetstream.Stream) *backlog {
+	return &backlog{stream: stream, desc: prometheus.NewDesc("herald_jobs_waiting",
+		"Delivery jobs not yet done, by channel and queue (waiting, in_hand, parked), over all processes.",
+		[]string{"channel", "queue"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (b *backlog) Describe(ch chan<- *prometheus.Desc) { ch <- b.desc }
+
+// Collect implements prometheus.Collector. A consumer whose state cannot be
+// read within the scrape's budget is left out.
+func (b *backlog) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	gauge := func(v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(b.desc, prometheus.GaugeValue, float64(v), labels...)
+	}
+	for _, name := range channels.Names() {
+		if cons, err := b.stream.Consumer(ctx, deliveryConsumer(name)); err == nil {
+			info := cons.CachedInfo()
+			gauge(info.NumPending, name, "waiting")
+			gauge(uint64(info.NumAckPending), name, "in_hand")
+		}
+		if cons, err := b.stream.Consumer(ctx, parkedConsumer(name)); err == nil {
+			info := cons.CachedInfo()
+			gauge(info.NumPending+uint64(info.NumAckPending), name, "parked")
+		}
+	}
 }
