@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,18 +42,23 @@ var buildHerald = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-// crashReceiver counts every webhook-id it gets and when each request ran,
-// to tell which sends were in flight at a kill.
+// crashReceiver counts every webhook-id it takes and when each request ran,
+// to tell which sends were in flight at a kill. Endpoints whose number is
+// a multiple of flakyEvery refuse their first request (503), so that
+// retries are parked and brought back across the kills.
 type crashReceiver struct {
 	srv   *httptest.Server
 	wh    *standardwebhooks.Webhook
 	delay time.Duration
 
-	mu     sync.Mutex
-	counts map[string]int
-	spans  []span
-	bad    int
+	mu      sync.Mutex
+	counts  map[string]int // 2xx answers by webhook-id
+	refused map[string]int // 503 answers by webhook-id
+	spans   []span
+	bad     int
 }
+
+const flakyEvery = 20
 
 type span struct{ start, end time.Time }
 
@@ -61,20 +67,28 @@ func newCrashReceiver(t *testing.T, delay time.Duration) *crashReceiver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &crashReceiver{wh: wh, delay: delay, counts: map[string]int{}}
+	r := &crashReceiver{wh: wh, delay: delay, counts: map[string]int{}, refused: map[string]int{}}
 	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		start := time.Now()
 		body, _ := io.ReadAll(req.Body)
 		time.Sleep(r.delay)
 		err := r.wh.Verify(body, req.Header)
+		n, _ := strconv.Atoi(strings.TrimPrefix(req.URL.Path, "/h/"))
+		id := req.Header.Get("webhook-id")
 		r.mu.Lock()
 		if err != nil {
 			r.bad++
 		}
-		r.counts[req.Header.Get("webhook-id")]++
+		status := http.StatusNoContent
+		if n%flakyEvery == 0 && r.refused[id] == 0 {
+			status = http.StatusServiceUnavailable
+			r.refused[id]++
+		} else {
+			r.counts[id]++
+		}
 		r.spans = append(r.spans, span{start, time.Now()})
 		r.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
+		w.WriteHeader(status)
 	}))
 	r.srv.Config.SetKeepAlivesEnabled(true)
 	r.srv.Start()
@@ -233,7 +247,7 @@ dispatch:
   fanout_ack_wait: 3s
   shutdown_timeout: 2s
   channels:
-    webhook: {concurrency: 64, ack_wait: 3s, max_ack_pending: 2048}
+    webhook: {concurrency: 64, ack_wait: 3s, max_ack_pending: 2048, retry: {schedule: [1s], jitter: 0}}
 `, data, apiAddr, freeAddr(t))), 0o600)
 
 	out, err := exec.Command(bin, "subscribers", "import", "--config", config, "--progress", "never", subsFile).CombinedOutput()
@@ -306,7 +320,7 @@ dispatch:
 	time.Sleep(2 * time.Second) // let stragglers (a duplicate in the making) arrive
 
 	recv.mu.Lock()
-	missing, dupSends, badSigs := 0, 0, recv.bad
+	missing, dupSends, badSigs, retried := 0, 0, recv.bad, 0
 	for i := range subscriberCount {
 		id := dispatcher.DeliveryID("CRASH-1:1", fmt.Sprintf("m%05d", i), "wh")
 		n := recv.counts[id]
@@ -316,8 +330,15 @@ dispatch:
 		if n > 1 {
 			dupSends += n - 1
 		}
+		if i%flakyEvery == 0 && recv.refused[id] > 0 && n > 0 {
+			retried++
+		}
 	}
 	recv.mu.Unlock()
+	t.Logf("endpoints refusing their first attempt: %d, served on a retry: %d", subscriberCount/flakyEvery, retried)
+	if retried != subscriberCount/flakyEvery {
+		t.Errorf("%d of the %d endpoints that refused their first attempt got a retry through", retried, subscriberCount/flakyEvery)
+	}
 	inflight1 := recv.inFlightAt(kill1, 50*time.Millisecond)
 	inflight2 := recv.inFlightAt(kill2, 50*time.Millisecond)
 	t.Logf("endpoints: %d, missing: %d, duplicate sends: %d, sends in flight at the kills: %d + %d, bad signatures: %d",
