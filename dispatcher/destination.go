@@ -46,6 +46,14 @@ type destination struct {
 	// with every slot taken, a job's wait is about avgSend per round of
 	// the sends ahead of it.
 	avgSend time.Duration
+	// returns is when the next job turned away (busy) should come back.
+	returns time.Time
+}
+
+// turn is the time the destination takes per job: its pace, or an average
+// send shared by its slots (at least a millisecond).
+func (ds *destinations) turn(d *destination) time.Duration {
+	return max(ds.pace, d.avgSend/time.Duration(ds.perDest), time.Millisecond)
 }
 
 // sendResult is what became of a send, for the breaker.
@@ -166,8 +174,15 @@ func (ds *destinations) acquire(ctx context.Context, key string) (release func(r
 		wait = max(wait, time.Duration((ahead+ds.perDest-1)/ds.perDest)*d.avgSend)
 	}
 	if ds.maxWait > 0 && wait > ds.maxWait {
+		// The jobs turned away come back one turn apart, after those
+		// turned away before them, so that each comes back about once.
+		at := now.Add(wait)
+		if d.returns.After(at) {
+			at = d.returns
+		}
+		d.returns = at.Add(ds.turn(d))
 		ds.mu.Unlock()
-		return nil, refusal{"destination busy", wait, true}, nil
+		return nil, refusal{"destination busy", at.Sub(now), true}, nil
 	}
 	if ds.pace > 0 {
 		d.next = start.Add(ds.pace)
@@ -237,9 +252,11 @@ func (ds *destinations) done(key string, d *destination, res sendResult, took ti
 	}
 }
 
-// idle reports whether nothing about d is worth keeping at now.
+// idle reports whether nothing about d is worth keeping at now: no job
+// holds or awaits a turn, the breaker is closed, and the turns given out
+// (to sends and to jobs turned away) are past.
 func (d *destination) idle(now time.Time) bool {
-	return d.users == 0 && d.failures == 0 && d.openedAt.IsZero() && !d.next.After(now)
+	return d.users == 0 && d.failures == 0 && d.openedAt.IsZero() && !d.next.After(now) && !d.returns.After(now)
 }
 
 // sweep drops the idle entries (kept for a pace that has since elapsed),

@@ -165,6 +165,10 @@ func TestPace(t *testing.T) {
 	if w := refuse(t, ds, key, "destination busy"); w != 3*time.Second {
 		t.Errorf("fourth turn: wait %v, want 3s", w)
 	}
+	// The jobs turned away come back one pace apart.
+	if w := refuse(t, ds, key, "destination busy"); w != 4*time.Second {
+		t.Errorf("fifth turn: wait %v, want 4s", w)
+	}
 	// Another destination is not paced by this one.
 	grant(t, ds, "slack|C0OTHER01")(answered, 0)
 	cancel()
@@ -219,6 +223,10 @@ func TestSlowDestinationBusy(t *testing.T) {
 	// Ahead: 2 in flight + 4 waiting → 3 rounds of 4s = 12s > 10s.
 	if w := refuse(t, ds, key, "destination busy"); w != 12*time.Second {
 		t.Errorf("busy: wait %v, want 12s", w)
+	}
+	// The next one comes back a turn later: 4s per send over 2 slots.
+	if w := refuse(t, ds, key, "destination busy"); w != 14*time.Second {
+		t.Errorf("busy again: wait %v, want 14s", w)
 	}
 	hold1(answered, 4*time.Second)
 	hold2(answered, 4*time.Second)

@@ -2,7 +2,9 @@ package dispatcher
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -295,6 +297,61 @@ func TestRetryingJobsDoNotStallTheChannel(t *testing.T) {
 			t.Errorf("record %+v, want attempt 1 retried in an hour", r)
 		}
 	}
+}
+
+// TestSlowDestinationDoesNotHoldTheChannel: a destination that answers
+// slowly gets its jobs one slot at a time; the jobs whose turn is further
+// than MaxDestinationWait are parked until about then instead of filling
+// the jobs in hand (MaxAckPending), so another destination's update goes
+// out long before the slow one's backlog is through.
+func TestSlowDestinationDoesNotHoldTheChannel(t *testing.T) {
+	t.Parallel()
+	const slowJobs = 16
+	b := setup(t, bundleOpts{cfg: func(c *Config) {
+		c.Channels = map[string]ChannelConfig{channels.Webhook: {
+			Concurrency: 4, PerDestination: 1, MaxAckPending: 6, MaxDestinationWait: 500 * time.Millisecond,
+		}}
+	}})
+	var mu sync.Mutex
+	var order []string // "slow" or "ok", in the order they were answered
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(200 * time.Millisecond)
+		mu.Lock()
+		order = append(order, "slow")
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(slow.Close)
+	for i := range slowJobs {
+		sub := b.webhookSubscriber(fmt.Sprintf("a_slow_%02d", i), "/")
+		sub.Endpoints[0].URL = slow.URL + "/hook"
+		b.putSubscriber(sub)
+	}
+	b.putSubscriber(b.webhookSubscriber("z_ok", "/ok"))
+	b.publish(event("INC-SLOW", 1, "investigating"))
+	b.waitFor("the healthy endpoint", 20*time.Second, func() bool { return b.recv.delivered("/ok") == 1 })
+	mu.Lock()
+	before := len(order)
+	mu.Unlock()
+	t.Logf("the healthy endpoint was served after %d of the slow destination's %d", before, slowJobs)
+	if before > slowJobs/2 {
+		t.Errorf("the healthy endpoint waited for %d of the slow destination's %d sends", before, slowJobs)
+	}
+	b.waitFor("the slow destination's backlog", 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == slowJobs
+	})
+	deferrals := 0
+	for i := range slowJobs {
+		id := fmt.Sprintf("a_slow_%02d", i)
+		recs := b.delivery(id, DeliveryID("INC-SLOW:1", id, "wh"))
+		if got := recs[len(recs)-1]; got.Outcome != Delivered || got.Attempt != 1 {
+			t.Errorf("%s: last record %+v, want delivered at attempt 1 (waiting for a busy destination is no attempt)", id, got)
+		}
+		deferrals += len(recs) - 1
+	}
+	t.Logf("%d deferrals for %d jobs of the slow destination", deferrals, slowJobs)
 }
 
 // gaugeValue gathers reg and returns the value of the metric name with the
