@@ -42,9 +42,9 @@ type Config struct {
 	// Defaults to none (no link).
 	StatusPageURL string
 	// ListID is the List-Id header of emails ("Incident notifications
-	// <incidents.status.example.com>"). Defaults to "Incident
-	// notifications <incidents.HOST>" with the host of PublicURL, or no
-	// List-Id when PublicURL is empty.
+	// <incidents.status.example.com>"; a bare id is put in angle
+	// brackets). Defaults to "Incident notifications <incidents.HOST>"
+	// with the host of PublicURL, or no List-Id when PublicURL is empty.
 	ListID string
 	// UnsubscribeMailto is the address of the mailto: form of
 	// List-Unsubscribe ("unsubscribe@status.example.com"). Defaults to

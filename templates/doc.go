@@ -51,7 +51,11 @@
 //     CSS, no external resources, a plain-language summary first: status,
 //     services, start time), and Headers (List-Unsubscribe with the https
 //     link and, if configured, mailto; List-Unsubscribe-Post One-Click;
-//     List-Id; Auto-Submitted; Feedback-ID; Content-Language).
+//     List-Id; Auto-Submitted; Feedback-ID
+//     "[<incident id>:]<mail type>:herald"; Content-Language). These
+//     override the email channel's defaults for the same headers, which
+//     follow the same formats (see package email); the channel writes
+//     From, To, Subject, Date, Message-ID and the MIME headers itself.
 //   - sms: Text within Config.SMSSegments segments, counted exactly by
 //     package gsm7: transliterated to GSM-7 when that keeps the meaning,
 //     else the body (then the title) shortened on a word boundary; the

@@ -107,7 +107,11 @@ type Rendered struct {
 	ContentType string
 	// Headers are the email headers derived from the recipient and the
 	// update: List-Unsubscribe, List-Unsubscribe-Post, List-Id,
-	// Auto-Submitted, Feedback-ID, Content-Language.
+	// Auto-Submitted, X-Auto-Response-Suppress, Content-Language and
+	// Feedback-ID ("TSR-1610:incident-monitoring:herald"). They override
+	// the email channel's defaults for the same headers, which follow
+	// the same formats; the channel refuses the headers it writes itself
+	// (From, To, Subject, Date, Message-ID…), so none are here.
 	Headers map[string]string
 	// Segments and Encoding describe an SMS: the number of parts and
 	// "GSM-7" or "UCS-2". Zero for other channels.
@@ -399,21 +403,26 @@ func (m *marked) fill(vals ...string) string {
 	return b.String()
 }
 
+// feedbackSender is the sender id (Gmail's SenderId) ending every
+// Feedback-ID Herald writes.
+const feedbackSender = "herald"
+
 // emailHeaders returns the headers derived from the recipient and the
-// update or notice.
-func (r *Renderer) emailHeaders(rc Recipient, lang, kind, incidentID string) map[string]string {
+// update or notice. Package templates owns these in Herald: the email
+// channel writes From, To, Subject, Date, Message-ID and the MIME headers
+// itself and refuses them here, and gives defaults, which these override,
+// for Auto-Submitted, List-Id, Feedback-ID and Content-Language — in the
+// same formats, so that a message reads the same whichever layer wrote
+// them.
+func (r *Renderer) emailHeaders(rc Recipient, lang, mailType, incidentID string) map[string]string {
 	h := map[string]string{
 		"Auto-Submitted":           "auto-generated",
 		"X-Auto-Response-Suppress": "OOF, AutoReply",
 		"Content-Language":         lang,
+		"Feedback-ID":              feedbackID(incidentID, mailType),
 	}
-	fb := []string{kind, "herald"}
-	if incidentID != "" {
-		fb = []string{incidentID, kind, "herald"}
-	}
-	h["Feedback-ID"] = strings.Join(fb, ":")
-	if r.cfg.ListID != "" {
-		h["List-Id"] = r.cfg.ListID
+	if id := listID(r.cfg.ListID); id != "" {
+		h["List-Id"] = id
 	}
 	var unsub []string
 	if safeURL(rc.UnsubscribeURL) {
@@ -429,4 +438,41 @@ func (r *Renderer) emailHeaders(rc Recipient, lang, kind, incidentID string) map
 		h["List-Unsubscribe"] = strings.Join(unsub, ", ")
 	}
 	return h
+}
+
+// feedbackID returns the Feedback-ID header value
+// "[<incident id>:]<mail type>:herald": Gmail's feedback loop reads up to
+// four colon-separated identifiers from the right, the right-most the
+// sender id, the same for the whole mail stream, and reports complaint
+// rates for each of the others independently. The incident (one
+// announcement to many readers, never a single recipient) and the mail
+// type ("incident-monitoring", "notice-endpoint.disabled") are the
+// groupings worth a report. Package email writes the same format when a
+// message has no Feedback-ID of its own. Colons, spaces and control
+// characters are dropped from the fields; empty ones are left out.
+func feedbackID(incidentID, mailType string) string {
+	fields := make([]string, 0, 3)
+	for _, f := range []string{incidentID, mailType} {
+		f = strings.Map(func(r rune) rune {
+			if r == ':' || r <= ' ' || r == 0x7f {
+				return -1
+			}
+			return r
+		}, f)
+		if f != "" {
+			fields = append(fields, f)
+		}
+	}
+	return strings.Join(append(fields, feedbackSender), ":")
+}
+
+// listID returns the List-Id header value for s: s itself when it holds
+// the <id>, s in angle brackets when it is a bare id (RFC 2919 wants
+// them), as package email writes it.
+func listID(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.Contains(s, "<") {
+		return s
+	}
+	return "<" + s + ">"
 }

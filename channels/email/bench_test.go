@@ -207,11 +207,11 @@ func BenchmarkCompose(b *testing.B) {
 		{"dkim-rsa2048", &DKIM{Domain: "herald.example", Selector: "s1", PrivateKey: secret.Value(rsaPEM(b, 2048))}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			c := testComposer(b, func(c *Config) { c.DKIM = tc.dkim })
+			c := testRenderer(b, func(c *Config) { c.DKIM = tc.dkim })
 			ep, msg := dupont(), frenchMessage()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := c.compose(ep, msg); err != nil {
+				if _, err := c.compose(ep, msg, testDate); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -89,10 +89,14 @@ type Config struct {
 	// none: "Herald notifications <notifications.herald.example>" or
 	// just "notifications.herald.example". Defaults to none.
 	ListID string
-	// FeedbackID is the sender identifier ending the Feedback-ID header
-	// of messages whose headers set none: the header is
-	// "<message kind>:<FeedbackID>", so that mailbox providers report
-	// complaints per kind. Defaults to none (no header).
+	// FeedbackID is the sender identifier (Gmail's SenderId: 5 to 15
+	// characters, no colon nor space) ending the Feedback-ID header of
+	// messages whose headers set none:
+	// "[<incident id>:]<mail type>:<FeedbackID>", the mail type being
+	// "incident-<status>" or "notice-<kind>"
+	// ("TSR-1610:incident-monitoring:herald"). It is the format package
+	// templates writes, so that Gmail reports complaints per incident and
+	// per type of mail. Defaults to none (no header).
 	FeedbackID string
 	// Pool is how many SMTP connections Herald keeps open and reuses,
 	// and so how many messages are in flight at once. Defaults to 4.
@@ -225,8 +229,18 @@ func (c Config) validate() error {
 		return errors.New("email: timeouts must not be negative")
 	case c.MaxPerConnection < 0:
 		return errors.New("email: MaxPerConnection must not be negative")
-	case strings.ContainsFunc(c.ListID, isControl) || strings.ContainsFunc(c.FeedbackID, isControl):
-		return errors.New("email: ListID and FeedbackID must not hold control characters")
+	}
+	return c.validateMessage()
+}
+
+// validateMessage checks the fields that shape a message, those a
+// [Renderer] reads.
+func (c Config) validateMessage() error {
+	switch {
+	case strings.ContainsFunc(c.ListID, isControl):
+		return errors.New("email: ListID must not hold control characters")
+	case strings.ContainsFunc(c.FeedbackID, isControl) || strings.ContainsAny(c.FeedbackID, ": "):
+		return errors.New("email: FeedbackID must be one Feedback-ID field: no colon, space or control character")
 	}
 	from, err := mail.ParseAddress(c.From)
 	if err != nil {

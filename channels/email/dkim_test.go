@@ -72,7 +72,7 @@ func TestDKIM(t *testing.T) {
 			if name != "herald2025._domainkey.herald.example" || !strings.HasPrefix(value, "v=DKIM1; "+tc.k+"; p=") {
 				t.Errorf("record %s %q", name, value)
 			}
-			env, err := testComposer(t, func(c *Config) { c.DKIM = d }).compose(dupont(), frenchMessage())
+			env, err := testRenderer(t, func(c *Config) { c.DKIM = d }).compose(dupont(), frenchMessage(), testDate)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,16 +15,52 @@
 //     people see one message, not two;
 //   - Auto-Submitted: auto-generated (RFC 3834), so auto-responders stay
 //     quiet; List-Id (RFC 2919), Feedback-ID (Gmail's complaint
-//     reporting) and Content-Language, from the configuration and the
-//     message's locale; the message's headers (rendered by package
-//     templates) override all four;
+//     reporting) and Content-Language;
 //   - the message's own headers as given, notably List-Unsubscribe with an
 //     https URL and a mailto address, and List-Unsubscribe-Post:
 //     List-Unsubscribe=One-Click (RFC 8058), which Gmail and Yahoo require
 //     of bulk senders. A header value holding CR or LF (or any other
 //     control character but tab) is refused, since it would let a value
-//     inject headers; so are the headers the channel writes itself (From,
-//     To, Subject, Date, Message-ID, Content-Type…).
+//     inject headers.
+//
+// A [Renderer] produces these bytes; the channel submits what its renderer
+// gives, and package outbox writes what one gives to its .eml files.
+//
+// # Who sets which header
+//
+// The channel owns the headers of the transport and of the message's
+// identity: From, Sender, To, Cc, Bcc, Subject, Date, Message-ID,
+// MIME-Version, Content-Type, Content-Transfer-Encoding, DKIM-Signature,
+// Return-Path and Received. A message whose headers set one of them is
+// refused.
+//
+// The message's headers own what depends on the recipient or the content:
+// List-Unsubscribe and List-Unsubscribe-Post, and any other header
+// (X-Auto-Response-Suppress…). In Herald, package templates writes them.
+//
+// Five headers have defaults, which a message header of the same name
+// overrides:
+//
+//	Reply-To          Config.ReplyTo
+//	Auto-Submitted    auto-generated
+//	List-Id           Config.ListID, in angle brackets when bare
+//	Feedback-ID       "[<incident id>:]<mail type>:<Config.FeedbackID>"
+//	Content-Language  Message.Locale, when a language tag
+//
+// So a program using this package alone gets all of them from the
+// configuration. Herald's templates write Auto-Submitted, List-Id,
+// Feedback-ID and Content-Language themselves, in the same formats, since
+// they know the incident and the language; the channel's defaults then
+// only matter for messages not rendered by them.
+//
+// Feedback-ID follows Gmail's feedback loop: at most four colon-separated
+// identifiers read from the right, the right-most the sender id (the same
+// for the whole mail stream), the others reported on independently. The
+// incident id (one announcement to many readers, never one recipient) and
+// the mail type, "incident-<status>" for an incident update or
+// "notice-<kind>" for a service message, give complaints per incident and
+// per type: "TSR-1610:incident-monitoring:herald",
+// "notice-endpoint.disabled:herald".
 //
 // # DKIM
 //

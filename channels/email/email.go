@@ -27,7 +27,7 @@ var errClosed = errors.New("email: channel closed")
 // open connections.
 type Channel struct {
 	cfg       Config
-	comp      *composer
+	render    *Renderer
 	addr      string
 	tlsConfig *tls.Config
 	limiter   *rate.Limiter // nil: no rate limit
@@ -52,7 +52,7 @@ func New(cfg Config) (*Channel, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	comp, err := newComposer(cfg)
+	render, err := newRenderer(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func New(cfg Config) (*Channel, error) {
 	}
 	c := &Channel{
 		cfg:       cfg,
-		comp:      comp,
+		render:    render,
 		addr:      net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
 		tlsConfig: tc,
 		redact:    redactions(cfg.Username, cfg.Password),
@@ -132,8 +132,10 @@ func (c *Channel) Close() error {
 // connection. The message is multipart/alternative (msg.Text and
 // msg.HTML), with From, Reply-To, To (with ep.Name), Subject, Date, a
 // Message-ID derived from msg.ID ([MessageID]), Auto-Submitted:
-// auto-generated, List-Id, Feedback-ID and Content-Language, and
-// msg.Headers as given; DKIM-signed when configured.
+// auto-generated, List-Id, Feedback-ID and Content-Language (each
+// overridden by a header of msg of the same name), and msg.Headers as
+// given; DKIM-signed when configured. These are the bytes
+// [Renderer.Render] gives for ep, msg and the channel's clock.
 //
 // A message that cannot be rendered (an invalid address, a header value
 // holding CR or LF, a reserved header) is a permanent failure. The
@@ -146,7 +148,7 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 	if msg == nil || msg.ID == "" {
 		return channels.Receipt{}, channels.Permanent(errors.New("email: message has no delivery id"))
 	}
-	env, err := c.comp.compose(ep, msg)
+	env, err := c.render.compose(ep, msg, c.cfg.Now())
 	if err != nil {
 		if errors.Is(err, errInvalidAddress) {
 			return channels.Receipt{}, channels.Disable(fmt.Errorf("email: %w", err))

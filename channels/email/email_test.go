@@ -709,6 +709,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative timeout", func(c *Config) { c.SendTimeout = -time.Second }},
 		{"HELO with a space", func(c *Config) { c.HELO = "a b" }},
 		{"list id with a newline", func(c *Config) { c.ListID = "a\nb" }},
+		{"feedback id with a colon", func(c *Config) { c.FeedbackID = "acme:herald" }},
 		{"DKIM without key", func(c *Config) { c.DKIM = &DKIM{Domain: "herald.example", Selector: "s"} }},
 		{"DKIM with a bad key", func(c *Config) { c.DKIM = &DKIM{Domain: "herald.example", Selector: "s", PrivateKey: "nope"} }},
 		{"DKIM not aligned", func(c *Config) {

@@ -113,13 +113,17 @@ func TestMailpitMessage(t *testing.T) {
 		msg  *channels.Message
 		text []string // excerpts of the text part
 		html []string // excerpts of the HTML part
+		// feedback is the Feedback-ID the channel derives.
+		feedback string
 	}{
 		{"french", dupont(), frenchMessage(),
 			[]string{"Un correctif a été déployé.", "Se désabonner : https://herald.example/u/abc"},
-			[]string{"<p>Un correctif a été déployé. Nous surveillons les transactions.</p>"}},
+			[]string{"<p>Un correctif a été déployé. Nous surveillons les transactions.</p>"},
+			"TSR-1610:incident-monitoring:herald"},
 		{"italian", channels.Endpoint{Address: "ops@trattoria.example", Name: "Trattoria Città"}, italianMessage(),
 			[]string{"la mattina di lunedì 5 maggio", "il finanziamento è stato approvato."},
-			[]string{"<p>Le transazioni già rifiutate non potranno più essere validate"}},
+			[]string{"<p>Le transazioni già rifiutate non potranno più essere validate"},
+			"TSR-1723:incident-monitoring:herald"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := ch.Send(t.Context(), tc.ep, tc.msg)
@@ -164,7 +168,7 @@ func TestMailpitMessage(t *testing.T) {
 			for name, want := range map[string]string{
 				"Auto-Submitted":        "auto-generated",
 				"List-Id":               "Herald status notifications <status.herald.example>",
-				"Feedback-Id":           "incident.update:herald",
+				"Feedback-Id":           tc.feedback,
 				"Content-Language":      tc.msg.Locale,
 				"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
 				"List-Unsubscribe":      tc.msg.Headers["List-Unsubscribe"],

@@ -70,8 +70,13 @@ type envelope struct {
 	utf8 bool
 }
 
-// composer renders messages; it holds what New derived from Config.
-type composer struct {
+// Renderer renders messages exactly as the email channel submits them:
+// the RFC 5322 bytes of [Channel.Send], DKIM-signed when configured. The
+// channel renders every message with one, and so does the outbox (package
+// outbox) for the .eml files it writes instead of sending: what a file
+// holds is what the channel would have sent. A Renderer is safe for
+// concurrent use.
+type Renderer struct {
 	from     *mail.Address
 	domain   string
 	replyTo  string
@@ -79,29 +84,54 @@ type composer struct {
 	feedback string
 	dkim     *DKIM
 	dkimKey  crypto.Signer
-	now      func() time.Time
 }
 
-func newComposer(cfg Config) (*composer, error) {
+// NewRenderer returns the renderer of cfg. Only the fields that shape a
+// message matter: From, ReplyTo, ListID, FeedbackID and DKIM, checked as
+// [New] checks them; the others (server, credentials, pool, clock…) are
+// ignored, so a configuration without Host will do.
+func NewRenderer(cfg Config) (*Renderer, error) {
+	if err := cfg.validateMessage(); err != nil {
+		return nil, err
+	}
+	return newRenderer(cfg)
+}
+
+// newRenderer derives a Renderer from a checked cfg.
+func newRenderer(cfg Config) (*Renderer, error) {
 	from, err := mail.ParseAddress(cfg.From)
 	if err != nil {
 		return nil, fmt.Errorf("email: From: %w", err)
 	}
-	c := &composer{
+	r := &Renderer{
 		from:     from,
 		domain:   domainOf(from.Address),
 		replyTo:  cfg.ReplyTo,
 		listID:   listID(cfg.ListID),
 		feedback: cfg.FeedbackID,
 		dkim:     cfg.DKIM,
-		now:      cfg.Now,
 	}
 	if cfg.DKIM != nil {
-		if c.dkimKey, err = cfg.DKIM.signer(); err != nil {
+		if r.dkimKey, err = cfg.DKIM.signer(); err != nil {
 			return nil, err
 		}
 	}
-	return c, nil
+	return r, nil
+}
+
+// Render returns msg for ep, dated date, as the email channel would submit
+// it (see [Channel.Send] for what the message holds). The boundary and the
+// Message-ID derive from msg.ID, so rendering the same message, endpoint
+// and date twice gives the same bytes — except for a DKIM signature, whose
+// t= tag is the time of signing. An error is about the message or the
+// endpoint (an invalid address, a reserved header, a header value holding
+// CR or LF…): rendering it again would fail again.
+func (r *Renderer) Render(ep channels.Endpoint, msg *channels.Message, date time.Time) ([]byte, error) {
+	env, err := r.compose(ep, msg, date)
+	if err != nil {
+		return nil, fmt.Errorf("email: %w", err)
+	}
+	return env.data, nil
 }
 
 // listID returns the List-Id header value for s: s itself when it holds
@@ -114,9 +144,13 @@ func listID(s string) string {
 	return "<" + s + ">"
 }
 
-// compose renders msg for ep. Every error it returns is about the message
-// or the endpoint, so permanent (the caller marks it).
-func (c *composer) compose(ep channels.Endpoint, msg *channels.Message) (envelope, error) {
+// compose renders msg for ep, dated date, with its envelope. Every error
+// it returns is about the message or the endpoint, so permanent (the
+// caller marks it).
+func (r *Renderer) compose(ep channels.Endpoint, msg *channels.Message, date time.Time) (envelope, error) {
+	if msg == nil || msg.ID == "" {
+		return envelope{}, errors.New("the message has no delivery id")
+	}
 	rcpt, err := mail.ParseAddress(ep.Address)
 	if err != nil || rcpt.Address == "" {
 		return envelope{}, errInvalidAddress
@@ -135,31 +169,31 @@ func (c *composer) compose(ep channels.Endpoint, msg *channels.Message) (envelop
 		return envelope{}, err
 	}
 
-	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent(), gomail.WithBoundary(c.boundary(msg)))
-	m.FromMailAddress(c.from)
+	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent(), gomail.WithBoundary(r.boundary(msg)))
+	m.FromMailAddress(r.from)
 	if err := m.AddToFormat(ep.Name, rcpt.Address); err != nil {
 		return envelope{}, errInvalidAddress
 	}
-	if c.replyTo != "" {
-		if err := m.ReplyTo(c.replyTo); err != nil {
+	if r.replyTo != "" {
+		if err := m.ReplyTo(r.replyTo); err != nil {
 			return envelope{}, fmt.Errorf("invalid Reply-To: %w", err)
 		}
 	}
 	m.Subject(msg.Subject)
-	m.SetDateWithValue(c.now())
-	m.SetMessageIDWithValue(MessageID(msg.ID, c.domain))
+	m.SetDateWithValue(date)
+	m.SetMessageIDWithValue(MessageID(msg.ID, r.domain))
 	m.SetGenHeader("Auto-Submitted", "auto-generated")
-	if c.listID != "" {
-		m.SetGenHeader("List-Id", c.listID)
+	if r.listID != "" {
+		m.SetGenHeader("List-Id", r.listID)
 	}
-	if c.feedback != "" {
-		m.SetGenHeader("Feedback-ID", feedbackID(msg.Kind, c.feedback))
+	if r.feedback != "" {
+		m.SetGenHeader("Feedback-ID", feedbackID(msg, r.feedback))
 	}
 	if isLanguageTag(msg.Locale) {
 		m.SetGenHeader("Content-Language", msg.Locale)
 	}
 	var signed []string
-	if c.dkim != nil {
+	if r.dkim != nil {
 		signed = slices.Clone(signedHeaders)
 	}
 	for _, k := range keys {
@@ -171,7 +205,7 @@ func (c *composer) compose(ep channels.Endpoint, msg *channels.Message) (envelop
 			continue
 		}
 		m.SetGenHeader(gomail.Header(k.name), v)
-		if c.dkim != nil && !slices.Contains(signed, k.name) {
+		if r.dkim != nil && !slices.Contains(signed, k.name) {
 			signed = append(signed, k.name)
 		}
 	}
@@ -189,26 +223,26 @@ func (c *composer) compose(ep channels.Endpoint, msg *channels.Message) (envelop
 		return envelope{}, fmt.Errorf("rendering: %w", err)
 	}
 	data := buf.Bytes()
-	if c.dkim != nil {
-		if data, err = c.sign(data, signed); err != nil {
+	if r.dkim != nil {
+		if data, err = r.sign(data, signed); err != nil {
 			return envelope{}, err
 		}
 	}
 	return envelope{
-		from: (&mail.Address{Address: c.from.Address}).String(),
+		from: (&mail.Address{Address: r.from.Address}).String(),
 		to:   (&mail.Address{Address: rcpt.Address}).String(),
 		data: data,
-		utf8: !isASCII(c.from.Address) || !isASCII(rcpt.Address),
+		utf8: !isASCII(r.from.Address) || !isASCII(rcpt.Address),
 	}, nil
 }
 
 // sign returns data with a DKIM-Signature header on top, covering the
 // headers named in signed and oversigning oversignedHeaders.
-func (c *composer) sign(data []byte, signed []string) ([]byte, error) {
+func (r *Renderer) sign(data []byte, signed []string) ([]byte, error) {
 	s, err := dkim.NewSigner(&dkim.SignOptions{
-		Domain:                 c.dkim.Domain,
-		Selector:               c.dkim.Selector,
-		Signer:                 c.dkimKey,
+		Domain:                 r.dkim.Domain,
+		Selector:               r.dkim.Selector,
+		Signer:                 r.dkimKey,
 		Hash:                   crypto.SHA256,
 		HeaderCanonicalization: dkim.CanonicalizationRelaxed,
 		BodyCanonicalization:   dkim.CanonicalizationRelaxed,
@@ -236,7 +270,7 @@ var errInvalidAddress = errors.New("the endpoint's address is not a valid email 
 // boundary returns the MIME boundary for msg: derived from its delivery
 // id, so that a retry renders the same bytes, unless the content happens
 // to hold it (then go-mail draws a random one).
-func (c *composer) boundary(msg *channels.Message) string {
+func (r *Renderer) boundary(msg *channels.Message) string {
 	sum := sha256.Sum256([]byte(msg.ID))
 	b := "herald-" + hex.EncodeToString(sum[:12])
 	if strings.Contains(msg.Text, b) || strings.Contains(msg.HTML, b) {
@@ -314,20 +348,47 @@ func isLanguageTag(s string) bool {
 	return true
 }
 
-// feedbackID returns the Feedback-ID value "<kind>:<sender>" (Gmail's
-// format ends with the sender id; the kind lets complaints be counted per
-// kind of message). Colons and spaces in kind are dropped.
-func feedbackID(kind, sender string) string {
-	kind = strings.Map(func(r rune) rune {
+// kindIncidentUpdate is the Message.Kind of incident notifications.
+const kindIncidentUpdate = "incident.update"
+
+// feedbackID returns the Feedback-ID the channel gives msg when its
+// headers set none: "[<incident id>:]<mail type>:<sender>", the format
+// package templates writes for Herald. Gmail reads up to four
+// colon-separated identifiers from the right, the right-most being the
+// sender id, consistent across the mail stream, the others grouping mail
+// (campaign, customer, type) and reported on independently: here the
+// incident (one announcement to many readers, never a single recipient)
+// and the mail type, "incident-<status>" for an incident update
+// ("incident-monitoring") or "notice-<kind>" for a service message
+// ("notice-endpoint.disabled"). Empty fields are left out.
+func feedbackID(msg *channels.Message, sender string) string {
+	var mailType string
+	switch {
+	case msg.Status != "":
+		mailType = "incident-" + msg.Status
+	case msg.Kind == kindIncidentUpdate:
+		mailType = "incident"
+	case msg.Kind != "":
+		mailType = "notice-" + msg.Kind
+	}
+	fields := make([]string, 0, 3)
+	for _, f := range []string{msg.IncidentID, mailType} {
+		if f = feedbackField(f); f != "" {
+			fields = append(fields, f)
+		}
+	}
+	return strings.Join(append(fields, sender), ":")
+}
+
+// feedbackField returns s fit to be one Feedback-ID field: colons, which
+// separate fields, spaces and control characters dropped.
+func feedbackField(s string) string {
+	return strings.Map(func(r rune) rune {
 		if r == ':' || r <= ' ' || r == 0x7f {
 			return -1
 		}
 		return r
-	}, kind)
-	if kind == "" {
-		return sender
-	}
-	return kind + ":" + sender
+	}, s)
 }
 
 // MessageID returns the Message-ID (without angle brackets) Herald gives

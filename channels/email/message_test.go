@@ -13,6 +13,7 @@ import (
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/channels/channelstest"
+	"github.com/heraldhq/herald/secret"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
@@ -37,29 +38,22 @@ func dupont() channels.Endpoint {
 	return channels.Endpoint{SubscriberID: "m_1042", ID: "e1", Address: "ops@dupont.example", Name: "Boulangerie Dupont"}
 }
 
-func testComposer(t testing.TB, mod func(*Config)) *composer {
+func testRenderer(t testing.TB, mod func(*Config)) *Renderer {
 	t.Helper()
 	cfg := Config{
-		Host:       "127.0.0.1",
-		TLS:        TLSNone,
 		From:       "Herald Status <status@herald.example>",
 		ReplyTo:    "support@herald.example",
 		ListID:     "Herald status notifications <status.herald.example>",
 		FeedbackID: "herald",
-		Now:        func() time.Time { return testDate },
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
-	cfg = cfg.WithDefaults()
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	c, err := newComposer(cfg)
+	r, err := NewRenderer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return r
 }
 
 // golden compares got with testdata/name, or rewrites it with -update.
@@ -82,7 +76,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestComposeGolden(t *testing.T) {
 	t.Parallel()
-	env, err := testComposer(t, nil).compose(dupont(), frenchMessage())
+	env, err := testRenderer(t, nil).compose(dupont(), frenchMessage(), testDate)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +88,10 @@ func TestComposeGolden(t *testing.T) {
 
 func TestComposeHeaders(t *testing.T) {
 	t.Parallel()
-	c := testComposer(t, nil)
+	c := testRenderer(t, nil)
 	render := func(t *testing.T, ep channels.Endpoint, msg *channels.Message) string {
 		t.Helper()
-		env, err := c.compose(ep, msg)
+		env, err := c.compose(ep, msg, testDate)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +136,7 @@ func TestComposeHeaders(t *testing.T) {
 	})
 	t.Run("no name, no locale, no kind", func(t *testing.T) {
 		msg := frenchMessage()
-		msg.Locale, msg.Kind = "fr\nX", ""
+		msg.Locale, msg.Kind, msg.IncidentID, msg.Status = "fr\nX", "", "", ""
 		got := render(t, channels.Endpoint{Address: "ops@dupont.example"}, msg)
 		for _, want := range []string{"To: <ops@dupont.example>\r\n", "Feedback-ID: herald\r\n"} {
 			if !strings.Contains(got, want) {
@@ -212,7 +206,7 @@ func TestComposeTemplateHeaders(t *testing.T) {
 		"List-Unsubscribe-Post":    "List-Unsubscribe=One-Click",
 		"List-Unsubscribe":         "<https://herald.example/unsubscribe/v1.abc>, <mailto:unsubscribe@herald.example?subject=unsubscribe>",
 	}
-	env, err := testComposer(t, nil).compose(dupont(), msg)
+	env, err := testRenderer(t, nil).compose(dupont(), msg, testDate)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +217,103 @@ func TestComposeTemplateHeaders(t *testing.T) {
 	for k, v := range msg.Headers {
 		if got := parsed.Header[textproto.CanonicalMIMEHeaderKey(k)]; len(got) != 1 || got[0] != v {
 			t.Errorf("%s: %q, want %q once", k, got, v)
+		}
+	}
+}
+
+// TestFeedbackID checks the channel's default Feedback-ID, the format
+// package templates writes: "[<incident id>:]<mail type>:<sender>".
+func TestFeedbackID(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		msg  channels.Message
+		want string
+	}{
+		{"incident update", channels.Message{Kind: "incident.update", IncidentID: "TSR-1610", Status: "monitoring"},
+			"TSR-1610:incident-monitoring:herald"},
+		{"update without status", channels.Message{Kind: "incident.update", IncidentID: "TSR-1610"}, "TSR-1610:incident:herald"},
+		{"update without incident", channels.Message{Kind: "incident.update", Status: "resolved"}, "incident-resolved:herald"},
+		{"service message", channels.Message{Kind: "endpoint.disabled"}, "notice-endpoint.disabled:herald"},
+		{"no kind", channels.Message{}, "herald"},
+		{"separators dropped", channels.Message{Kind: "incident.update", IncidentID: "a:b c", Status: "re\tsolved:"},
+			"abc:incident-resolved:herald"},
+	} {
+		if got := feedbackID(&tc.msg, "herald"); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestNewRenderer checks that a renderer needs only the fields that shape
+// a message, and checks them as New does.
+func TestNewRenderer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"From alone", Config{From: "status@herald.example"}, true},
+		{"everything but the server", Config{From: "Herald <status@herald.example>", ReplyTo: "support@herald.example",
+			ListID: "status.herald.example", FeedbackID: "herald",
+			DKIM: &DKIM{Domain: "herald.example", Selector: "s1", PrivateKey: secret.Value(ed25519PEM)}}, true},
+		{"no From", Config{}, false},
+		{"invalid Reply-To", Config{From: "status@herald.example", ReplyTo: "support"}, false},
+		{"List-Id with a newline", Config{From: "status@herald.example", ListID: "a\nb"}, false},
+		{"FeedbackID with a colon", Config{From: "status@herald.example", FeedbackID: "acme:herald"}, false},
+		{"DKIM not aligned", Config{From: "status@herald.example",
+			DKIM: &DKIM{Domain: "other.example", Selector: "s1", PrivateKey: secret.Value(ed25519PEM)}}, false},
+	} {
+		if _, err := NewRenderer(tc.cfg); (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// TestRenderIsWhatSendSubmits checks that Render gives the very bytes the
+// channel submits for the same endpoint, message and date.
+func TestRenderIsWhatSendSubmits(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{})
+	cfg := plainConfig(ts)
+	cfg.ReplyTo = "support@herald.example"
+	cfg.Now = func() time.Time { return testDate }
+	ch := newChannel(t, cfg)
+	r, err := NewRenderer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		ep   channels.Endpoint
+		msg  *channels.Message
+	}{
+		{"french", dupont(), frenchMessage()},
+		{"italian", channels.Endpoint{Address: "ops@trattoria.example", Name: "Trattoria Città"}, italianMessage()},
+	} {
+		if _, err := ch.Send(t.Context(), tc.ep, tc.msg); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		got := ts.messages()
+		want, err := r.Render(tc.ep, tc.msg, testDate)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if sent := got[len(got)-1].data; !bytes.Equal(sent, want) {
+			t.Errorf("%s: Render differs from what Send submitted:\n--- sent\n%s\n--- rendered\n%s", tc.name, sent, want)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		msg  *channels.Message
+	}{
+		{"nil message", nil},
+		{"no delivery id", &channels.Message{Text: "x"}},
+		{"reserved header", &channels.Message{ID: "d", Text: "x", Headers: map[string]string{"Subject": "x"}}},
+	} {
+		if _, err := r.Render(dupont(), tc.msg, testDate); err == nil || !strings.HasPrefix(err.Error(), "email: ") {
+			t.Errorf("%s: err = %v, want an email: error", tc.name, err)
 		}
 	}
 }

@@ -6,10 +6,12 @@
 //
 // Files are laid out as <dir>/<channel>/<YYYY-MM-DD>/<delivery id>.<ext>:
 //
-//   - email: a complete RFC 5322 message (.eml: multipart/alternative with
-//     the text and HTML parts, UTF-8 subject encoded, the message's extra
-//     headers such as List-Unsubscribe, a Message-ID derived from the
-//     delivery id) that opens in any mail client;
+//   - email: a complete RFC 5322 message (.eml) that opens in any mail
+//     client: the very bytes the email channel would submit, rendered by
+//     package email's Renderer (multipart/alternative with the text and
+//     HTML parts, UTF-8 subject encoded, the message's extra headers such
+//     as List-Unsubscribe, a Message-ID and a MIME boundary derived from
+//     the delivery id, the DKIM signature when the renderer signs);
 //   - sms: a .txt with To, Date, Delivery and Locale lines, a blank line,
 //     and the text exactly as it would be sent;
 //   - slack and webhook: a .json envelope (delivery id, channel,
@@ -25,7 +27,10 @@
 // The receipt has Outbox set and the file's path relative to the outbox
 // root as Detail; the dispatcher records the delivery as "outbox".
 //
-// The .eml files are built with github.com/wneessen/go-mail, the library
-// Herald's email channel sends with, so what the outbox shows is what
-// would have been sent.
+// The .eml files come from the renderer the email channel sends with
+// (Config.Email, built with email.NewRenderer from the channel's
+// configuration), so what the outbox shows is what would have been sent,
+// and a message the channel would refuse is refused here too. Without
+// DKIM a file is reproducible: the same delivery, endpoint and clock give
+// the same bytes; a DKIM signature carries the time of signing.
 package outbox

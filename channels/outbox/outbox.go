@@ -3,8 +3,6 @@ package outbox
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,9 +17,8 @@ import (
 	"strings"
 	"time"
 
-	gomail "github.com/wneessen/go-mail"
-
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/channels/email"
 )
 
 // Lookback is how many days before today Send looks for an earlier copy of
@@ -42,11 +39,18 @@ type Config struct {
 	// Channel is the channel this outbox stands in for: "email", "sms",
 	// "slack" or "webhook". Required.
 	Channel string
-	// From is the sender written in outboxed emails when the message's
-	// headers name none. Defaults to "Herald <herald@localhost>".
+	// Email renders the .eml files of an email outbox: build it with
+	// [email.NewRenderer] from the email channel's configuration, so that
+	// a file is the very message the channel would submit, with its
+	// From, Reply-To, List-Id, Feedback-ID and DKIM signature. Defaults
+	// to a renderer built from From alone (no Reply-To, List-Id,
+	// Feedback-ID nor DKIM). Ignored by the other channels.
+	Email *email.Renderer
+	// From is the sender of outboxed emails when Email is nil. Defaults
+	// to "Herald <herald@localhost>".
 	From string
-	// Now is the clock that dates the files and emails. Defaults to
-	// time.Now.
+	// Now is the clock that dates the files and emails (the Date
+	// header). Defaults to time.Now.
 	Now func() time.Time
 	// Logger receives a debug line per file written. Defaults to a logger
 	// that discards.
@@ -86,6 +90,8 @@ func (c Config) validate() error {
 type Channel struct {
 	cfg Config
 	ext string
+	// render renders emails; nil for the other channels.
+	render *email.Renderer
 }
 
 var _ channels.Channel = (*Channel)(nil)
@@ -99,14 +105,21 @@ func New(cfg Config) (*Channel, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, cfg.Channel), dirMode); err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
-	ext := ".json"
+	c := &Channel{cfg: cfg, ext: ".json"}
 	switch cfg.Channel {
 	case channels.Email:
-		ext = ".eml"
+		c.ext, c.render = ".eml", cfg.Email
+		if c.render == nil {
+			r, err := email.NewRenderer(email.Config{From: cfg.From})
+			if err != nil {
+				return nil, fmt.Errorf("outbox: %w", err)
+			}
+			c.render = r
+		}
 	case channels.SMS:
-		ext = ".txt"
+		c.ext = ".txt"
 	}
-	return &Channel{cfg: cfg, ext: ext}, nil
+	return c, nil
 }
 
 // Send writes msg to <Dir>/<channel>/<YYYY-MM-DD>/<id>.<ext> (UTC date)
@@ -115,8 +128,11 @@ func New(cfg Config) (*Channel, error) {
 // overwrites the earlier file. The file is written atomically (a temporary
 // file renamed into place), mode 0600.
 //
-// A message that cannot be rendered to a file (no id, an invalid email
-// address) is a permanent failure; a file system error is retryable.
+// An email is rendered by Config.Email, exactly as the email channel would
+// submit it. A message that cannot be rendered to a file (no id; for
+// email, whatever the email channel refuses: an invalid address, a
+// reserved header such as Subject or From, a header value holding CR or
+// LF) is a permanent failure; a file system error is retryable.
 func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.Message) (channels.Receipt, error) {
 	if msg == nil || msg.ID == "" {
 		return channels.Receipt{}, channels.Permanent(errors.New("outbox: message has no delivery id"))
@@ -131,14 +147,15 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 	)
 	switch c.cfg.Channel {
 	case channels.Email:
-		content, err = c.email(ep, msg, now)
+		content, err = c.render.Render(ep, msg, now)
 	case channels.SMS:
 		content = sms(ep, msg, now)
 	default:
 		content, err = c.envelope(ep, msg, now)
 	}
 	if err != nil {
-		return channels.Receipt{}, channels.Permanent(fmt.Errorf("outbox %s: %w", c.cfg.Channel, err))
+		// The error names the channel ("email: …").
+		return channels.Receipt{}, channels.Permanent(fmt.Errorf("outbox: %w", err))
 	}
 	rel := c.locate(channels.EscapeID(msg.ID)+c.ext, now)
 	if err := writeAtomic(filepath.Join(c.cfg.Dir, filepath.FromSlash(rel)), content); err != nil {
@@ -198,58 +215,6 @@ func writeAtomic(name string, content []byte) (err error) {
 	return os.Rename(f.Name(), name)
 }
 
-// reservedHeaders are set by the outbox itself, never from msg.Headers.
-var reservedHeaders = []string{
-	"To", "Cc", "Bcc", "Subject", "Date", "Message-Id", "Mime-Version",
-	"Content-Type", "Content-Transfer-Encoding", "From",
-}
-
-// email renders msg as an RFC 5322 message: multipart/alternative with the
-// text and HTML parts, UTF-8 headers encoded, Message-ID derived from the
-// delivery id, a boundary derived from it too (the file is reproducible).
-func (c *Channel) email(ep channels.Endpoint, msg *channels.Message, now time.Time) ([]byte, error) {
-	sum := sha256.Sum256([]byte(msg.ID))
-	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent(), gomail.WithBoundary("herald-"+hex.EncodeToString(sum[:12])))
-	from := c.cfg.From
-	if v := header(msg.Headers, "From"); v != "" {
-		from = v
-	}
-	if err := m.From(from); err != nil {
-		return nil, fmt.Errorf("invalid From address: %w", err)
-	}
-	var err error
-	if ep.Name != "" {
-		err = m.AddToFormat(ep.Name, ep.Address)
-	} else {
-		err = m.To(ep.Address)
-	}
-	if err != nil {
-		return nil, errors.New("invalid recipient address")
-	}
-	m.Subject(oneLine(msg.Subject))
-	m.SetDateWithValue(now)
-	m.SetMessageIDWithValue(channels.EscapeID(msg.ID) + "@" + domainOf(from))
-	if msg.Locale != "" {
-		m.SetGenHeader("Content-Language", oneLine(msg.Locale))
-	}
-	for _, k := range sortedKeys(msg.Headers) {
-		ck := canonical(k)
-		if ck == "" || slices.Contains(reservedHeaders, ck) {
-			continue
-		}
-		m.SetGenHeader(gomail.Header(ck), oneLine(msg.Headers[k]))
-	}
-	m.SetBodyString(gomail.TypeTextPlain, msg.Text)
-	if msg.HTML != "" {
-		m.AddAlternativeString(gomail.TypeTextHTML, msg.HTML)
-	}
-	var buf bytes.Buffer
-	if _, err := m.WriteTo(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
 // sms renders msg as text: header lines, a blank line, the body.
 func sms(ep channels.Endpoint, msg *channels.Message, now time.Time) []byte {
 	var b bytes.Buffer
@@ -306,7 +271,7 @@ func (c *Channel) envelope(ep channels.Endpoint, msg *channels.Message, now time
 	enc.SetEscapeHTML(false) // Slack links are <url|text>: keep them legible
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(e); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", c.cfg.Channel, err)
 	}
 	return out.Bytes(), nil
 }
@@ -333,60 +298,10 @@ func (c *Channel) destination(addr string) string {
 	return oneLine(addr)
 }
 
-// header returns the value of the header named k in h, whatever its case.
-func header(h map[string]string, k string) string {
-	for hk, v := range h {
-		if strings.EqualFold(hk, k) {
-			return oneLine(v)
-		}
-	}
-	return ""
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// canonical returns the canonical form of a header name ("list-unsubscribe"
-// → "List-Unsubscribe"), or "" if it is not a valid field name.
-func canonical(k string) string {
-	if k == "" {
-		return ""
-	}
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; c <= ' ' || c >= 0x7f || c == ':' {
-			return ""
-		}
-	}
-	parts := strings.Split(strings.ToLower(k), "-")
-	for i, p := range parts {
-		if p != "" {
-			parts[i] = strings.ToUpper(p[:1]) + p[1:]
-		}
-	}
-	return strings.Join(parts, "-")
-}
-
 // oneLine replaces line breaks, which would end a header line, by spaces.
 func oneLine(s string) string {
 	if !strings.ContainsAny(s, "\r\n") {
 		return s
 	}
 	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\r' || r == '\n' }), " ")
-}
-
-// domainOf returns the domain of a From address, for the Message-ID.
-func domainOf(from string) string {
-	a, err := mail.ParseAddress(from)
-	if err == nil {
-		if i := strings.LastIndexByte(a.Address, '@'); i >= 0 && i < len(a.Address)-1 {
-			return a.Address[i+1:]
-		}
-	}
-	return "localhost"
 }

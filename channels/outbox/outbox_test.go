@@ -86,9 +86,6 @@ func emailMessage() *channels.Message {
 		"List-Unsubscribe":      "<https://herald.example/u/abc>",
 		"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
 		"x-herald-incident":     "TSR-1610",
-		"Subject":               "ignored: the outbox sets it",
-		"Bad Header":            "ignored: not a field name",
-		"X-Injected":            "a\r\nBcc: victim@example.com",
 	}
 	return m
 }
@@ -174,14 +171,12 @@ func TestEmailIsAValidMessage(t *testing.T) {
 		"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
 		"X-Herald-Incident":     "TSR-1610",
 		"Content-Language":      "fr",
+		"Auto-Submitted":        "auto-generated",
 		"Bcc":                   "",
 	} {
 		if got := m.Header.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
-	}
-	if got := m.Header.Get("X-Injected"); strings.ContainsAny(got, "\r\n") {
-		t.Errorf("X-Injected = %q", got)
 	}
 	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/alternative" {
@@ -354,17 +349,27 @@ func TestSendFailures(t *testing.T) {
 	email := b.channel(t, channels.Email)
 	noID := channelstest.SampleMessage()
 	noID.ID = ""
-	badFrom := channelstest.SampleMessage()
-	badFrom.Headers = map[string]string{"From": "not an address"}
+	withHeader := func(k, v string) *channels.Message {
+		m := channelstest.SampleMessage()
+		m.Headers[k] = v
+		return m
+	}
+	dupont := channels.Endpoint{Address: "ops@dupont.example"}
+	// The email channel refuses the same messages.
 	for name, tc := range map[string]struct {
 		ep  channels.Endpoint
 		msg *channels.Message
 	}{
-		"nil message":   {channels.Endpoint{Address: "ops@dupont.example"}, nil},
-		"no id":         {channels.Endpoint{Address: "ops@dupont.example"}, noID},
-		"bad recipient": {channels.Endpoint{Address: "not an address"}, channelstest.SampleMessage()},
-		"bad From":      {channels.Endpoint{Address: "ops@dupont.example"}, badFrom},
-		"empty address": {channels.Endpoint{}, channelstest.SampleMessage()},
+		"nil message":            {dupont, nil},
+		"no id":                  {dupont, noID},
+		"bad recipient":          {channels.Endpoint{Address: "not an address"}, channelstest.SampleMessage()},
+		"From header":            {dupont, withHeader("From", "Other <other@herald.example>")},
+		"Subject header":         {dupont, withHeader("subject", "another subject")},
+		"invalid header name":    {dupont, withHeader("Bad Header", "x")},
+		"header injection":       {dupont, withHeader("X-Injected", "a\r\nBcc: victim@example.com")},
+		"empty address":          {channels.Endpoint{}, channelstest.SampleMessage()},
+		"neither text nor HTML":  {dupont, &channels.Message{ID: "dlv_empty", Subject: "x"}},
+		"subject with a newline": {dupont, &channels.Message{ID: "dlv_subject", Subject: "a\nb", Text: "x"}},
 	} {
 		_, err := email.Send(t.Context(), tc.ep, tc.msg)
 		if c := channels.Classify(err); err == nil || !c.Permanent {

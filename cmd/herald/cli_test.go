@@ -3,7 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -291,5 +298,50 @@ func TestSubscriberRulesMatchTheChannels(t *testing.T) {
 	}
 	for _, s := range []string{key, key + " " + key, "whsec_short", key + " x", strings.Repeat(key+" ", 5)} {
 		check("webhook secret", subscribers.Endpoint{ID: "e", Channel: channels.Webhook, URL: "https://merchant.example/h", Secret: secret.Value(s)}, webhook.CheckSecret(s))
+	}
+}
+
+// TestEmailOutboxIsSigned: with no SMTP relay, the email outbox writes the
+// message the relay would get, From, Reply-To and DKIM signature included.
+func TestEmailOutboxIsSigned(t *testing.T) {
+	dir := t.TempDir()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := writeFile(t, dir, "dkim.pem", string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})))
+	cfg, err := loadConfig(writeFile(t, dir, "h.yaml", fmt.Sprintf(`
+data: %s
+email:
+  from: "Status <status@pay.example>"
+  reply_to: support@pay.example
+  dkim: {domain: pay.example, selector: herald, key_file: %s}
+`, dir, keyFile)), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	chans, live, _, err := buildChannels(cfg, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live[channels.Email] {
+		t.Fatal("email is live without a relay")
+	}
+	receipt, err := chans[channels.Email].Send(context.Background(), channels.Endpoint{SubscriberID: "m1", ID: "mail", Address: "ops@dupont.example"},
+		&channels.Message{ID: "dlv_outbox_dkim", Kind: "incident.update", Subject: "Panne", Text: "Nous enquêtons."})
+	if err != nil || !receipt.Outbox {
+		t.Fatalf("send: %+v, %v", receipt, err)
+	}
+	var eml []byte
+	_ = filepath.WalkDir(filepath.Join(dir, "outbox"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".eml") {
+			eml, _ = os.ReadFile(p)
+		}
+		return nil
+	})
+	for _, want := range []string{"DKIM-Signature: ", "d=pay.example", "s=herald", "From: \"Status\" <status@pay.example>", "Reply-To: <support@pay.example>"} {
+		if !bytes.Contains(eml, []byte(want)) {
+			t.Errorf("outbox .eml lacks %q:\n%s", want, eml)
+		}
 	}
 }

@@ -241,18 +241,28 @@ func buildChannels(cfg *fileConfig, allow []netip.Prefix, logger *slog.Logger) (
 	}
 	chans[channels.Webhook], live[channels.Webhook] = wh, true
 
-	if e := cfg.Email; e.Host != "" {
+	e := cfg.Email
+	var dkim *email.DKIM
+	if e.DKIM != nil {
+		key, err := os.ReadFile(e.DKIM.KeyFile)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("email: dkim key: %w", err)
+		}
+		dkim = &email.DKIM{Domain: e.DKIM.Domain, Selector: e.DKIM.Selector, PrivateKey: secret.Value(key)}
+	}
+	// The email outbox writes the very message the SMTP channel would
+	// submit (From, Reply-To, List-Id, DKIM), whether or not a relay is set.
+	var renderer *email.Renderer
+	if e.From != "" {
+		if renderer, err = email.NewRenderer(email.Config{From: e.From, ReplyTo: e.ReplyTo, ListID: e.ListID, DKIM: dkim}); err != nil {
+			return nil, nil, nil, fmt.Errorf("email: %w", err)
+		}
+	}
+	if e.Host != "" {
 		ecfg := email.Config{
 			Host: e.Host, Port: e.Port, Username: e.Username, Password: e.Password,
 			Auth: email.AuthMethod(e.Auth), TLS: email.TLSMode(e.TLS), From: e.From, ReplyTo: e.ReplyTo,
-			ListID: e.ListID, Pool: e.Pool, Logger: logger.With("channel", channels.Email), // email.rate: see dispatcherConfig
-		}
-		if e.DKIM != nil {
-			key, err := os.ReadFile(e.DKIM.KeyFile)
-			if err != nil {
-				return nil, nil, nil, fmt.Errorf("email: dkim key: %w", err)
-			}
-			ecfg.DKIM = &email.DKIM{Domain: e.DKIM.Domain, Selector: e.DKIM.Selector, PrivateKey: secret.Value(key)}
+			ListID: e.ListID, Pool: e.Pool, DKIM: dkim, Logger: logger.With("channel", channels.Email), // email.rate: see dispatcherConfig
 		}
 		ch, err := email.New(ecfg)
 		if err != nil {
@@ -277,7 +287,11 @@ func buildChannels(cfg *fileConfig, allow []netip.Prefix, logger *slog.Logger) (
 		if chans[name] != nil || (name == channels.Slack && cfg.Slack.live()) {
 			continue // Slack is built once its thread bucket exists
 		}
-		ob, err := outbox.New(outbox.Config{Dir: filepath.Join(cfg.Data, "outbox"), Channel: name, Logger: logger.With("channel", name)})
+		ocfg := outbox.Config{Dir: filepath.Join(cfg.Data, "outbox"), Channel: name, Logger: logger.With("channel", name)}
+		if name == channels.Email {
+			ocfg.Email = renderer
+		}
+		ob, err := outbox.New(ocfg)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%s outbox: %w", name, err)
 		}
