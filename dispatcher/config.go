@@ -300,6 +300,12 @@ func (c Config) validate() error {
 		if err := cc.validate(name); err != nil {
 			errs = append(errs, err)
 		}
+		if cc.AckWait >= c.DuplicateWindow {
+			// A job whose ack was lost after it was parked comes back
+			// after the ack wait and is parked again under the same
+			// Nats-Msg-Id: the stream must still remember the first copy.
+			errs = append(errs, fmt.Errorf("channel %s: ack wait (%s) must be shorter than the duplicate window (%s)", name, cc.AckWait, c.DuplicateWindow))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("dispatcher config: %w", err)

@@ -284,14 +284,14 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 		// Two copies of one job (a redelivery and a parked copy) are
 		// never handled at once: the later one checks again in a while.
 		if !dl.claim(j.ID) {
-			_ = msg.NakWithDelay(time.Second)
+			dl.nakTransient(a)
 			return
 		}
 		defer dl.unclaim(j.ID)
-		done, err := d.log.done(ctx, j, a.replay)
+		done, last, err := d.log.done(ctx, j, a.replay)
 		if err != nil {
 			a.log().Warn("reading the delivery log", "err", err)
-			_ = msg.NakWithDelay(time.Second)
+			dl.nakTransient(a)
 			return
 		}
 		if done != nil {
@@ -300,12 +300,22 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 			_ = msg.Ack()
 			return
 		}
+		if wait, attempts, ok := waiting(last, a.started); ok && !a.replay {
+			// Parked after its last attempt, and this copy came back
+			// before the due time: its ack was lost after the parked copy
+			// was stored (or the copy is a stale twin). Park it as it
+			// was: the same copy (same Nats-Msg-Id) is dropped by the
+			// stream; a missing one is stored.
+			a.log().Debug("parked job back early; parked again", "until", last.NextAttemptAt)
+			dl.park(ctx, a, wait, attempts)
+			return
+		}
 	}
 
 	sub, ep, err := d.resolve(ctx, j)
 	if err != nil {
 		a.log().Warn("resolving the endpoint", "err", err)
-		_ = msg.NakWithDelay(time.Second)
+		dl.nakTransient(a)
 		return
 	}
 	if ep != nil && (j.Channel == channels.Email || j.Channel == channels.SMS) {
@@ -343,7 +353,7 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 		}
 		if ctx.Err() == nil && errors.Is(err, errTransientLoad) {
 			a.log().Warn("loading the update", "err", err)
-			_ = msg.NakWithDelay(time.Second)
+			dl.nakTransient(a)
 			return
 		}
 		dl.fail(ctx, a, fmt.Errorf("render: %w", err), channels.Classification{Permanent: true})
@@ -359,9 +369,15 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if release == nil {
-		// Waiting for a busy destination is no attempt; for a failing one
-		// it is.
-		dl.defer_(ctx, a, refused.reason, refused.wait+time.Duration(d.cfg.Rand()*float64(refused.wait/2)), !refused.busy)
+		// Waiting for a busy destination is no attempt. For a failing one
+		// it is, and the job also keeps to its own backoff: a destination
+		// down for hours does not use up its jobs' attempts at the pace
+		// of the breaker's cooldown.
+		wait := refused.wait + time.Duration(d.cfg.Rand()*float64(refused.wait/2))
+		if !refused.busy {
+			wait = max(wait, dl.policy.Delay(a.number, 0))
+		}
+		dl.defer_(ctx, a, refused.reason, wait, !refused.busy)
 		return
 	}
 	select {
@@ -532,9 +548,19 @@ func (dl *deliverer) park(ctx context.Context, a *attempt, wait time.Duration, a
 	if a.replay {
 		m.Header.Set(hdrReplay, "1")
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if _, err := dl.d.js.PublishMsg(pctx, m); err != nil {
+	var err error
+	for try := range 3 {
+		// The same Nats-Msg-Id each time: a copy stored by an attempt
+		// whose answer was lost is not stored twice.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_, err = dl.d.js.PublishMsg(pctx, m)
+		cancel()
+		if err == nil {
+			break
+		}
+		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+	}
+	if err != nil {
 		a.log().Warn("parking the job failed; it waits in the consumer", "err", err)
 		if err := a.msg.NakWithDelay(wait); err != nil {
 			a.log().Warn("nak lost; the job comes back after the ack wait", "err", err)
@@ -544,6 +570,37 @@ func (dl *deliverer) park(ctx context.Context, a *attempt, wait time.Duration, a
 	if err := a.msg.Ack(); err != nil {
 		a.log().Warn("ack of a parked job lost; its copy is dropped as a duplicate", "err", err)
 	}
+}
+
+// nakTransient brings the job back after a failure that is not the
+// destination's (the delivery log or a bucket unavailable, another copy
+// of the job in hand), later each time it happens again: 1 s, 2 s, 4 s…
+// up to a minute.
+func (dl *deliverer) nakTransient(a *attempt) {
+	delay := time.Minute
+	if md, err := a.msg.Metadata(); err == nil && md.NumDelivered < 7 {
+		delay = time.Second << (md.NumDelivered - 1)
+	}
+	_ = a.msg.NakWithDelay(delay)
+}
+
+// waiting reports whether last, a delivery's latest record, parks it until
+// a time still to come after now, and then how long until then and the
+// attempts it had made (a busy destination's deferral is no attempt).
+func waiting(last *Record, now time.Time) (wait time.Duration, attempts int, ok bool) {
+	if last == nil || last.NextAttemptAt == nil || (last.Outcome != Retrying && last.Outcome != Deferred) {
+		return 0, 0, false
+	}
+	// A second's leeway: the copy due now may see a record written a
+	// moment after its due time was computed.
+	if wait = last.NextAttemptAt.Sub(now); wait <= time.Second {
+		return 0, 0, false
+	}
+	attempts = last.Attempt
+	if last.Outcome == Deferred && last.Reason == reasonBusy {
+		attempts--
+	}
+	return wait, attempts, true
 }
 
 // claim marks job id as in hand, and reports false when it already is.

@@ -269,28 +269,29 @@ func (l *deliveryLog) last(ctx context.Context, subscriberID, deliveryID string)
 // replay, which retries refusals). A provider's receipt can land before
 // the failed attempt it belongs to is recorded (the provider took the
 // message, its answer did not reach Herald in time): for a channel with
-// receipts, an earlier receipt also ends the delivery.
-func (l *deliveryLog) done(ctx context.Context, j *Job, replay bool) (*Record, error) {
-	last, err := l.last(ctx, j.SubscriberID, j.ID)
+// receipts, an earlier receipt also ends the delivery. last is the latest
+// record (nil: none).
+func (l *deliveryLog) done(ctx context.Context, j *Job, replay bool) (done, last *Record, err error) {
+	last, err = l.last(ctx, j.SubscriberID, j.ID)
 	if err != nil || last == nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if last.Outcome.sent() || (!replay && last.Outcome.final()) {
-		return last, nil
+		return last, last, nil
 	}
 	if j.Channel != channels.SMS {
-		return nil, nil
+		return nil, last, nil
 	}
 	recs, err := l.list(ctx, Query{SubscriberID: j.SubscriberID, DeliveryID: j.ID, Limit: 1000})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i := range recs {
 		if recs[i].Outcome.sent() {
-			return &recs[i], nil
+			return &recs[i], last, nil
 		}
 	}
-	return nil, nil
+	return nil, last, nil
 }
 
 // Query selects delivery log records.

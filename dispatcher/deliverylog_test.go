@@ -119,7 +119,7 @@ func TestDoneSeesEarlierReceipt(t *testing.T) {
 		id   string
 		want Outcome
 	}{{"dlv_receipt", Receipt}, {"dlv_failing", ""}, {"dlv_none", ""}} {
-		got, err := b.d.log.done(b.ctx, job(tc.id), false)
+		got, _, err := b.d.log.done(b.ctx, job(tc.id), false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -48,6 +48,8 @@ type destination struct {
 	avgSend time.Duration
 	// returns is when the next job turned away (busy) should come back.
 	returns time.Time
+	// lastUsed is when a job last asked for a turn.
+	lastUsed time.Time
 }
 
 // turn is the time the destination takes per job: its pace, or an average
@@ -68,6 +70,10 @@ const (
 	// failedTransient: a timeout, a connection error, a 5xx, a 429.
 	failedTransient
 )
+
+// reasonBusy is the reason recorded for a job turned away by a busy
+// destination.
+const reasonBusy = "destination busy"
 
 // refusal says why a job may not send now, and when to try again; busy:
 // the destination works, but its turn is far.
@@ -139,7 +145,10 @@ func plainHost(host string) bool {
 // acquire waits for key's turn: its pace, then a free slot. It returns a
 // refusal instead when the circuit is open (with how long until it
 // half-opens) or when the turn is further away than maxWait (with about
-// how far). release must be called once with what became of the send.
+// how far): judged beforehand from the pace and the destination's average
+// send, and in any case once the job has waited maxWait for a slot (a
+// destination whose sends hang). release must be called once with what
+// became of the send.
 func (ds *destinations) acquire(ctx context.Context, key string) (release func(res sendResult, took time.Duration), refused refusal, err error) {
 	ds.mu.Lock()
 	now := ds.now()
@@ -150,7 +159,10 @@ func (ds *destinations) acquire(ctx context.Context, key string) (release func(r
 		}
 		d = &destination{slots: make(chan struct{}, ds.perDest), cooldown: ds.cfg.Cooldown}
 		ds.state[key] = d
+	} else if d.users == 0 && d.openedAt.IsZero() && now.Sub(d.lastUsed) > ds.cfg.MaxCooldown {
+		d.failures = 0 // failures that old are not consecutive with this send
 	}
+	d.lastUsed = now
 	probe := false
 	if ds.cfg.Threshold > 0 && !d.openedAt.IsZero() {
 		reopen := d.openedAt.Add(d.cooldown)
@@ -174,20 +186,16 @@ func (ds *destinations) acquire(ctx context.Context, key string) (release func(r
 		wait = max(wait, time.Duration((ahead+ds.perDest-1)/ds.perDest)*d.avgSend)
 	}
 	if ds.maxWait > 0 && wait > ds.maxWait {
-		// The jobs turned away come back one turn apart, after those
-		// turned away before them, so that each comes back about once.
-		at := now.Add(wait)
-		if d.returns.After(at) {
-			at = d.returns
-		}
-		d.returns = at.Add(ds.turn(d))
+		r := ds.busy(d, now, wait)
 		ds.mu.Unlock()
-		return nil, refusal{"destination busy", at.Sub(now), true}, nil
+		return nil, r, nil
 	}
 	if ds.pace > 0 {
 		d.next = start.Add(ds.pace)
 	}
-	d.probing = d.probing || probe
+	if probe {
+		d.probing = true
+	}
 	d.users++
 	ds.mu.Unlock()
 
@@ -197,47 +205,77 @@ func (ds *destinations) acquire(ctx context.Context, key string) (release func(r
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			ds.done(key, d, notSent, 0)
+			ds.done(key, d, notSent, 0, probe)
 			return nil, refusal{}, ctx.Err()
 		}
+	}
+	var expired <-chan time.Time
+	if ds.maxWait > 0 {
+		t := time.NewTimer(ds.maxWait)
+		defer t.Stop()
+		expired = t.C
 	}
 	select {
 	case d.slots <- struct{}{}:
 	case <-ctx.Done():
-		ds.done(key, d, notSent, 0)
+		ds.done(key, d, notSent, 0, probe)
 		return nil, refusal{}, ctx.Err()
+	case <-expired:
+		// The sends ahead did not end in time (a destination whose sends
+		// hang, before its average knows it).
+		ds.done(key, d, notSent, 0, probe)
+		ds.mu.Lock()
+		r := ds.busy(d, ds.now(), max(d.avgSend, ds.maxWait))
+		ds.mu.Unlock()
+		return nil, r, nil
 	}
 	var once sync.Once
 	return func(res sendResult, took time.Duration) {
 		once.Do(func() {
 			<-d.slots
-			ds.done(key, d, res, took)
+			ds.done(key, d, res, took, probe)
 		})
 	}, refusal{}, nil
 }
 
+// busy returns the refusal of a job whose turn at d is about wait away.
+// The jobs turned away come back one turn apart, after those turned away
+// before them, so that each comes back about once. ds.mu is held.
+func (ds *destinations) busy(d *destination, now time.Time, wait time.Duration) refusal {
+	at := now.Add(wait)
+	if d.returns.After(at) {
+		at = d.returns
+	}
+	d.returns = at.Add(ds.turn(d))
+	return refusal{reasonBusy, at.Sub(now), true}
+}
+
 // done updates the breaker and the average send duration with a send's
-// result, and forgets idle, healthy destinations whose pace has elapsed.
-func (ds *destinations) done(key string, d *destination, res sendResult, took time.Duration) {
+// result; probe tells the half-open probe from the other sends (one that
+// began before the circuit opened may end during the probe). It forgets
+// idle destinations that learnt nothing worth keeping.
+func (ds *destinations) done(key string, d *destination, res sendResult, took time.Duration, probe bool) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	d.users--
+	now := ds.now()
 	switch {
 	case res == notSent:
-		if d.probing {
+		if probe {
 			d.probing = false // the probe never ran: let another try
 		}
 	case ds.cfg.Threshold > 0 && res == failedTransient:
 		d.failures++
 		switch {
-		case d.probing: // the probe failed: open again, longer
+		case probe: // the probe failed: open again, longer
 			d.probing = false
-			d.openedAt = ds.now()
+			d.openedAt = now
 			d.cooldown = min(d.cooldown*2, ds.cfg.MaxCooldown)
 		case d.openedAt.IsZero() && d.failures >= ds.cfg.Threshold:
-			d.openedAt = ds.now()
+			d.openedAt = now
 		}
 	case res == answered:
+		// The destination works, whichever send says so.
 		d.failures, d.probing, d.openedAt, d.cooldown = 0, false, time.Time{}, ds.cfg.Cooldown
 	}
 	if res != notSent {
@@ -247,7 +285,9 @@ func (ds *destinations) done(key string, d *destination, res sendResult, took ti
 			d.avgSend += (took - d.avgSend) / 8
 		}
 	}
-	if d.idle(ds.now()) {
+	// An entry that knows the destination's pace of sends is kept until a
+	// sweep: the next burst to it is judged from the start.
+	if d.avgSend == 0 && d.idle(now) {
 		delete(ds.state, key)
 	}
 }
@@ -259,11 +299,12 @@ func (d *destination) idle(now time.Time) bool {
 	return d.users == 0 && d.failures == 0 && d.openedAt.IsZero() && !d.next.After(now) && !d.returns.After(now)
 }
 
-// sweep drops the idle entries (kept for a pace that has since elapsed),
-// and sets the next sweep at twice the entries left.
+// sweep drops the idle entries, and those unused for longer than the
+// breaker's longest cooldown (their failures are stale), and sets the next
+// sweep at twice the entries left.
 func (ds *destinations) sweep(now time.Time) {
 	for k, d := range ds.state {
-		if d.idle(now) {
+		if d.idle(now) || (d.users == 0 && now.Sub(d.lastUsed) > ds.cfg.MaxCooldown) {
 			delete(ds.state, k)
 		}
 	}

@@ -134,8 +134,14 @@ func TestBreaker(t *testing.T) {
 		grant(t, ds, key)(failedTransient, time.Second)
 	}
 	grant(t, ds, key)(answered, time.Second) // closed, and the count starts again
+	for k, d := range ds.state {
+		if d.failures != 0 || !d.openedAt.IsZero() || d.users != 0 {
+			t.Errorf("%s: %+v, want healthy and idle", k, d)
+		}
+	}
+	ds.sweep(clock.Now()) // idle entries (kept for their average send) go at a sweep
 	if len(ds.state) != 0 {
-		t.Errorf("healthy idle destinations kept: %d", len(ds.state))
+		t.Errorf("idle destinations kept by a sweep: %d", len(ds.state))
 	}
 }
 
@@ -254,4 +260,55 @@ func waitUsers(t *testing.T, ds *destinations, key string, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("destination %s never had %d users", key, n)
+}
+
+// TestHangingDestinationTurnsJobsAway: a job that waited maxWait for a
+// slot (the sends ahead hang, and no average tells it beforehand) is
+// turned away as busy instead of waiting on.
+func TestHangingDestinationTurnsJobsAway(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	ds := newDestinations(1, 0, 50*time.Millisecond, BreakerConfig{Threshold: -1}, clock.Now)
+	const key = "webhook|hangs.example"
+	hung := grant(t, ds, key)
+	release, refused, err := ds.acquire(context.Background(), key)
+	if err != nil || release != nil || refused.reason != "destination busy" || !refused.busy || refused.wait < 50*time.Millisecond {
+		t.Fatalf("waiting behind a hung send: release %v, refused %+v, err %v; want busy", release != nil, refused, err)
+	}
+	hung(answered, time.Minute)
+	if ds.state[key] == nil || ds.state[key].avgSend != time.Minute {
+		t.Fatal("the destination's average send was not kept")
+	}
+}
+
+// TestBreakerProbeIsItsOwnSend: during the half-open probe, a send that
+// began before the circuit opened and fails does not count as the probe;
+// the probe's own result decides.
+func TestBreakerProbeIsItsOwnSend(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	ds := newDestinations(4, 0, 0, BreakerConfig{Threshold: 2, Cooldown: 10 * time.Second, MaxCooldown: time.Minute}, clock.Now)
+	const key = "webhook|flaky.example"
+	stale := grant(t, ds, key) // in flight while the circuit opens
+	grant(t, ds, key)(failedTransient, time.Second)
+	grant(t, ds, key)(failedTransient, time.Second)
+	refuse(t, ds, key, "destination failing; circuit open")
+	clock.add(10 * time.Second)
+	probe := grant(t, ds, key)
+	stale(failedTransient, time.Second)
+	if d := ds.state[key]; !d.probing || d.cooldown != 10*time.Second {
+		t.Fatalf("a stale failure ended the probe: probing %v, cooldown %v", d.probing, d.cooldown)
+	}
+	probe(answered, time.Second)
+	grant(t, ds, key)(answered, time.Second) // closed
+}
+
+// TestStaleFailuresForgotten: failures older than the longest cooldown are
+// not consecutive with a new send.
+func TestStaleFailuresForgotten(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	ds := newDestinations(4, 0, 0, BreakerConfig{Threshold: 2, Cooldown: 10 * time.Second, MaxCooldown: time.Minute}, clock.Now)
+	const key = "webhook|once.example"
+	grant(t, ds, key)(failedTransient, time.Second)
+	clock.add(2 * time.Minute)
+	grant(t, ds, key)(failedTransient, time.Second)
+	grant(t, ds, key)(answered, time.Second) // still closed: the first failure was stale
 }

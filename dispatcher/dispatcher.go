@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -366,13 +367,31 @@ func (d *Dispatcher) watchMaxDeliveries() (func(), error) {
 		if err != nil {
 			return
 		}
-		ref := raw.Header.Get(hdrMsgID)
-		if err := d.dlq.add(ctx, raw.Subject, raw.Data, ref, fmt.Sprintf("attempts exhausted (%d ack timeouts)", adv.Deliveries), adv.Deliveries); err != nil {
+		// The job names its delivery (a parked copy's Nats-Msg-Id does
+		// not); a parked copy counts its attempts in a header.
+		ref, attempts := raw.Header.Get(hdrMsgID), adv.Deliveries
+		job, jerr := decodeJob(raw.Data)
+		if jerr == nil {
+			ref = job.ID
+		}
+		if n, err := strconv.Atoi(raw.Header.Get(hdrAttempt)); err == nil {
+			attempts = n
+		}
+		reason := fmt.Sprintf("attempts exhausted (%d deliveries without an answer)", adv.Deliveries)
+		if err := d.dlq.add(ctx, raw.Subject, raw.Data, ref, reason, attempts); err != nil {
 			d.logger.Error("dead-lettering an exhausted job failed", "err", err)
 			return
 		}
+		if jerr == nil {
+			rec := &Record{DeliveryID: job.ID, Kind: job.Kind, EventID: job.EventID, IncidentID: job.IncidentID, Sequence: job.Sequence,
+				SubscriberID: job.SubscriberID, EndpointID: job.EndpointID, Channel: job.Channel, Attempt: attempts,
+				Outcome: DeadLettered, Reason: reason, At: d.cfg.Now().UTC()}
+			if err := d.log.append(ctx, rec); err != nil {
+				d.logger.Warn("recording a dead-lettered job failed", "delivery", ref, "err", err)
+			}
+		}
 		_ = d.topo.Deliveries.DeleteMsg(ctx, adv.StreamSeq)
-		d.logger.Warn("job dead-lettered after repeated ack timeouts", "delivery", ref)
+		d.logger.Warn("job dead-lettered after repeated deliveries without an answer", "delivery", ref)
 	})
 	if err != nil {
 		return nil, err

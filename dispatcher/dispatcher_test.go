@@ -7,12 +7,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald/channels"
@@ -79,7 +81,13 @@ func TestEndToEndWebhook(t *testing.T) {
 // snapshot) notifies once.
 func TestRepublishDoesNotDuplicate(t *testing.T) {
 	t.Parallel()
-	b := setup(t, bundleOpts{cfg: func(c *Config) { c.DuplicateWindow = time.Second }})
+	b := setup(t, bundleOpts{cfg: func(c *Config) {
+		// A short window; the ack waits must stay below it.
+		c.DuplicateWindow = 2 * time.Second
+		for _, name := range channels.Names() {
+			c.Channels[name] = ChannelConfig{AckWait: time.Second}
+		}
+	}})
 	b.putSubscriber(b.webhookSubscriber("m1", "/m1"))
 	ev := event("INC-1", 1, "investigating")
 	first := b.publish(ev)
@@ -88,7 +96,7 @@ func TestRepublishDoesNotDuplicate(t *testing.T) {
 		t.Fatalf("second publish inside the window: %+v", again)
 	}
 	b.waitFor("delivery", 10*time.Second, func() bool { return b.recv.delivered("/m1") == 1 })
-	time.Sleep(1500 * time.Millisecond) // past the duplicate window
+	time.Sleep(2500 * time.Millisecond) // past the duplicate window
 	late := b.publish(ev)
 	if late.Duplicate {
 		t.Fatal("expected the late re-publish to be stored")
@@ -624,5 +632,108 @@ func TestLinksSealed(t *testing.T) {
 	}
 	if !strings.HasPrefix(l.unsubscribeURL("a", "b"), "https://h.example/unsubscribe/") {
 		t.Fatal("bad URL")
+	}
+}
+
+// TestJobWithoutAnswersDeadLettered: a job the server stops delivering
+// (every delivery ended without an ack: the process handling it died each
+// time) is moved to the dead letters under its delivery id, and its log
+// ends with a dead-lettered record.
+func TestJobWithoutAnswersDeadLettered(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{noRun: true, cfg: func(c *Config) {
+		c.Channels = map[string]ChannelConfig{channels.Webhook: {MaxDeliver: 1, AckWait: time.Second}}
+	}})
+	unsub, err := b.d.watchMaxDeliveries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	ev := mustEvent(event("INC-MAXD", 1, "investigating"))
+	enc, _ := newJobEncoder(ev, 1, "P3")
+	target := subscribers.Target{SubscriberID: "m1", EndpointID: "wh", Channel: channels.Webhook}
+	id := DeliveryID(ev.ID, "m1", "wh")
+	if _, err := b.js.Publish(b.ctx, deliverySubject(channels.Webhook), enc.encode(nil, id, target), jetstream.WithMsgID(id)); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := b.d.topo.Deliveries.Consumer(b.ctx, deliveryConsumer(channels.Webhook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two deliveries (MaxDeliver + 1), never acknowledged.
+	for i := range 2 {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for range batch.Messages() {
+			n++
+		}
+		if n != 1 {
+			t.Fatalf("delivery %d: got %d messages", i+1, n)
+		}
+	}
+	// The server notices the limit when it would deliver the job again:
+	// a pull is waiting (a Herald process would have one).
+	if batch, err := cons.Fetch(1, jetstream.FetchMaxWait(3*time.Second)); err == nil {
+		for range batch.Messages() {
+			t.Error("a job past MaxDeliver was delivered again")
+		}
+	}
+	b.waitFor("the dead letter", 15*time.Second, func() bool {
+		dls, err := b.d.dlq.List(b.ctx, 0, 10)
+		return err == nil && len(dls) == 1
+	})
+	dls, _ := b.d.dlq.List(b.ctx, 0, 10)
+	if dl := dls[0]; dl.Ref != id || dl.Subject != deliverySubject(channels.Webhook) || dl.Attempts != 2 || !strings.Contains(dl.Reason, "attempts exhausted") {
+		t.Errorf("dead letter %+v", dl)
+	}
+	if got := b.lastOutcome("m1", id); got != DeadLettered {
+		t.Errorf("last outcome %q, want %q", got, DeadLettered)
+	}
+	b.waitFor("the job removed from the stream", 5*time.Second, func() bool {
+		info, err := b.d.topo.Deliveries.Info(b.ctx)
+		return err == nil && info.State.Msgs == 0
+	})
+}
+
+// TestEarlyCopyParkedAgain: a copy of a job that comes back before the due
+// time its last record gives (its ack was lost after it was parked) is
+// parked again until then, not sent.
+func TestEarlyCopyParkedAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{})
+	b.putSubscriber(b.webhookSubscriber("m1", "/m1"))
+	ev := mustEvent(event("INC-EARLY", 1, "investigating"))
+	id := DeliveryID(ev.ID, "m1", "wh")
+	due := time.Now().Add(time.Hour).UTC()
+	if err := b.d.log.append(b.ctx, &Record{DeliveryID: id, Kind: KindUpdate, EventID: ev.ID, SubscriberID: "m1", EndpointID: "wh",
+		Channel: channels.Webhook, Attempt: 3, Outcome: Retrying, NextAttemptAt: &due, At: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := newJobEncoder(ev, 1, "P3")
+	m := nats.NewMsg(deliverySubject(channels.Webhook))
+	m.Data = enc.encode(nil, id, subscribers.Target{SubscriberID: "m1", EndpointID: "wh", Channel: channels.Webhook})
+	m.Header.Set(hdrRecheck, "1") // a copy seen before
+	if _, err := b.js.PublishMsg(b.ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("the copy parked", 10*time.Second, func() bool {
+		info := b.parked(channels.Webhook)
+		return info.NumAckPending+int(info.NumPending) == 1
+	})
+	if n := len(b.recv.hitsFor("/m1")); n != 0 {
+		t.Fatalf("the early copy was sent (%d requests)", n)
+	}
+	raw, err := b.d.topo.Deliveries.GetLastMsgForSubject(b.ctx, parkedSubject(channels.Webhook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := raw.Header.Get(hdrAttempt); got != "3" {
+		t.Errorf("parked with %s attempts, want 3", got)
+	}
+	if at, _ := strconv.ParseInt(raw.Header.Get(hdrDue), 10, 64); time.UnixMilli(at).Sub(due).Abs() > time.Second {
+		t.Errorf("parked until %v, want %v", time.UnixMilli(at).UTC(), due)
 	}
 }

@@ -55,8 +55,10 @@ func parkedSubject(channel string) string { return subjParked + channel }
 
 // maxParkedDeliveries bounds the deliveries of one parked job: about two
 // each time it is parked (on arrival, when due), more when the process
-// handling it dies.
-const maxParkedDeliveries = 20
+// handling it dies or the delivery log is unavailable (each such return
+// waits longer, up to a minute). It is a backstop for a job that keeps
+// killing its process; the attempts are counted in the job's headers.
+const maxParkedDeliveries = 200
 
 // parkedConsumer names a channel's consumer of parked jobs.
 func parkedConsumer(channel string) string { return "parked-" + channel }
