@@ -209,25 +209,29 @@ func (ds *destinations) acquire(ctx context.Context, key string) (release func(r
 			return nil, refusal{}, ctx.Err()
 		}
 	}
-	var expired <-chan time.Time
-	if ds.maxWait > 0 {
-		t := time.NewTimer(ds.maxWait)
-		defer t.Stop()
-		expired = t.C
-	}
 	select {
-	case d.slots <- struct{}{}:
-	case <-ctx.Done():
-		ds.done(key, d, notSent, 0, probe)
-		return nil, refusal{}, ctx.Err()
-	case <-expired:
-		// The sends ahead did not end in time (a destination whose sends
-		// hang, before its average knows it).
-		ds.done(key, d, notSent, 0, probe)
-		ds.mu.Lock()
-		r := ds.busy(d, ds.now(), max(d.avgSend, ds.maxWait))
-		ds.mu.Unlock()
-		return nil, r, nil
+	case d.slots <- struct{}{}: // a free slot: no timer
+	default:
+		var expired <-chan time.Time
+		if ds.maxWait > 0 {
+			t := time.NewTimer(ds.maxWait)
+			defer t.Stop()
+			expired = t.C
+		}
+		select {
+		case d.slots <- struct{}{}:
+		case <-ctx.Done():
+			ds.done(key, d, notSent, 0, probe)
+			return nil, refusal{}, ctx.Err()
+		case <-expired:
+			// The sends ahead did not end in time (a destination whose
+			// sends hang, before its average knows it).
+			ds.done(key, d, notSent, 0, probe)
+			ds.mu.Lock()
+			r := ds.busy(d, ds.now(), max(d.avgSend, ds.maxWait))
+			ds.mu.Unlock()
+			return nil, r, nil
+		}
 	}
 	var once sync.Once
 	return func(res sendResult, took time.Duration) {
