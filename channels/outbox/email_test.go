@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"net"
 	"slices"
@@ -11,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/channels/email"
+	"github.com/heraldhq/herald/internal/dkimtest"
 	"github.com/heraldhq/herald/secret"
 )
 
@@ -92,17 +91,7 @@ func verifyDKIM(t *testing.T, d *email.DKIM, data []byte) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vs, err := dkim.VerifyWithOptions(bytes.NewReader(data), &dkim.VerifyOptions{
-		LookupTXT: func(domain string) ([]string, error) {
-			if domain != name {
-				return nil, errors.New("no such record: " + domain)
-			}
-			return []string{value}, nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vs := dkimtest.Verify(t, name, value, data)
 	if len(vs) != 1 || vs[0].Err != nil {
 		t.Fatalf("%d signatures, want one valid: %+v", len(vs), vs)
 	}
