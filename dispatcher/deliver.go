@@ -256,6 +256,12 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 	h := msg.Headers()
 	a.replay = h.Get(hdrReplay) != ""
 	parked := strings.HasPrefix(msg.Subject(), subjParked)
+	if limit := dl.deliveryLimit(parked); a.number > limit {
+		// Delivered that often without an answer: the process handling
+		// it died each time. Dead-lettered before it can do so again.
+		dl.exhausted(ctx, a, fmt.Sprintf("attempts exhausted (%d deliveries without an answer)", a.number-1))
+		return
+	}
 	if parked {
 		// A parked job: back when due, its attempts counted in its
 		// headers (a parked job is delivered on arrival, then when due).
@@ -570,6 +576,42 @@ func (dl *deliverer) park(ctx context.Context, a *attempt, wait time.Duration, a
 	if err := a.msg.Ack(); err != nil {
 		a.log().Warn("ack of a parked job lost; its copy is dropped as a duplicate", "err", err)
 	}
+}
+
+// deliveryLimit is how many times a job may be delivered by its consumer
+// before the loop takes it for one that kills its process: a job from the
+// delivery consumer is delivered once per attempt it makes there (retries
+// are parked); a parked copy about twice per parking.
+func (dl *deliverer) deliveryLimit(parked bool) int {
+	if parked {
+		return maxParkedDeliveries
+	}
+	return dl.cfg.MaxDeliver + 1
+}
+
+// exhausted moves a job delivered too often without an answer to the dead
+// letters, with a dead-lettered record when the job can be read, and
+// terminates it.
+func (dl *deliverer) exhausted(ctx context.Context, a *attempt, reason string) {
+	ref := a.msg.Headers().Get(hdrMsgID)
+	attempts := a.number - 1
+	if n, err := strconv.Atoi(a.msg.Headers().Get(hdrAttempt)); err == nil {
+		attempts = n // a parked copy counts its attempts
+	}
+	if j, err := decodeJob(a.msg.Data()); err == nil {
+		ref, a.job = j.ID, j
+		a.rec = Record{DeliveryID: j.ID, Kind: j.Kind, EventID: j.EventID, IncidentID: j.IncidentID, Sequence: j.Sequence,
+			SubscriberID: j.SubscriberID, EndpointID: j.EndpointID, Channel: j.Channel, Attempt: attempts,
+			Outcome: DeadLettered, Reason: reason}
+		dl.record(ctx, a)
+	}
+	if err := dl.d.dlq.add(ctx, a.msg.Subject(), a.msg.Data(), ref, reason, attempts); err != nil {
+		a.log().Error("cannot dead-letter the job; it will come back", "err", err)
+		_ = a.msg.NakWithDelay(5 * time.Second)
+		return
+	}
+	a.log().Warn("job dead-lettered", "reason", reason)
+	_ = a.msg.TermWithReason(reason)
 }
 
 // nakTransient brings the job back after a failure that is not the

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -184,11 +183,6 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	unsub, err := d.watchMaxDeliveries()
-	if err != nil {
-		return err
-	}
-	defer unsub()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return fo.run(gctx) })
 	for _, name := range channels.Names() {
@@ -346,55 +340,4 @@ func (d *Dispatcher) enqueue(ctx context.Context, j *Job) error {
 	}
 	_, err = d.js.Publish(ctx, deliverySubject(j.Channel), data, jetstream.WithMsgID(j.ID))
 	return err
-}
-
-// watchMaxDeliveries catches jobs the server stopped redelivering (they kept
-// timing out: the process handling them died each time) and moves them to
-// the dead letters. A queue group makes one Herald process handle each.
-func (d *Dispatcher) watchMaxDeliveries() (func(), error) {
-	subject := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamDeliveries + ".*"
-	sub, err := d.nc.QueueSubscribe(subject, "herald-advisories", func(m *nats.Msg) {
-		var adv struct {
-			StreamSeq  uint64 `json:"stream_seq"`
-			Deliveries int    `json:"deliveries"`
-		}
-		if json.Unmarshal(m.Data, &adv) != nil || adv.StreamSeq == 0 {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		raw, err := d.topo.Deliveries.GetMsg(ctx, adv.StreamSeq)
-		if err != nil {
-			return
-		}
-		// The job names its delivery (a parked copy's Nats-Msg-Id does
-		// not); a parked copy counts its attempts in a header.
-		ref, attempts := raw.Header.Get(hdrMsgID), adv.Deliveries
-		job, jerr := decodeJob(raw.Data)
-		if jerr == nil {
-			ref = job.ID
-		}
-		if n, err := strconv.Atoi(raw.Header.Get(hdrAttempt)); err == nil {
-			attempts = n
-		}
-		reason := fmt.Sprintf("attempts exhausted (%d deliveries without an answer)", adv.Deliveries)
-		if err := d.dlq.add(ctx, raw.Subject, raw.Data, ref, reason, attempts); err != nil {
-			d.logger.Error("dead-lettering an exhausted job failed", "err", err)
-			return
-		}
-		if jerr == nil {
-			rec := &Record{DeliveryID: job.ID, Kind: job.Kind, EventID: job.EventID, IncidentID: job.IncidentID, Sequence: job.Sequence,
-				SubscriberID: job.SubscriberID, EndpointID: job.EndpointID, Channel: job.Channel, Attempt: attempts,
-				Outcome: DeadLettered, Reason: reason, At: d.cfg.Now().UTC()}
-			if err := d.log.append(ctx, rec); err != nil {
-				d.logger.Warn("recording a dead-lettered job failed", "delivery", ref, "err", err)
-			}
-		}
-		_ = d.topo.Deliveries.DeleteMsg(ctx, adv.StreamSeq)
-		d.logger.Warn("job dead-lettered after repeated deliveries without an answer", "delivery", ref)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return func() { _ = sub.Unsubscribe() }, nil
 }

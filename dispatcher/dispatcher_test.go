@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -635,22 +636,27 @@ func TestLinksSealed(t *testing.T) {
 	}
 }
 
-// TestJobWithoutAnswersDeadLettered: a job the server stops delivering
-// (every delivery ended without an ack: the process handling it died each
-// time) is moved to the dead letters under its delivery id, and its log
-// ends with a dead-lettered record.
+// TestJobWithoutAnswersDeadLettered: a job delivered again and again
+// without an answer (the process handling it died each time) is moved to
+// the dead letters under its delivery id before it is tried once more, and
+// its log ends with a dead-lettered record. The limit is Herald's, not the
+// server's: a job past a server-side MaxDeliver would stay stored, never
+// delivered again, unless a process caught the advisory at that moment.
 func TestJobWithoutAnswersDeadLettered(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bundleOpts{noRun: true, cfg: func(c *Config) {
 		c.Channels = map[string]ChannelConfig{channels.Webhook: {MaxDeliver: 1, AckWait: time.Second}}
 	}})
-	unsub, err := b.d.watchMaxDeliveries()
-	if err != nil {
+	// Stored only: the loop resolves endpoints from the bucket.
+	if _, err := b.d.store.Put(b.ctx, b.webhookSubscriber("m1", "/m1")); err != nil {
 		t.Fatal(err)
 	}
-	defer unsub()
-	ev := mustEvent(event("INC-MAXD", 1, "investigating"))
-	enc, _ := newJobEncoder(ev, 1, "P3")
+	// The update is stored (its fan-out will publish the same job, which
+	// the stream drops as a duplicate), so the job could be sent.
+	raw := event("INC-MAXD", 1, "investigating")
+	res := b.publish(raw)
+	ev := mustEvent(raw)
+	enc, _ := newJobEncoder(ev, res.StreamSeq, "P3")
 	target := subscribers.Target{SubscriberID: "m1", EndpointID: "wh", Channel: channels.Webhook}
 	id := DeliveryID(ev.ID, "m1", "wh")
 	if _, err := b.js.Publish(b.ctx, deliverySubject(channels.Webhook), enc.encode(nil, id, target), jetstream.WithMsgID(id)); err != nil {
@@ -660,7 +666,7 @@ func TestJobWithoutAnswersDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Two deliveries (MaxDeliver + 1), never acknowledged.
+	// Two deliveries (MaxDeliver + 1) that die without an answer.
 	for i := range 2 {
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
@@ -674,19 +680,17 @@ func TestJobWithoutAnswersDeadLettered(t *testing.T) {
 			t.Fatalf("delivery %d: got %d messages", i+1, n)
 		}
 	}
-	// The server notices the limit when it would deliver the job again:
-	// a pull is waiting (a Herald process would have one).
-	if batch, err := cons.Fetch(1, jetstream.FetchMaxWait(3*time.Second)); err == nil {
-		for range batch.Messages() {
-			t.Error("a job past MaxDeliver was delivered again")
-		}
-	}
+	time.Sleep(1100 * time.Millisecond) // the second one's ack wait
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = b.d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
 	b.waitFor("the dead letter", 15*time.Second, func() bool {
 		dls, err := b.d.dlq.List(b.ctx, 0, 10)
 		return err == nil && len(dls) == 1
 	})
 	dls, _ := b.d.dlq.List(b.ctx, 0, 10)
-	if dl := dls[0]; dl.Ref != id || dl.Subject != deliverySubject(channels.Webhook) || dl.Attempts != 2 || !strings.Contains(dl.Reason, "attempts exhausted") {
+	if dl := dls[0]; dl.Ref != id || dl.Subject != deliverySubject(channels.Webhook) || dl.Attempts != 2 || dl.Reason != "attempts exhausted (2 deliveries without an answer)" {
 		t.Errorf("dead letter %+v", dl)
 	}
 	if got := b.lastOutcome("m1", id); got != DeadLettered {
@@ -696,6 +700,9 @@ func TestJobWithoutAnswersDeadLettered(t *testing.T) {
 		info, err := b.d.topo.Deliveries.Info(b.ctx)
 		return err == nil && info.State.Msgs == 0
 	})
+	if n := len(b.recv.hitsFor("/m1")); n != 0 {
+		t.Errorf("the job was sent %d times after its deliveries ran out", n)
+	}
 }
 
 // TestEarlyCopyParkedAgain: a copy of a job that comes back before the due

@@ -53,11 +53,12 @@ func deliveryConsumer(channel string) string { return "deliver-" + channel }
 // still does), where enough of them would stop the channel.
 func parkedSubject(channel string) string { return subjParked + channel }
 
-// maxParkedDeliveries bounds the deliveries of one parked job: about two
+// maxParkedDeliveries bounds the deliveries of one parked copy: about two
 // each time it is parked (on arrival, when due), more when the process
 // handling it dies or the delivery log is unavailable (each such return
-// waits longer, up to a minute). It is a backstop for a job that keeps
-// killing its process; the attempts are counted in the job's headers.
+// waits longer, up to a minute). Past it, the copy is taken for one that
+// kills its process and dead-lettered; the attempts themselves are
+// counted in its headers.
 const maxParkedDeliveries = 200
 
 // parkedConsumer names a channel's consumer of parked jobs.
@@ -251,11 +252,13 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 			FilterSubject: deliverySubject(name),
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       cc.AckWait,
-			// The delivery loop moves exhausted jobs to the dead letters
-			// itself; the server-side limit is a backstop for jobs that
-			// keep timing out (a process crashing on them), caught by
-			// the max-deliveries advisory.
-			MaxDeliver:    cc.MaxDeliver + 1,
+			// No server-side limit: a job past it would stay stored and
+			// never be delivered again, unless some process caught the
+			// max-deliveries advisory at that very moment. The delivery
+			// loop counts the attempts, and dead-letters a job delivered
+			// too often without an answer (a process crashing on it)
+			// itself (see deliveryLimit).
+			MaxDeliver:    -1,
 			MaxAckPending: cc.MaxAckPending,
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 			Replicas:      cfg.Replicas,
@@ -268,10 +271,8 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 			FilterSubject: parkedSubject(name),
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       cc.AckWait,
-			// Each parked job is delivered about twice (on arrival, then
-			// when due); the limit is a backstop for one that keeps
-			// timing out, caught by the max-deliveries advisory.
-			MaxDeliver:    maxParkedDeliveries,
+			MaxDeliver:    -1, // as above
+
 			MaxAckPending: cc.MaxParked,
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 			Replicas:      cfg.Replicas,
