@@ -79,19 +79,27 @@ func (dl *deliverer) run(ctx context.Context) error {
 	// CPU load: "no heartbeat received", with either pull API), the
 	// heartbeat check (twice the heartbeat, half the expiry) restarts the
 	// flow within 2 s instead of stalling for the default 30 s.
-	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(min(2*dl.cfg.Concurrency, dl.cfg.MaxAckPending)), jetstream.PullExpiry(pullExpiry)}
+	batch := jetstream.PullMaxMessages(min(2*dl.cfg.Concurrency, dl.cfg.MaxAckPending))
 	var its []jetstream.MessagesContext
 	defer func() {
 		for _, it := range its {
 			it.Stop()
 		}
 	}()
-	for _, name := range []string{deliveryConsumer(dl.name), parkedConsumer(dl.name)} {
-		cons, err := dl.d.topo.Deliveries.Consumer(ctx, name)
+	for _, c := range []struct {
+		name   string
+		expiry time.Duration
+	}{
+		{deliveryConsumer(dl.name), pullExpiry},
+		// Parked jobs are mostly idle: longer pull requests, less chatter
+		// (a lost one delays retries by at most this).
+		{parkedConsumer(dl.name), parkedPullExpiry},
+	} {
+		cons, err := dl.d.topo.Deliveries.Consumer(ctx, c.name)
 		if err != nil {
 			return fmt.Errorf("%s consumer: %w", dl.name, err)
 		}
-		it, err := cons.Messages(opts...)
+		it, err := cons.Messages(batch, jetstream.PullExpiry(c.expiry))
 		if err != nil {
 			return fmt.Errorf("%s consumer: %w", dl.name, err)
 		}
@@ -113,8 +121,8 @@ func (dl *deliverer) run(ctx context.Context) error {
 	// MaxAckPending; parked jobs that came due, by the same number.
 	held := make(chan struct{}, dl.cfg.MaxAckPending)
 	var pulls sync.WaitGroup
-	pulls.Go(func() { dl.pull(ctx, sendCtx, its[0], idle, nil) })
-	pulls.Go(func() { dl.pull(ctx, sendCtx, its[1], idle, held) })
+	pulls.Go(func() { dl.pull(ctx, sendCtx, its[0], idle, nil, "fetching jobs") })
+	pulls.Go(func() { dl.pull(ctx, sendCtx, its[1], idle, held, "fetching parked jobs") })
 	pulls.Wait()
 	close(idle)
 	done := make(chan struct{})
@@ -139,7 +147,7 @@ type inHand struct {
 // pull takes jobs from it until it is drained or stopped, each handled in
 // a goroutine of its own. With held, it takes a slot of held before each
 // job, which the job gives back when handled.
-func (dl *deliverer) pull(ctx, sendCtx context.Context, it jetstream.MessagesContext, idle chan inHand, held chan struct{}) {
+func (dl *deliverer) pull(ctx, sendCtx context.Context, it jetstream.MessagesContext, idle chan inHand, held chan struct{}, what string) {
 	for {
 		if held != nil {
 			select {
@@ -156,7 +164,7 @@ func (dl *deliverer) pull(ctx, sendCtx context.Context, it jetstream.MessagesCon
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
 				return
 			}
-			dl.logger.Warn("fetching jobs", "err", err)
+			dl.logger.Warn(what, "err", err)
 			continue
 		}
 		// Each job in hand has a goroutine of its own (one waiting for a
@@ -440,6 +448,10 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 // lives (see deliverer.run). Measured on the webhook benchmark: with 5 s,
 // about one run in six stalled 5 s; with 2 s, none in twelve.
 const pullExpiry = 2 * time.Second
+
+// parkedPullExpiry is how long a pull request of the parked jobs' loop
+// lives.
+const parkedPullExpiry = 10 * time.Second
 
 // handBack returns a job that had not started sending when Herald began to
 // stop, for another process or the next start to send. The delay outlasts
