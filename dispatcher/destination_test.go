@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 )
@@ -52,24 +51,6 @@ func FuzzDestinationKey(f *testing.F) {
 	})
 }
 
-// fakeClock is a settable clock for the destinations' breaker and pace.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // grant acquires key and fails the test unless a turn is given at once.
 func grant(t *testing.T, ds *destinations, key string) func(sendResult, time.Duration) {
 	t.Helper()
@@ -99,7 +80,7 @@ func refuse(t *testing.T, ds *destinations, key, reason string) time.Duration {
 // failure doubles the cooldown, its success closes the circuit. A turn
 // given back unused (stopping) neither counts nor resets.
 func TestBreaker(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	clock := frozenAt(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	ds := newDestinations(4, 0, 0, BreakerConfig{Threshold: 3, Cooldown: 10 * time.Second, MaxCooldown: 30 * time.Second}, clock.Now)
 	const key = "webhook|hooks.example"
 
@@ -112,7 +93,7 @@ func TestBreaker(t *testing.T) {
 	}
 	grant(t, ds, "webhook|other.example")(answered, time.Second) // other destinations are not concerned
 
-	clock.add(10 * time.Second)
+	clock.Add(10 * time.Second)
 	probe := grant(t, ds, key)
 	if w := refuse(t, ds, key, "destination failing; circuit open"); w != 10*time.Second/4 {
 		t.Errorf("during the probe: wait %v, want a quarter of the cooldown", w)
@@ -121,13 +102,13 @@ func TestBreaker(t *testing.T) {
 	if w := refuse(t, ds, key, "destination failing; circuit open"); w != 20*time.Second {
 		t.Errorf("after a failed probe: wait %v, want the doubled cooldown", w)
 	}
-	clock.add(20 * time.Second)
+	clock.Add(20 * time.Second)
 	grant(t, ds, key)(failedTransient, time.Second)
 	if w := refuse(t, ds, key, "destination failing; circuit open"); w != 30*time.Second {
 		t.Errorf("after a second failed probe: wait %v, want the 30s max cooldown", w)
 	}
 
-	clock.add(30 * time.Second)
+	clock.Add(30 * time.Second)
 	grant(t, ds, key)(notSent, 0) // a probe handed back lets another try
 	grant(t, ds, key)(answered, time.Second)
 	for range 2 {
@@ -149,7 +130,7 @@ func TestBreaker(t *testing.T) {
 // is beyond maxWait is refused with about its wait; a job waiting for its
 // turn holds no slot, and gives the turn up when its context ends.
 func TestPace(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	clock := frozenAt(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	ds := newDestinations(1, time.Second, 2500*time.Millisecond, BreakerConfig{Threshold: -1}, clock.Now)
 	const key = "slack|C0123ABCD"
 	first := grant(t, ds, key)
@@ -189,7 +170,7 @@ func TestPace(t *testing.T) {
 	}
 
 	// Once the reserved turns have passed, the entry is idle and swept.
-	clock.add(5 * time.Second)
+	clock.Add(5 * time.Second)
 	ds.sweepAt = 1
 	grant(t, ds, "slack|C0THIRD01")(answered, 0)
 	if _, ok := ds.state[key]; ok {
@@ -206,7 +187,7 @@ func TestPace(t *testing.T) {
 // waits only when the sends ahead of it, at the destination's average send
 // duration, end within maxWait; otherwise it is refused with that estimate.
 func TestSlowDestinationBusy(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	clock := frozenAt(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	ds := newDestinations(2, 0, 10*time.Second, BreakerConfig{Threshold: -1}, clock.Now)
 	const key = "webhook|slow.example"
 	// Two sends that took 4s each set the average; then both slots are
@@ -266,7 +247,7 @@ func waitUsers(t *testing.T, ds *destinations, key string, n int) {
 // slot (the sends ahead hang, and no average tells it beforehand) is
 // turned away as busy instead of waiting on.
 func TestHangingDestinationTurnsJobsAway(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	clock := frozenAt(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	ds := newDestinations(1, 0, 50*time.Millisecond, BreakerConfig{Threshold: -1}, clock.Now)
 	const key = "webhook|hangs.example"
 	hung := grant(t, ds, key)
@@ -284,14 +265,14 @@ func TestHangingDestinationTurnsJobsAway(t *testing.T) {
 // began before the circuit opened and fails does not count as the probe;
 // the probe's own result decides.
 func TestBreakerProbeIsItsOwnSend(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	clock := frozenAt(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	ds := newDestinations(4, 0, 0, BreakerConfig{Threshold: 2, Cooldown: 10 * time.Second, MaxCooldown: time.Minute}, clock.Now)
 	const key = "webhook|flaky.example"
 	stale := grant(t, ds, key) // in flight while the circuit opens
 	grant(t, ds, key)(failedTransient, time.Second)
 	grant(t, ds, key)(failedTransient, time.Second)
 	refuse(t, ds, key, "destination failing; circuit open")
-	clock.add(10 * time.Second)
+	clock.Add(10 * time.Second)
 	probe := grant(t, ds, key)
 	stale(failedTransient, time.Second)
 	if d := ds.state[key]; !d.probing || d.cooldown != 10*time.Second {
@@ -304,11 +285,11 @@ func TestBreakerProbeIsItsOwnSend(t *testing.T) {
 // TestStaleFailuresForgotten: failures older than the longest cooldown are
 // not consecutive with a new send.
 func TestStaleFailuresForgotten(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	clock := frozenAt(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	ds := newDestinations(4, 0, 0, BreakerConfig{Threshold: 2, Cooldown: 10 * time.Second, MaxCooldown: time.Minute}, clock.Now)
 	const key = "webhook|once.example"
 	grant(t, ds, key)(failedTransient, time.Second)
-	clock.add(2 * time.Minute)
+	clock.Add(2 * time.Minute)
 	grant(t, ds, key)(failedTransient, time.Second)
 	grant(t, ds, key)(answered, time.Second) // still closed: the first failure was stale
 }

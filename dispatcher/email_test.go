@@ -64,6 +64,20 @@ func (c *testClock) Set(t time.Time) {
 	c.frozen = t
 }
 
+// Add moves the frozen clock by d.
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.frozen = c.frozen.Add(d)
+}
+
+// frozenAt returns a clock frozen at t.
+func frozenAt(t time.Time) *testClock {
+	c := &testClock{}
+	c.Set(t)
+	return c
+}
+
 // wallClock returns today's date (in loc) at hh:mm:ss in loc, plus days.
 func wallClock(loc *time.Location, days, hh, mm, ss int) time.Time {
 	y, m, d := time.Now().In(loc).Date()
