@@ -345,3 +345,31 @@ email:
 		}
 	}
 }
+
+// TestCIRunsTheREADMETestCommand: CI's entry point runs the README's test
+// command, word for word, so the two cannot drift apart.
+func TestCIRunsTheREADMETestCommand(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "Run the whole test suite")
+	if !ok {
+		t.Fatal("README has no test command section")
+	}
+	_, block, ok := strings.Cut(after, "```sh\n")
+	if !ok {
+		t.Fatal("README's test section has no sh block")
+	}
+	command, _, _ := strings.Cut(block, "\n")
+	ci, err := os.ReadFile(filepath.Join("..", "..", ".ci", "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(ci), "\n") {
+		if strings.TrimSpace(line) == command {
+			return
+		}
+	}
+	t.Errorf(".ci/run does not run the README's test command %q", command)
+}
