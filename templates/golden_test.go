@@ -3,17 +3,14 @@ package templates
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
 
 // goldenUpdates is a representative set of corpus updates: the shared
 // header and FR/EN/IT markers, post-mortems with headings, lists and
@@ -65,7 +62,7 @@ func TestGolden(t *testing.T) {
 				}
 				base := strings.ReplaceAll(ev.ID, ":", "_") + "." + loc + "." + ch
 				for name, data := range goldenFiles(t, base, out) {
-					compareGolden(t, filepath.Join("testdata", "golden", name), data)
+					golden.Check(t, filepath.Join("testdata", "golden", name), data)
 				}
 			}
 		}
@@ -102,24 +99,4 @@ func indentJSON(t *testing.T, data []byte) string {
 		t.Fatal(err)
 	}
 	return b.String() + "\n"
-}
-
-func compareGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -run TestGolden -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the rendering (go test -run TestGolden -update rewrites it); got:\n%s", path, got)
-	}
 }

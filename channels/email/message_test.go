@@ -2,10 +2,8 @@ package email
 
 import (
 	"bytes"
-	"flag"
 	"net/mail"
 	"net/textproto"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,10 +11,9 @@ import (
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/channels/channelstest"
+	"github.com/heraldhq/herald/internal/golden"
 	"github.com/heraldhq/herald/secret"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
 var testDate = time.Date(2025, 4, 10, 11, 43, 0, 0, time.FixedZone("CEST", 2*3600))
 
@@ -56,24 +53,6 @@ func testRenderer(t testing.TB, mod func(*Config)) *Renderer {
 	return r
 }
 
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (run go test -update after checking):\n%s", name, got)
-	}
-}
-
 func TestComposeGolden(t *testing.T) {
 	t.Parallel()
 	env, err := testRenderer(t, nil).compose(dupont(), frenchMessage(), testDate)
@@ -83,7 +62,7 @@ func TestComposeGolden(t *testing.T) {
 	if env.from != "<status@herald.example>" || env.to != "<ops@dupont.example>" || env.utf8 {
 		t.Errorf("envelope %q -> %q (utf8 %v)", env.from, env.to, env.utf8)
 	}
-	golden(t, "message.eml", env.data)
+	golden.Check(t, filepath.Join("testdata", "message.eml"), env.data)
 }
 
 func TestComposeHeaders(t *testing.T) {

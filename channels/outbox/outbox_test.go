@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"bytes"
-	"flag"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -18,9 +17,8 @@ import (
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/channels/channelstest"
+	"github.com/heraldhq/herald/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // fixedNow is the clock of the golden files.
 var fixedNow = time.Date(2025, 4, 10, 9, 43, 0, 0, time.UTC)
@@ -57,24 +55,6 @@ func (b *bundle) read(t *testing.T, r channels.Receipt) []byte {
 		t.Fatal(err)
 	}
 	return data
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run the tests with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
 }
 
 func emailMessage() *channels.Message {
@@ -130,7 +110,7 @@ func TestGolden(t *testing.T) {
 					t.Errorf("the file holds %q", s)
 				}
 			}
-			golden(t, tc.golden, got)
+			golden.Check(t, filepath.Join("testdata", tc.golden), got)
 		})
 	}
 }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,10 +19,9 @@ import (
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/channels/channelstest"
+	"github.com/heraldhq/herald/internal/golden"
 	"github.com/heraldhq/herald/secret"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 const testTo = "+33612345678"
 
@@ -91,24 +88,7 @@ func TestSendRequestGolden(t *testing.T) {
 	for _, k := range keys {
 		lines = append(lines, k+"="+strings.Join(rq.form[k], ","))
 	}
-	golden(t, "create_message.golden", strings.Join(lines, "\n")+"\n")
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (go test -update to rewrite it):\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "create_message.golden"), []byte(strings.Join(lines, "\n")+"\n"))
 }
 
 func TestSendWithAPIKeyAndMessagingService(t *testing.T) {

@@ -2,18 +2,16 @@ package multilingual
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/golden/corpus.txt")
+	"github.com/heraldhq/herald/internal/golden"
+)
 
 // TestCorpusGolden splits every title and body of the corpus and compares
 // the result with testdata/golden/corpus.txt (go test -run
@@ -25,29 +23,7 @@ func TestCorpusGolden(t *testing.T) {
 	for _, u := range loadCorpus(t) {
 		writeSplit(&b, u.ID, s.SplitTitle(u.Title), s.SplitBody(u.Body))
 	}
-	path := filepath.Join("testdata", "golden", "corpus.txt")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -run TestCorpusGolden -update creates it)", err)
-	}
-	if !bytes.Equal(b.Bytes(), want) {
-		got, wantLines := strings.Split(b.String(), "\n"), strings.Split(string(want), "\n")
-		for i := range min(len(got), len(wantLines)) {
-			if got[i] != wantLines[i] {
-				t.Fatalf("%s:%d differs (go test -run TestCorpusGolden -update rewrites it)\n got: %s\nwant: %s", path, i+1, got[i], wantLines[i])
-			}
-		}
-		t.Fatalf("%s differs in length (go test -run TestCorpusGolden -update rewrites it)", path)
-	}
+	golden.Check(t, filepath.Join("testdata", "golden", "corpus.txt"), b.Bytes())
 }
 
 // writeSplit writes a split update in a form to read and review.
