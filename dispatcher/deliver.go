@@ -263,33 +263,37 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 	a := &attempt{msg: msg, number: int(md.NumDelivered), seq: md.Sequence.Stream, started: d.cfg.Now(), base: dl.logger}
 	h := msg.Headers()
 	a.replay = h.Get(hdrReplay) != ""
-	parked := strings.HasPrefix(msg.Subject(), subjParked)
-	if limit := dl.deliveryLimit(parked); a.number > limit {
-		// Delivered that often without an answer: the process handling
-		// it died each time. Dead-lettered before it can do so again.
-		dl.exhausted(ctx, a, fmt.Sprintf("attempts exhausted (%d deliveries without an answer)", a.number-1))
-		return
-	}
-	if parked {
-		// A parked job: back when due, its attempts counted in its
-		// headers (a parked job is delivered on arrival, then when due).
-		due, _ := strconv.ParseInt(h.Get(hdrDue), 10, 64)
-		if wait := time.UnixMilli(due).Sub(a.started); wait > 0 {
-			_ = msg.NakWithDelay(wait)
-			return
-		}
-		before, _ := strconv.Atoi(h.Get(hdrAttempt))
-		a.number = before + 1
-	}
 	a.job, err = decodeJob(msg.Data())
 	if err != nil {
 		dl.deadLetter(ctx, a, "invalid job: "+err.Error())
 		return
 	}
 	j := a.job
+	parked := strings.HasPrefix(msg.Subject(), subjParked)
+	if parked {
+		// A parked job counts its attempts in its headers (it is
+		// delivered on arrival, then when due).
+		before, _ := strconv.Atoi(h.Get(hdrAttempt))
+		a.number = before + 1
+	}
 	a.rec = Record{
 		DeliveryID: j.ID, Kind: j.Kind, EventID: j.EventID, IncidentID: j.IncidentID, Sequence: j.Sequence,
 		SubscriberID: j.SubscriberID, EndpointID: j.EndpointID, Channel: j.Channel, Attempt: a.number,
+	}
+	if deliveries := int(md.NumDelivered); deliveries > dl.deliveryLimit(parked) {
+		// Delivered that often without an answer: the process handling
+		// it died each time. Dead-lettered before it can do so again;
+		// this delivery is no attempt.
+		a.number--
+		a.rec.Attempt, a.rec.Outcome, a.rec.Reason = a.number, DeadLettered, fmt.Sprintf("attempts exhausted (%d deliveries without an answer)", deliveries-1)
+		dl.record(ctx, a)
+		a.log().Warn("job dead-lettered", "reason", a.rec.Reason)
+		dl.finalize(ctx, a, a.rec.Reason)
+		return
+	}
+	if due, _ := strconv.ParseInt(h.Get(hdrDue), 10, 64); parked && time.UnixMilli(due).After(a.started) {
+		_ = msg.NakWithDelay(time.UnixMilli(due).Sub(a.started)) // not due yet
+		return
 	}
 
 	// Already done? Only a job seen before (redelivered, re-published
@@ -394,6 +398,9 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 		dl.defer_(ctx, a, refused.reason, wait, !refused.busy)
 		return
 	}
+	// How long the send holds its slot, the channel's own limits included,
+	// paces the destination's queue.
+	slotAt := d.cfg.Now()
 	select {
 	case dl.sem <- struct{}{}:
 	case <-waitCtx.Done():
@@ -416,13 +423,14 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 	<-dl.sem
 	dl.metrics.inflight.Dec()
 	class := channels.Classify(sendErr)
+	held := d.cfg.Now().Sub(slotAt)
 	switch {
 	case sendErr == nil || class.Permanent:
-		release(answered, took)
+		release(answered, held)
 	case errors.Is(sendErr, context.Canceled):
 		release(notSent, 0)
 	default:
-		release(failedTransient, took)
+		release(failedTransient, held)
 	}
 
 	if sendErr != nil && ctx.Err() != nil {
@@ -601,41 +609,17 @@ func (dl *deliverer) deliveryLimit(parked bool) int {
 	return dl.cfg.MaxDeliver + 1
 }
 
-// exhausted moves a job delivered too often without an answer to the dead
-// letters, with a dead-lettered record when the job can be read, and
-// terminates it.
-func (dl *deliverer) exhausted(ctx context.Context, a *attempt, reason string) {
-	ref := a.msg.Headers().Get(hdrMsgID)
-	attempts := a.number - 1
-	if n, err := strconv.Atoi(a.msg.Headers().Get(hdrAttempt)); err == nil {
-		attempts = n // a parked copy counts its attempts
-	}
-	if j, err := decodeJob(a.msg.Data()); err == nil {
-		ref, a.job = j.ID, j
-		a.rec = Record{DeliveryID: j.ID, Kind: j.Kind, EventID: j.EventID, IncidentID: j.IncidentID, Sequence: j.Sequence,
-			SubscriberID: j.SubscriberID, EndpointID: j.EndpointID, Channel: j.Channel, Attempt: attempts,
-			Outcome: DeadLettered, Reason: reason}
-		dl.record(ctx, a)
-	}
-	if err := dl.d.dlq.add(ctx, a.msg.Subject(), a.msg.Data(), ref, reason, attempts); err != nil {
-		a.log().Error("cannot dead-letter the job; it will come back", "err", err)
-		_ = a.msg.NakWithDelay(5 * time.Second)
-		return
-	}
-	a.log().Warn("job dead-lettered", "reason", reason)
-	_ = a.msg.TermWithReason(reason)
-}
-
 // nakTransient brings the job back after a failure that is not the
 // destination's (the delivery log or a bucket unavailable, another copy
 // of the job in hand), later each time it happens again: 1 s, 2 s, 4 s…
 // up to a minute.
 func (dl *deliverer) nakTransient(a *attempt) {
-	delay := time.Minute
-	if md, err := a.msg.Metadata(); err == nil && md.NumDelivered < 7 {
-		delay = time.Second << (md.NumDelivered - 1)
+	n := 1
+	if md, err := a.msg.Metadata(); err == nil {
+		n = int(md.NumDelivered)
 	}
-	_ = a.msg.NakWithDelay(delay)
+	none := 0.0
+	_ = a.msg.NakWithDelay(Backoff{Base: time.Second, Max: time.Minute, Jitter: &none}.WithDefaults().Delay(n, 0))
 }
 
 // waiting reports whether last, a delivery's latest record, parks it until
@@ -680,23 +664,25 @@ func (dl *deliverer) unclaim(id string) {
 // finalize moves a job that will not be retried to the dead letters and
 // terminates it.
 func (dl *deliverer) finalize(ctx context.Context, a *attempt, reason string) {
-	if err := dl.d.dlq.add(ctx, a.msg.Subject(), a.msg.Data(), a.job.ID, reason, a.number); err != nil {
-		a.log().Error("cannot dead-letter the job; it will come back", "err", err)
-		_ = a.msg.NakWithDelay(5 * time.Second)
-		return
-	}
-	_ = a.msg.TermWithReason(reason)
+	dl.bury(ctx, a, a.job.ID, reason, reason)
 }
 
 // deadLetter handles a job that cannot even be read.
 func (dl *deliverer) deadLetter(ctx context.Context, a *attempt, reason string) {
-	if err := dl.d.dlq.add(ctx, a.msg.Subject(), a.msg.Data(), a.msg.Headers().Get(hdrMsgID), reason, a.number); err != nil {
-		dl.logger.Error("cannot dead-letter a bad job; it will come back", "err", err)
+	dl.logger.Warn("bad job dead-lettered", "reason", reason)
+	dl.bury(ctx, a, a.msg.Headers().Get(hdrMsgID), reason, "bad job")
+}
+
+// bury stores the job as a dead letter under ref, with reason, and
+// terminates it with term; when the dead letter cannot be stored, the job
+// comes back in 5 s.
+func (dl *deliverer) bury(ctx context.Context, a *attempt, ref, reason, term string) {
+	if err := dl.d.dlq.add(ctx, a.msg.Subject(), a.msg.Data(), ref, reason, a.number); err != nil {
+		a.log().Error("cannot dead-letter the job; it will come back", "err", err)
 		_ = a.msg.NakWithDelay(5 * time.Second)
 		return
 	}
-	dl.logger.Warn("bad job dead-lettered", "reason", reason)
-	_ = a.msg.TermWithReason("bad job")
+	_ = a.msg.TermWithReason(term)
 }
 
 // skip records that the job was not sent, and why, and acknowledges it.

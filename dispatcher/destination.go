@@ -42,9 +42,10 @@ type destination struct {
 	probing  bool
 	// next is the earliest start of the next send, with a pace.
 	next time.Time
-	// avgSend is a moving average of the destination's send durations:
-	// with every slot taken, a job's wait is about avgSend per round of
-	// the sends ahead of it.
+	// avgSend is a moving average of how long a send holds its slot (the
+	// channel's concurrency and rate limits included): with every slot
+	// taken, a job's wait is about avgSend per round of the sends ahead of
+	// it.
 	avgSend time.Duration
 	// returns is when the next job turned away (busy) should come back.
 	returns time.Time
@@ -148,8 +149,8 @@ func plainHost(host string) bool {
 // how far): judged beforehand from the pace and the destination's average
 // send, and in any case once the job has waited maxWait for a slot (a
 // destination whose sends hang). release must be called once with what
-// became of the send.
-func (ds *destinations) acquire(ctx context.Context, key string) (release func(res sendResult, took time.Duration), refused refusal, err error) {
+// became of the send and how long it held the slot.
+func (ds *destinations) acquire(ctx context.Context, key string) (release func(res sendResult, held time.Duration), refused refusal, err error) {
 	ds.mu.Lock()
 	now := ds.now()
 	d := ds.state[key]
@@ -234,10 +235,10 @@ func (ds *destinations) acquire(ctx context.Context, key string) (release func(r
 		}
 	}
 	var once sync.Once
-	return func(res sendResult, took time.Duration) {
+	return func(res sendResult, held time.Duration) {
 		once.Do(func() {
 			<-d.slots
-			ds.done(key, d, res, took, probe)
+			ds.done(key, d, res, held, probe)
 		})
 	}, refusal{}, nil
 }
@@ -258,7 +259,7 @@ func (ds *destinations) busy(d *destination, now time.Time, wait time.Duration) 
 // result; probe tells the half-open probe from the other sends (one that
 // began before the circuit opened may end during the probe). It forgets
 // idle destinations that learnt nothing worth keeping.
-func (ds *destinations) done(key string, d *destination, res sendResult, took time.Duration, probe bool) {
+func (ds *destinations) done(key string, d *destination, res sendResult, held time.Duration, probe bool) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	d.users--
@@ -284,9 +285,9 @@ func (ds *destinations) done(key string, d *destination, res sendResult, took ti
 	}
 	if res != notSent {
 		if d.avgSend == 0 {
-			d.avgSend = took
+			d.avgSend = held
 		} else {
-			d.avgSend += (took - d.avgSend) / 8
+			d.avgSend += (held - d.avgSend) / 8
 		}
 	}
 	// An entry that knows the destination's pace of sends is kept until a
