@@ -744,3 +744,50 @@ func TestEarlyCopyParkedAgain(t *testing.T) {
 		t.Errorf("parked until %v, want %v", time.UnixMilli(at).UTC(), due)
 	}
 }
+
+// TestTwoCopiesOfAJobSendOnce: a parked copy that came due and another copy
+// of the same job (a redelivery) in hand at once send once: the second
+// waits for the first and then finds it done.
+func TestTwoCopiesOfAJobSendOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{})
+	b.recv.script("/slow", func(n int, w http.ResponseWriter) {
+		time.Sleep(500 * time.Millisecond)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	b.putSubscriber(b.webhookSubscriber("m1", "/slow"))
+	raw := event("INC-TWINS", 1, "investigating")
+	res := b.publish(raw)
+	b.waitFor("the first send", 10*time.Second, func() bool { return b.recv.delivered("/slow") == 1 })
+	ev := mustEvent(raw)
+	id := DeliveryID(ev.ID, "m1", "wh")
+	// Pretend the first send failed (its record said retry), then bring
+	// two copies back together: a parked one, due now, and a redelivery.
+	due := time.Now().UTC()
+	if err := b.d.log.append(b.ctx, &Record{DeliveryID: id, Kind: KindUpdate, EventID: ev.ID, SubscriberID: "m1", EndpointID: "wh",
+		Channel: channels.Webhook, Attempt: 1, Outcome: Retrying, NextAttemptAt: &due, At: due}); err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := newJobEncoder(ev, res.StreamSeq, "P3")
+	data := enc.encode(nil, id, subscribers.Target{SubscriberID: "m1", EndpointID: "wh", Channel: channels.Webhook})
+	parked := nats.NewMsg(parkedSubject(channels.Webhook))
+	parked.Data = data
+	parked.Header.Set(hdrDue, strconv.FormatInt(due.UnixMilli(), 10))
+	parked.Header.Set(hdrAttempt, "1")
+	again := nats.NewMsg(deliverySubject(channels.Webhook))
+	again.Data = data
+	again.Header.Set(hdrRecheck, "1")
+	for _, m := range []*nats.Msg{parked, again} {
+		if _, err := b.js.PublishMsg(b.ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.waitFor("the retry", 10*time.Second, func() bool { return b.recv.delivered("/slow") >= 2 })
+	b.waitFor("both copies done", 10*time.Second, func() bool {
+		info, err := b.d.topo.Deliveries.Info(b.ctx)
+		return err == nil && info.State.Msgs == 0
+	})
+	if n := b.recv.delivered("/slow"); n != 2 {
+		t.Errorf("%d sends, want 2: the first and one retry", n)
+	}
+}

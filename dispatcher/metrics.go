@@ -124,14 +124,17 @@ func (b *backlog) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(b.desc, prometheus.GaugeValue, float64(v), labels...)
 	}
+	byName := map[string]*jetstream.ConsumerInfo{}
+	list := b.stream.ListConsumers(ctx) // one request for all of them
+	for info := range list.Info() {
+		byName[info.Name] = info
+	}
 	for _, name := range channels.Names() {
-		if cons, err := b.stream.Consumer(ctx, deliveryConsumer(name)); err == nil {
-			info := cons.CachedInfo()
+		if info := byName[deliveryConsumer(name)]; info != nil {
 			gauge(info.NumPending, name, "waiting")
 			gauge(uint64(info.NumAckPending), name, "in_hand")
 		}
-		if cons, err := b.stream.Consumer(ctx, parkedConsumer(name)); err == nil {
-			info := cons.CachedInfo()
+		if info := byName[parkedConsumer(name)]; info != nil {
 			gauge(info.NumPending+uint64(info.NumAckPending), name, "parked")
 		}
 	}

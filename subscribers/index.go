@@ -280,6 +280,7 @@ func (x *Index) maybeCompact() {
 	}
 	ids := make([]byte, 0, len(x.ids)-min(x.garbage, len(x.ids))/2)
 	ms := make([]matcher, 0, len(x.matchers))
+	var extras []uint16
 	for k := range x.entries {
 		e := &x.entries[k]
 		if e.idLen == 0 {
@@ -294,11 +295,16 @@ func (x *Index) maybeCompact() {
 				m.nameOff = uint32(len(ids))
 				ids = append(ids, name...)
 			}
+			if m.extraN > 0 {
+				off := uint32(len(extras))
+				extras = append(extras, x.extras[m.extraOff:m.extraOff+uint32(m.extraN)]...)
+				m.extraOff = off
+			}
 			ms = append(ms, m)
 		}
 		e.idOff, e.epOff = off, epOff
 	}
-	x.ids, x.matchers, x.garbage = ids, ms, 0
+	x.ids, x.matchers, x.extras, x.garbage = ids, ms, extras, 0
 }
 
 // build folds the subscriber's filters into one matcher per active

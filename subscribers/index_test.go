@@ -144,7 +144,8 @@ func TestIndexArenas(t *testing.T) {
 	put := func(i int, gen int) {
 		id := fmt.Sprintf("sub-%05d", i)
 		ep := fmt.Sprintf("endpoint-%05d-%d", i, gen)
-		x.Upsert(&Subscriber{ID: id, Endpoints: []Endpoint{{ID: ep, Channel: "webhook"}}}, uint64(gen+1))
+		// 100 components: the bits above 64 live in the extras arena.
+		x.Upsert(&Subscriber{ID: id, Endpoints: []Endpoint{{ID: ep, Channel: "webhook", Components: []string{fmt.Sprintf("c%03d", i%100)}}}}, uint64(gen+1))
 		want[id] = ep
 	}
 	for i := range n {
@@ -166,6 +167,11 @@ func TestIndexArenas(t *testing.T) {
 	if x.garbage >= 1<<20 {
 		t.Errorf("arenas not compacted: %d garbage bytes of %d", x.garbage, len(x.ids)+len(x.matchers)*matcherSize)
 	}
+	// A third of the subscribers have one extra component each; without
+	// compaction the arena would hold every one ever written (28 800).
+	if live := len(want); len(x.extras) > live {
+		t.Errorf("extras arena not compacted: %d entries for %d live subscribers", len(x.extras), live)
+	}
 	got := map[string]string{}
 	for _, tg := range x.Audience(Query{Status: incident.Resolved}) {
 		if _, dup := got[tg.SubscriberID]; dup {
@@ -179,6 +185,22 @@ func TestIndexArenas(t *testing.T) {
 	for id, ep := range want {
 		if got[id] != ep {
 			t.Fatalf("%s: endpoint %q, want %q", id, got[id], ep)
+		}
+	}
+	// A component whose bit is in the extras arena still narrows right
+	// after the compactions.
+	for _, comp := range []int{7, 99} {
+		wantN := 0
+		for id := range want {
+			var i int
+			fmt.Sscanf(id, "sub-%05d", &i)
+			if i%100 == comp {
+				wantN++
+			}
+		}
+		tgs := x.Audience(Query{Components: []string{fmt.Sprintf("c%03d", comp)}, Status: incident.Resolved})
+		if len(tgs) != wantN {
+			t.Errorf("component c%03d: %d targets, want %d", comp, len(tgs), wantN)
 		}
 	}
 	if rev, ok := x.Revision("sub-00001"); !ok || rev != 2 {

@@ -32,28 +32,13 @@ type cached struct {
 }
 
 // DefaultCacheSize is how many subscribers [Store.Lookup] keeps decoded
-// by default (about 1 KiB each).
+// (about 1 KiB each).
 const DefaultCacheSize = 65536
 
-// StoreOption configures a [Store].
-type StoreOption func(*Store)
-
-// CacheSize sets how many decoded subscribers [Store.Lookup] keeps
-// (default [DefaultCacheSize]; values below 1 count as 1).
-func CacheSize(n int) StoreOption {
-	return func(st *Store) {
-		st.cache, _ = lru.New[string, cached](max(n, 1))
-	}
-}
-
 // NewStore returns a store over kv validating with rules.
-func NewStore(kv jetstream.KeyValue, rules Rules, opts ...StoreOption) *Store {
+func NewStore(kv jetstream.KeyValue, rules Rules) *Store {
 	c, _ := lru.New[string, cached](DefaultCacheSize) // only fails for size <= 0
-	st := &Store{kv: kv, rules: rules, cache: c}
-	for _, o := range opts {
-		o(st)
-	}
-	return st
+	return &Store{kv: kv, rules: rules, cache: c}
 }
 
 // Prime offers the lookup cache a subscriber read elsewhere (the index's

@@ -17,11 +17,16 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/secret"
 )
 
 // DefaultBaseURL is Twilio's REST API.
 const DefaultBaseURL = "https://api.twilio.com"
+
+// DefaultRate is the default of [Config.Rate], in messages per second:
+// Twilio's queue rate for a long code.
+const DefaultRate = 10
 
 // Config configures the SMS channel.
 type Config struct {
@@ -57,7 +62,7 @@ type Config struct {
 	// Twilio's answer. Defaults to 15 s.
 	Timeout time.Duration
 	// Rate is the most messages per second sent to Twilio, and Burst how
-	// many may go at once. Rate defaults to 10 and Burst to 1; rate.Inf
+	// many may go at once. Rate defaults to [DefaultRate] and Burst to 1; rate.Inf
 	// disables the limit. Twilio queues what a sender cannot send at once
 	// (a long code sends 1 segment/s, a toll-free number 3, a short code
 	// 100), so the limit spares the API, not the senders.
@@ -86,7 +91,7 @@ func (c Config) WithDefaults() Config {
 		c.Timeout = 15 * time.Second
 	}
 	if c.Rate == 0 {
-		c.Rate = 10
+		c.Rate = DefaultRate
 	}
 	if c.Burst == 0 {
 		c.Burst = 1
@@ -375,10 +380,7 @@ func (c *Channel) requestError(ctx context.Context, err error) error {
 			Code: fmt.Sprint(te.Code), Message: channels.Printable(channels.Redact(te.Message, false, c.redact...), summaryRunes),
 		}))
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err // *url.Error quotes the URL
-	}
+	err = egress.Cause(err) // *url.Error quotes the URL
 	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 		err = fmt.Errorf("%w (%w)", ctxErr, err)
 	}

@@ -183,7 +183,7 @@ func TestProviderRateIsTheLoopsLimit(t *testing.T) {
 		emailRate, smsRate float64
 	}{
 		{"outbox", "data: /d\n", 0, 0},
-		{"providers", "email: {host: smtp.example, rate: 20}\nsms: {account_sid: AC1}\n", 20, defaultSMSRate},
+		{"providers", "email: {host: smtp.example, rate: 20}\nsms: {account_sid: AC1}\n", 20, sms.DefaultRate},
 		{"sms rate", "sms: {account_sid: AC1, rate: 3}\n", 0, 3},
 		{"dispatch wins", "sms: {account_sid: AC1, rate: 3}\ndispatch: {channels: {sms: {rate: 1}}}\n", 0, 1},
 	} {

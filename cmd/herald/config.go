@@ -381,17 +381,13 @@ func (c *fileConfig) emailRate() float64 {
 	return c.Email.Rate
 }
 
-// defaultSMSRate is sms.rate's default, in messages per second (Twilio's
-// default queue rate for a long code).
-const defaultSMSRate = 10
-
 // smsRate is the live Twilio provider's rate limit.
 func (c *fileConfig) smsRate() float64 {
 	switch {
 	case c.SMS.AccountSID == "":
 		return 0
 	case c.SMS.Rate == 0:
-		return defaultSMSRate
+		return sms.DefaultRate
 	}
 	return c.SMS.Rate
 }
@@ -405,7 +401,6 @@ func (c *fileConfig) catalog() (*incident.Catalog, error) {
 	return incident.NewCatalog(comps)
 }
 
-// webhookAllow parses the allow-list.
 // subscriberRules are the validation rules of subscribers written through
 // the API or the CLI: the catalog's components, and every address checked
 // by the code of the channel that will send to it (webhook URLs against the
@@ -427,6 +422,7 @@ func (c *fileConfig) subscriberRules(catalog *incident.Catalog, allow []netip.Pr
 	}
 }
 
+// webhookAllow parses the allow-list.
 func (c *fileConfig) webhookAllow() ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range c.Webhook.Allow {

@@ -250,10 +250,10 @@ func buildChannels(cfg *fileConfig, allow []netip.Prefix, logger *slog.Logger) (
 		}
 		dkim = &email.DKIM{Domain: e.DKIM.Domain, Selector: e.DKIM.Selector, PrivateKey: secret.Value(key)}
 	}
-	// The email outbox writes the very message the SMTP channel would
-	// submit (From, Reply-To, List-Id, DKIM), whether or not a relay is set.
+	// Without a relay, the email outbox writes the very message the SMTP
+	// channel would submit (From, Reply-To, List-Id, DKIM).
 	var renderer *email.Renderer
-	if e.From != "" {
+	if e.From != "" && e.Host == "" {
 		if renderer, err = email.NewRenderer(email.Config{From: e.From, ReplyTo: e.ReplyTo, ListID: e.ListID, DKIM: dkim}); err != nil {
 			return nil, nil, nil, fmt.Errorf("email: %w", err)
 		}
@@ -309,7 +309,10 @@ func newSlack(cfg *fileConfig, allow []netip.Prefix, topo *dispatcher.Topology, 
 		return nil, fmt.Errorf("slack: %w", err)
 	}
 	ch, err := slack.New(slack.Config{
-		BotToken: cfg.Slack.BotToken, HTTPClient: client, PerChannelInterval: cfg.Slack.PerChannelInterval,
+		// slack.per_channel_interval is the delivery loop's pace (see
+		// dispatcherConfig): applied once, by the loop, which holds no
+		// send slot while a job waits for its turn.
+		BotToken: cfg.Slack.BotToken, HTTPClient: client, PerChannelInterval: -1,
 		Threads: slack.NewKVThreads(topo.SlackThreads), Logger: logger.With("channel", channels.Slack),
 	})
 	if err != nil {
