@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"html"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/heraldhq/herald/incident"
 	"github.com/heraldhq/herald/templates/multilingual"
 	"github.com/yuin/goldmark"
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/text/language"
 )
 
@@ -48,6 +50,10 @@ type Renderer struct {
 
 	prep  *lru.Cache[prepKey, *prepared]
 	cache *lru.Cache[renderKey, *Rendered]
+	// preparing runs one preparation per update at a time: the delivery
+	// workers rendering a new update wait for it instead of each splitting
+	// its text again.
+	preparing singleflight.Group
 }
 
 // Recipient is who a message is for.
@@ -256,11 +262,20 @@ func (r *Renderer) Render(u Update, channel string, rc Recipient) (*Rendered, er
 	pk := prepKey{id: u.Event.ID, fp: r.fingerprint(u)}
 	p, ok := r.prep.Get(pk)
 	if !ok {
-		var err error
-		if p, err = r.prepareChecked(u, pk); err != nil {
+		v, err, _ := r.preparing.Do(u.Event.ID+"\x00"+strconv.FormatUint(pk.fp, 16), func() (any, error) {
+			if p, ok := r.prep.Get(pk); ok {
+				return p, nil
+			}
+			p, err := r.prepareChecked(u, pk)
+			if err == nil {
+				r.prep.Add(pk, p)
+			}
+			return p, err
+		})
+		if err != nil {
 			return nil, err
 		}
-		r.prep.Add(pk, p)
+		p = v.(*prepared)
 	}
 	matched, conf := r.locales.match(rc.Locale)
 	lang, fallback := r.locales.choose(matched, conf, p.available)

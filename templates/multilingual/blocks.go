@@ -326,7 +326,7 @@ func (s *Splitter) bestCut(text string, u unit, from, to string) (unit, bool) {
 		if !unicode.IsSpace(prev) {
 			continue
 		}
-		head, tail := strings.TrimSpace(seg[:i]), seg[i:]
+		head, tail := strings.TrimSpace(cutWindow(seg[:i], true)), cutWindow(seg[i:], false)
 		if words(tail) < anchorWords || letters(head) == 0 {
 			continue
 		}
@@ -343,6 +343,32 @@ func (s *Splitter) bestCut(text string, u unit, from, to string) (unit, bool) {
 	}
 	return best, found
 }
+
+// cutWindow bounds the text each side of a candidate cut is identified
+// on: the last (head) or first cutWindowBytes of s, at a word boundary.
+// Identifying whole sides would make the search quadratic in the
+// sentence's length; the language next to the cut is what decides it.
+func cutWindow(s string, head bool) string {
+	if len(s) <= cutWindowBytes {
+		return s
+	}
+	if head {
+		w := s[len(s)-cutWindowBytes:]
+		if k := strings.IndexAny(w, " \t\n"); k >= 0 {
+			w = w[k+1:]
+		}
+		return w
+	}
+	w := s[:cutWindowBytes]
+	if k := strings.LastIndexAny(w, " \t\n"); k >= 0 {
+		w = w[:k]
+	}
+	return w
+}
+
+// cutWindowBytes is the size of the text each side of a candidate cut is
+// identified on (a few sentences' worth).
+const cutWindowBytes = 600
 
 // runsToParts turns runs of sentences into parts.
 func runsToParts(text string, units []unit) []Part {
