@@ -93,3 +93,41 @@ func EscapeID(id string) string {
 	}
 	return b.String()
 }
+
+// RedactAddress replaces every occurrence of addr in s, whatever the case
+// of its ASCII letters, by "[address]". Providers echo the recipient in
+// their refusals ("<ops@dupont.example>: Recipient address rejected", "The
+// 'To' number +33612345679 is not a valid phone number"), and the delivery
+// log holds no address.
+func RedactAddress(s, addr string) string {
+	if addr == "" || len(addr) > len(s) {
+		return s
+	}
+	lower, want := LowerASCII(s), LowerASCII(addr)
+	var b strings.Builder
+	for {
+		i := strings.Index(lower, want)
+		if i < 0 {
+			if b.Len() == 0 {
+				return s
+			}
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		b.WriteString("[address]")
+		s, lower = s[i+len(addr):], lower[i+len(addr):]
+	}
+}
+
+// LowerASCII lower-cases the ASCII letters of s only, so that byte offsets
+// in the result are offsets in s (strings.ToLower may change lengths).
+func LowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}

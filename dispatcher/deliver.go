@@ -712,7 +712,7 @@ func (dl *deliverer) defer_(ctx context.Context, a *attempt, reason string, wait
 // The log holds no address: one echoed by the provider in the reason is
 // redacted here, for every outcome.
 func (dl *deliverer) record(ctx context.Context, a *attempt) {
-	a.rec.Reason = redactAddress(a.rec.Reason, a.target)
+	a.rec.Reason = channels.RedactAddress(a.rec.Reason, a.target)
 	a.rec.At = dl.d.cfg.Now().UTC()
 	dl.metrics.outcome(a.rec.Outcome).Inc()
 	var err error

@@ -284,7 +284,7 @@ func (d *Dispatcher) applyAction(ctx context.Context, a *attempt, action channel
 	ctx = context.WithoutCancel(ctx)
 	switch action {
 	case channels.DisableEndpoint:
-		reason := redactAddress(oneLine(cause.Error()), a.target)
+		reason := channels.RedactAddress(oneLine(cause.Error()), a.target)
 		at := d.cfg.Now().UTC().Truncate(time.Second)
 		sub, changed, err := d.store.DisableEndpoint(ctx, j.SubscriberID, j.EndpointID, reason, at)
 		if err != nil {

@@ -107,7 +107,7 @@ func (c *Channel) scrub(s string) string {
 // summary makes an error text safe for the delivery log: credentials
 // redacted, one line, bounded.
 func (c *Channel) summary(s string) string {
-	return c.scrub(summarize(c.scrub(s), maxReplyText))
+	return summarize(c.scrub(s), maxReplyText)
 }
 
 // Close closes the kept connections (QUIT) and stops the channel: Send
@@ -213,7 +213,6 @@ func (c *Channel) failure(ctx context.Context, st stage, err error) error {
 	var te *textproto.Error
 	if errors.As(err, &te) {
 		r := newReply(te.Code, c.scrub(te.Msg))
-		r.Text = c.scrub(r.Text)
 		return fmt.Errorf("email %s: %w", st, outcome(st, r))
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/heraldhq/herald/channels"
 )
 
 // maxReplyText bounds the server text Herald keeps from one SMTP reply: a
@@ -152,7 +154,7 @@ func summarize(s string, limit int) string {
 // The id is at most 128 bytes of letters, digits and . _ - + = / @.
 func queueID(text string) string {
 	text = strings.TrimSpace(text)
-	lower := asciiLower(text) // same length as text: indexes carry over
+	lower := channels.LowerASCII(text) // same length as text: indexes carry over
 	for _, marker := range []string{"queued as ", "id=", "internalid="} {
 		if i := strings.Index(lower, marker); i >= 0 && (marker != "id=" || i == 0 || !isIDByte(lower[i-1])) {
 			return idToken(text[i+len(marker):])
@@ -168,18 +170,6 @@ func queueID(text string) string {
 		return wholeID(fields[1])
 	}
 	return ""
-}
-
-// asciiLower lower-cases the ASCII letters of s and leaves every other
-// byte as it is.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // wholeID returns field if all of it is a queue id holding a digit (ids
