@@ -10,7 +10,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/schollz/progressbar/v3"
@@ -215,10 +214,7 @@ func subscribersList(ctx context.Context, args []string, io *stdio) error {
 		ids = ids[:*limit]
 	}
 	store := subscribers.NewStore(s.topo.Subscribers, subscribers.Rules{})
-	tw := tabwriter.NewWriter(io.out, 2, 4, 2, ' ', 0)
-	if !*asJSON {
-		fmt.Fprintln(tw, "ID\tNAME\tLOCALE\tENDPOINTS")
-	}
+	subs := make([]subscribers.View, 0, len(ids))
 	for _, id := range ids {
 		sub, _, err := store.Get(ctx, id)
 		if errors.Is(err, subscribers.ErrNotFound) {
@@ -227,11 +223,9 @@ func subscribersList(ctx context.Context, args []string, io *stdio) error {
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			b, _ := json.Marshal(sub.Redacted())
-			fmt.Fprintln(io.out, string(b))
-			continue
-		}
+		subs = append(subs, sub.Redacted())
+	}
+	return printItems(io.out, *asJSON, subs, []string{"ID", "NAME", "LOCALE", "ENDPOINTS"}, func(sub subscribers.View) []string {
 		var eps []string
 		for _, ep := range sub.Endpoints {
 			e := ep.ID + ":" + ep.Channel
@@ -240,9 +234,8 @@ func subscribersList(ctx context.Context, args []string, io *stdio) error {
 			}
 			eps = append(eps, e)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", sub.ID, sub.Name, sub.Locale, strings.Join(eps, " "))
-	}
-	return tw.Flush()
+		return []string{sub.ID, sub.Name, sub.Locale, strings.Join(eps, " ")}
+	})
 }
 
 func subscribersGet(ctx context.Context, args []string, io *stdio) error {
