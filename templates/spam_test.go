@@ -15,6 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/channels/email"
 )
 
 // spamThreshold is the score every corpus email must stay under.
@@ -22,7 +25,7 @@ const spamThreshold = 2.0
 
 // TestSpamAssassin scores every corpus email in every locale with
 // SpamAssassin (Debian's package, rules as shipped, local tests only: no
-// network), composed with go-mail as the email channel sends it, and prints
+// network), composed by the email channel's renderer as it sends it, and prints
 // the score distribution. It skips when spamassassin is not installed,
 // unless HERALD_REQUIRE_SPAMASSASSIN=1.
 func TestSpamAssassin(t *testing.T) {
@@ -123,22 +126,23 @@ func TestSpamAssassin(t *testing.T) {
 	t.Log(spamReport(values, rules))
 }
 
-// composeEmail builds the full MIME message as the email channel sends
-// it: From, To, Date, a Message-ID derived from the delivery id, and the
-// rendered headers (List-Unsubscribe...). It returns the Message-ID.
+// composeEmail builds the message the email channel submits for the
+// rendering (package email's renderer: From, To, Date, the Message-ID of
+// the delivery id, the rendered headers) and returns its Message-ID.
 func composeEmail(t *testing.T, key string, out *Rendered) (string, []byte) {
 	t.Helper()
-	id := deliveryIDForTest(key) + "@herald.example.com"
-	m, err := out.EmailMessage(`"Statut des paiements" <status@herald.example.com>`, `"Boulangerie Dupont" <ops@dupont.example.com>`,
-		acceptedAt.Add(time.Minute), id)
+	r, err := email.NewRenderer(email.Config{From: `"Statut des paiements" <status@herald.example.com>`})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b bytes.Buffer
-	if _, err := m.WriteTo(&b); err != nil {
+	id := deliveryIDForTest(key)
+	data, err := r.Render(channels.Endpoint{Address: "ops@dupont.example.com", Name: "Boulangerie Dupont"},
+		&channels.Message{ID: id, Locale: out.Locale, Subject: out.Subject, Text: out.Text, HTML: out.HTML, Headers: out.Headers},
+		acceptedAt.Add(time.Minute))
+	if err != nil {
 		t.Fatal(err)
 	}
-	return id, b.Bytes()
+	return email.MessageID(id, "herald.example.com"), data
 }
 
 // deliveryIDForTest imitates a delivery id: 32 hex digits.

@@ -373,3 +373,31 @@ func TestCIRunsTheREADMETestCommand(t *testing.T) {
 	}
 	t.Errorf(".ci/run does not run the README's test command %q", command)
 }
+
+// TestPreviewWritesTheSentEmail: herald preview --out writes the files a
+// subscriber would receive, message.eml being what the email channel
+// submits (its renderer: sender, Message-ID, the rendered headers).
+func TestPreviewWritesTheSentEmail(t *testing.T) {
+	out := t.TempDir()
+	code, stdout, errOut := herald(t, nil, "", "preview", "--event", filepath.Join("..", "..", "examples", "incidents.jsonl"),
+		"--locale", "it", "--channel", "email", "--name", "Boulangerie Dupont", "--out", out)
+	if code != exitOK {
+		t.Fatalf("preview: exit %d: %s", code, errOut)
+	}
+	for _, f := range []string{"message.html", "message.txt", "message.eml"} {
+		if !strings.Contains(stdout, filepath.Join(out, f)) {
+			t.Errorf("preview did not write %s: %s", f, stdout)
+		}
+	}
+	eml, err := os.ReadFile(filepath.Join(out, "message.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"Subject:", "From: \"Herald\" <status@example.com>", "To: \"Boulangerie Dupont\" <subscriber@example.com>",
+		"Message-ID: <preview@example.com>", "List-Unsubscribe: <http://localhost:8080/unsubscribe/PREVIEW>",
+		"Content-Type: multipart/alternative", "Content-Type: text/html; charset=UTF-8"} {
+		if !bytes.Contains(eml, []byte(h)) {
+			t.Errorf("message.eml lacks %q:\n%s", h, eml)
+		}
+	}
+}

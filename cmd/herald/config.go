@@ -19,6 +19,7 @@ import (
 
 	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/channels/email"
 	"github.com/heraldhq/herald/channels/slack"
 	"github.com/heraldhq/herald/channels/sms"
 	"github.com/heraldhq/herald/channels/webhook"
@@ -492,4 +493,28 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// emailDKIM loads the DKIM key email.dkim names (nil without DKIM).
+func (c *fileConfig) emailDKIM() (*email.DKIM, error) {
+	d := c.Email.DKIM
+	if d == nil {
+		return nil, nil
+	}
+	key, err := os.ReadFile(d.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("email: dkim key: %w", err)
+	}
+	return &email.DKIM{Domain: d.Domain, Selector: d.Selector, PrivateKey: secret.Value(key)}, nil
+}
+
+// emailRenderer renders emails as the email channel configured here
+// submits them (Reply-To, List-Id, DKIM), from from: for the outbox and
+// previews.
+func (c *fileConfig) emailRenderer(dkim *email.DKIM, from string) (*email.Renderer, error) {
+	r, err := email.NewRenderer(email.Config{From: from, ReplyTo: c.Email.ReplyTo, ListID: c.Email.ListID, DKIM: dkim})
+	if err != nil {
+		return nil, fmt.Errorf("email: %w", err)
+	}
+	return r, nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/heraldhq/herald/channels"
@@ -94,6 +96,17 @@ func cmdPreview(_ context.Context, args []string, io *stdio) error {
 		if err != nil {
 			return err
 		}
+		if *channel == channels.Email {
+			eml, err := previewEmail(cfg, rendered, *name)
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(*out, "message.eml")
+			if err := os.WriteFile(path, eml, 0o644); err != nil {
+				return err
+			}
+			files = append(files, path)
+		}
 		for _, f := range files {
 			fmt.Fprintln(io.out, f)
 		}
@@ -108,4 +121,21 @@ func cmdPreview(_ context.Context, args []string, io *stdio) error {
 		fmt.Fprintln(io.out, string(rendered.Body))
 	}
 	return nil
+}
+
+// previewEmail is the whole MIME message the email channel would submit
+// for rendered (the configured sender, Reply-To, List-Id and DKIM; an
+// example recipient).
+func previewEmail(cfg *fileConfig, rendered *templates.Rendered, name string) ([]byte, error) {
+	dkim, err := cfg.emailDKIM()
+	if err != nil {
+		return nil, err
+	}
+	r, err := cfg.emailRenderer(dkim, orDefault(cfg.Email.From, "Herald <status@example.com>"))
+	if err != nil {
+		return nil, err
+	}
+	return r.Render(channels.Endpoint{Address: "subscriber@example.com", Name: name},
+		&channels.Message{ID: "preview", Locale: rendered.Locale, Subject: rendered.Subject, Text: rendered.Text, HTML: rendered.HTML, Headers: rendered.Headers},
+		time.Now())
 }

@@ -27,7 +27,6 @@ import (
 	"github.com/heraldhq/herald/channels/webhook"
 	"github.com/heraldhq/herald/dispatcher"
 	"github.com/heraldhq/herald/egress"
-	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/templates"
 )
 
@@ -242,20 +241,16 @@ func buildChannels(cfg *fileConfig, allow []netip.Prefix, logger *slog.Logger) (
 	chans[channels.Webhook], live[channels.Webhook] = wh, true
 
 	e := cfg.Email
-	var dkim *email.DKIM
-	if e.DKIM != nil {
-		key, err := os.ReadFile(e.DKIM.KeyFile)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("email: dkim key: %w", err)
-		}
-		dkim = &email.DKIM{Domain: e.DKIM.Domain, Selector: e.DKIM.Selector, PrivateKey: secret.Value(key)}
+	dkim, err := cfg.emailDKIM()
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	// Without a relay, the email outbox writes the very message the SMTP
 	// channel would submit (From, Reply-To, List-Id, DKIM).
 	var renderer *email.Renderer
 	if e.From != "" && e.Host == "" {
-		if renderer, err = email.NewRenderer(email.Config{From: e.From, ReplyTo: e.ReplyTo, ListID: e.ListID, DKIM: dkim}); err != nil {
-			return nil, nil, nil, fmt.Errorf("email: %w", err)
+		if renderer, err = cfg.emailRenderer(dkim, e.From); err != nil {
+			return nil, nil, nil, err
 		}
 	}
 	if e.Host != "" {
