@@ -1,7 +1,6 @@
 package channels
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -38,25 +37,41 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 }
 
 // HTTPStatusError classifies an HTTP answer the way Herald treats webhook and
-// provider endpoints: nil for 2xx; retryable for 408, 425, 429 and 5xx
-// (honouring Retry-After); a disabling permanent error for 410 Gone; a
-// permanent error for any other status, 3xx included (redirects are not
-// followed). message is a short, secret-free description of the body.
+// provider endpoints: nil for 2xx; a disabling permanent error for 410 Gone;
+// otherwise [StatusOutcome]. message is a short, secret-free description
+// of the body.
 func HTTPStatusError(status int, header http.Header, message string, now time.Time) error {
 	if status >= 200 && status < 300 {
 		return nil
 	}
 	pe := &ProviderError{Status: status, Message: message}
-	switch {
-	case status == http.StatusGone:
+	if status == http.StatusGone {
 		return Disable(pe)
-	case status == http.StatusTooManyRequests || status == http.StatusRequestTimeout ||
-		status == http.StatusTooEarly || status >= 500:
-		after, _ := ParseRetryAfter(header.Get("Retry-After"), now)
+	}
+	return StatusOutcome(pe, header, now)
+}
+
+// RetryableStatus reports whether an HTTP status says "later": 408, 425,
+// 429 and 5xx.
+func RetryableStatus(status int) bool {
+	return status == http.StatusTooManyRequests || status == http.StatusRequestTimeout ||
+		status == http.StatusTooEarly || status >= 500
+}
+
+// StatusOutcome is the outcome of a refusal by its HTTP status alone, once
+// a provider's own codes have had their say: retryable for
+// [RetryableStatus] (honouring Retry-After), permanent otherwise, 3xx
+// included (redirects are not followed).
+func StatusOutcome(pe *ProviderError, header http.Header, now time.Time) error {
+	switch status := pe.Status; {
+	case RetryableStatus(status):
+		var after time.Duration
+		if header != nil {
+			after, _ = ParseRetryAfter(header.Get("Retry-After"), now)
+		}
 		return RetryAfter(after, pe)
 	case status >= 300 && status < 400:
-		pe.Message = strings.TrimSpace(fmt.Sprintf("redirect not followed %s", pe.Message))
-		return Permanent(pe)
+		pe.Message = strings.TrimSpace("redirect not followed " + pe.Message)
 	}
 	return Permanent(pe)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/heraldhq/herald/channels"
@@ -146,24 +145,20 @@ func classify(status int, header http.Header, code, summary string, webhook bool
 	if known && pe.Message == "" {
 		pe.Message = info.why
 	}
-	var after time.Duration
-	if header != nil {
-		after, _ = channels.ParseRetryAfter(header.Get("Retry-After"), now)
-	}
 	switch {
-	case known && info.action == retry,
-		status == http.StatusTooManyRequests, status == http.StatusRequestTimeout,
-		status == http.StatusTooEarly, status >= 500:
+	case (known && info.action == retry) || channels.RetryableStatus(status):
+		var after time.Duration
+		if header != nil {
+			after, _ = channels.ParseRetryAfter(header.Get("Retry-After"), now)
+		}
 		return channels.RetryAfter(after, pe)
 	case known && info.action == disableToken:
 		return channels.Disable(fmt.Errorf("%w: %w", ErrBotToken, pe))
 	case known && info.action == disable,
 		webhook && (status == http.StatusNotFound || status == http.StatusGone):
 		return channels.Disable(pe)
-	case status >= 300 && status < 400:
-		pe.Message = strings.TrimSpace("redirect not followed " + pe.Message)
 	}
-	return channels.Permanent(pe)
+	return channels.StatusOutcome(pe, header, now) // by status: permanent, 3xx named
 }
 
 // summarize turns the start of an answer into one short, printable line,

@@ -66,17 +66,9 @@ func (c *Channel) refusal(x *exchange, err error, now time.Time) error {
 		after, _ := channels.ParseRetryAfter(x.resp.Header.Get("Retry-After"), now)
 		return channels.RetryAfter(after, pe)
 	}
-	switch {
-	case status == http.StatusTooManyRequests || status == http.StatusRequestTimeout ||
-		status == http.StatusTooEarly || status >= 500:
-		after, _ := channels.ParseRetryAfter(x.resp.Header.Get("Retry-After"), now)
-		return channels.RetryAfter(after, pe)
-	case status >= 300 && status < 400:
-		pe.Message = "redirect not followed"
-	}
-	// Other 4xx, 410 included: a Gone from Twilio's API is about the API,
-	// not the subscriber's number, so the endpoint stays.
-	return channels.Permanent(pe)
+	// By status: 410 included, permanent without disabling (a Gone from
+	// Twilio's API is about the API, not the subscriber's number).
+	return channels.StatusOutcome(pe, x.resp.Header, now)
 }
 
 // credentialForms lists the forms in which the configured credentials could
