@@ -79,7 +79,6 @@ var (
 	valueEnd    = regexp.MustCompile(`[ \t]+(?:(?:FR|EN|IT)[ \t]*:?[ \t]|={3,}|[-—–_]{5,}|(?i:in[ \t]+ital))|\n`)
 	priorityVal = regexp.MustCompile(`^(P[0-9])\b`)
 	firstGroup  = regexp.MustCompile(`^[^\s/]+(?:[ \t]*/[ \t]*[^\s/]+)*`)
-	altSep      = regexp.MustCompile(`[ \t]+/[ \t]*|[ \t]*/[ \t]+`)
 	headerDate  = regexp.MustCompile(`(?i)^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ \t]+(?:à[ \t]+)?(\d{1,2})[ \t]*(?:[h:.][ \t]*(\d{2})?)[ \t]*(am|pm)?)?[ \t]*(cest|cet|utc|gmt|z)?([+-]\d{1,2})?\.?$`)
 	ongoingRe   = regexp.MustCompile(`(?i)\b(en cours|ongoing|in corso)\b`)
 )
@@ -215,7 +214,7 @@ func (s *Splitter) perLanguage(value string, langs []string) map[string]string {
 	if value == "" {
 		return nil
 	}
-	alts := altSep.Split(value, -1)
+	alts := titleSep.Split(value, -1) // the slash between translations
 	if len(alts) < 2 || len(alts) > len(langs) {
 		return map[string]string{"": value}
 	}

@@ -17,14 +17,23 @@ var languageNames = map[string]string{
 	"italiano": "it", "italiana": "it", "italian": "it", "italien": "it", "italienne": "it", "italia": "it",
 }
 
-// nameLang returns the language named by one of the words of label.
+// nameLang returns the first language named by one of the words of label.
 func nameLang(label string) string {
-	for _, w := range strings.FieldsFunc(strings.ToLower(label), func(r rune) bool { return !unicode.IsLetter(r) }) {
-		if l, ok := languageNames[w]; ok {
-			return l
-		}
+	if langs := namesIn(label); len(langs) > 0 {
+		return langs[0]
 	}
 	return ""
+}
+
+// namesIn returns the languages the words of text name, in order.
+func namesIn(text string) []string {
+	var out []string
+	for _, w := range strings.FieldsFunc(strings.ToLower(text), func(r rune) bool { return !unicode.IsLetter(r) }) {
+		if l, ok := languageNames[w]; ok {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // namedLangs returns the languages a marker announces: the one it opens,
@@ -37,13 +46,7 @@ func namedLangs(text string, t token) []string {
 		}
 		return []string{t.lang}
 	}
-	var out []string
-	for _, w := range strings.FieldsFunc(strings.ToLower(text), func(r rune) bool { return !unicode.IsLetter(r) }) {
-		if l, ok := languageNames[w]; ok {
-			out = append(out, l)
-		}
-	}
-	return out
+	return namesIn(text)
 }
 
 // Kinds of structural tokens.
