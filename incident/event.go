@@ -164,6 +164,12 @@ func (e FieldError) Error() string { return e.Field + ": " + e.Message }
 // FieldErrors lists every validation problem of an event.
 type FieldErrors []FieldError
 
+// Addf appends the problem of field, its message formatted from format
+// and args.
+func (fe *FieldErrors) Addf(field, format string, args ...any) {
+	*fe = append(*fe, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
 // Error joins the problems with "; ".
 func (fe FieldErrors) Error() string {
 	parts := make([]string, len(fe))
@@ -288,46 +294,43 @@ func ValidComponentID(s string) bool {
 // or nil.
 func (e *Event) Validate() error {
 	var fe FieldErrors
-	add := func(field, format string, args ...any) {
-		fe = append(fe, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
-	}
 	switch {
 	case e.ID == "":
-		add("id", "is required")
+		fe.Addf("id", "is required")
 	case len(e.ID) > maxIDLen:
-		add("id", "must be at most %d bytes", maxIDLen)
+		fe.Addf("id", "must be at most %d bytes", maxIDLen)
 	case !printableNoSpace(e.ID):
-		add("id", "must be printable text without spaces")
+		fe.Addf("id", "must be printable text without spaces")
 	}
 	switch {
 	case e.IncidentID == "":
-		add("incident_id", "is required")
+		fe.Addf("incident_id", "is required")
 	case !ValidIncidentID(e.IncidentID):
-		add("incident_id", "must be 1 to %d letters, digits, '-' or '_'", maxIncidentID)
+		fe.Addf("incident_id", "must be 1 to %d letters, digits, '-' or '_'", maxIncidentID)
 	}
 	if e.Sequence < 1 {
-		add("sequence", "must be >= 1")
+		fe.Addf("sequence", "must be >= 1")
 	}
 	switch {
 	case e.Status == "":
-		add("status", "is required")
+		fe.Addf("status", "is required")
 	case !e.Status.Valid():
-		add("status", "must be one of %s", strings.Join(statusNames(), ", "))
+		fe.Addf("status", "must be one of %s", strings.Join(statusNames(), ", "))
 	}
 	if e.Priority != "" && !e.Priority.Valid() {
-		add("priority", "must be one of P1, P2, P3, P4")
+		fe.Addf("priority", "must be one of P1, P2, P3, P4")
 	}
 	if len(e.Components) > maxComponents {
-		add("components", "must list at most %d components", maxComponents)
+		fe.Addf("components", "must list at most %d components", maxComponents)
 	}
 	seen := make(map[string]bool, len(e.Components))
 	for i, c := range e.Components {
 		field := fmt.Sprintf("components[%d]", i)
 		switch {
 		case !ValidComponentID(c):
-			add(field, "must be a component id (lower-case letters, digits and '-')")
+			fe.Addf(field, "must be a component id (lower-case letters, digits and '-')")
 		case seen[c]:
-			add(field, "duplicate component %q", c)
+			fe.Addf(field, "duplicate component %q", c)
 		}
 		seen[c] = true
 	}
@@ -335,11 +338,11 @@ func (e *Event) Validate() error {
 	validateText(&fe, "body", e.Body, 0)
 	if e.URL != "" {
 		if err := validateLink(e.URL); err != nil {
-			add("url", "%v", err)
+			fe.Addf("url", "%v", err)
 		}
 	}
 	if e.StartedAt != nil && e.PublishedAt != nil && e.PublishedAt.Before(*e.StartedAt) {
-		add("published_at", "must not be before started_at")
+		fe.Addf("published_at", "must not be before started_at")
 	}
 	if len(fe) == 0 {
 		return nil
@@ -348,19 +351,16 @@ func (e *Event) Validate() error {
 }
 
 func validateText(fe *FieldErrors, field string, t Text, maxRunes int) {
-	add := func(f, format string, args ...any) {
-		*fe = append(*fe, FieldError{Field: f, Message: fmt.Sprintf(format, args...)})
-	}
 	check := func(f, s string) {
 		switch {
 		case strings.TrimSpace(s) == "":
-			add(f, "is required")
+			fe.Addf(f, "is required")
 		case !utf8.ValidString(s):
-			add(f, "must be valid UTF-8")
+			fe.Addf(f, "must be valid UTF-8")
 		case maxRunes > 0 && utf8.RuneCountInString(s) > maxRunes:
-			add(f, "must be at most %d characters", maxRunes)
+			fe.Addf(f, "must be at most %d characters", maxRunes)
 		case maxRunes > 0 && strings.ContainsAny(s, "\r\n"):
-			add(f, "must be a single line")
+			fe.Addf(f, "must be a single line")
 		}
 	}
 	if t.ByLocale == nil {
@@ -368,13 +368,13 @@ func validateText(fe *FieldErrors, field string, t Text, maxRunes int) {
 		return
 	}
 	if len(t.ByLocale) == 0 {
-		add(field, "is required")
+		fe.Addf(field, "is required")
 		return
 	}
 	for _, loc := range t.Locales() {
 		f := field + "." + loc
 		if _, err := language.Parse(loc); err != nil || loc == "" {
-			add(f, "is not a BCP 47 language tag")
+			fe.Addf(f, "is not a BCP 47 language tag")
 			continue
 		}
 		check(f, t.ByLocale[loc])

@@ -75,11 +75,6 @@ type FieldError = incident.FieldError
 // FieldErrors lists every validation problem of a subscriber.
 type FieldErrors = incident.FieldErrors
 
-// add appends a problem to fe.
-func add(fe *FieldErrors, field, format string, args ...any) {
-	*fe = append(*fe, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
-}
-
 var (
 	idPattern           = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	slackChannelPattern = regexp.MustCompile(`^[CGD][A-Z0-9]{2,20}$`)
@@ -97,24 +92,24 @@ func (r Rules) Normalize(s *Subscriber) error {
 	s.ID = strings.TrimSpace(s.ID)
 	switch {
 	case s.ID == "":
-		add(&fe, "id", "is required")
+		fe.Addf("id", "is required")
 	case !ValidID(s.ID):
-		add(&fe, "id", "must be 1 to 64 letters, digits, '-' or '_'")
+		fe.Addf("id", "must be 1 to 64 letters, digits, '-' or '_'")
 	}
 	s.Name = strings.TrimSpace(s.Name)
 	checkLabel(&fe, "name", s.Name, 200)
 	s.Locale = strings.TrimSpace(s.Locale)
 	if s.Locale == "" {
-		add(&fe, "locale", "is required (a BCP 47 tag such as fr-FR)")
+		fe.Addf("locale", "is required (a BCP 47 tag such as fr-FR)")
 	} else if tag, err := language.Parse(s.Locale); err != nil {
-		add(&fe, "locale", "%q is not a BCP 47 language tag", clipValue(s.Locale))
+		fe.Addf("locale", "%q is not a BCP 47 language tag", clipValue(s.Locale))
 	} else {
 		s.Locale = tag.String()
 	}
 	s.Timezone = strings.TrimSpace(s.Timezone)
 	if s.Timezone != "" {
 		if _, err := LoadLocation(s.Timezone); err != nil {
-			add(&fe, "timezone", "%q is not an IANA time zone", clipValue(s.Timezone))
+			fe.Addf("timezone", "%q is not an IANA time zone", clipValue(s.Timezone))
 		}
 	}
 	s.Components = r.components(&fe, "components", s.Components)
@@ -122,9 +117,9 @@ func (r Rules) Normalize(s *Subscriber) error {
 	s.Statuses = checkStatuses(&fe, "statuses", s.Statuses)
 	switch {
 	case len(s.Endpoints) == 0:
-		add(&fe, "endpoints", "at least one endpoint is required")
+		fe.Addf("endpoints", "at least one endpoint is required")
 	case len(s.Endpoints) > MaxEndpoints:
-		add(&fe, "endpoints", "at most %d endpoints", MaxEndpoints)
+		fe.Addf("endpoints", "at most %d endpoints", MaxEndpoints)
 	}
 	seen := make(map[string]int, len(s.Endpoints))
 	for i := range s.Endpoints {
@@ -133,12 +128,12 @@ func (r Rules) Normalize(s *Subscriber) error {
 		ep.ID = strings.TrimSpace(ep.ID)
 		switch {
 		case ep.ID == "":
-			add(&fe, path+".id", "is required")
+			fe.Addf(path+".id", "is required")
 		case !ValidID(ep.ID):
-			add(&fe, path+".id", "must be 1 to 64 letters, digits, '-' or '_'")
+			fe.Addf(path+".id", "must be 1 to 64 letters, digits, '-' or '_'")
 		default:
 			if j, dup := seen[ep.ID]; dup {
-				add(&fe, path+".id", "%q is already used by endpoints[%d]", ep.ID, j)
+				fe.Addf(path+".id", "%q is already used by endpoints[%d]", ep.ID, j)
 			}
 			seen[ep.ID] = i
 		}
@@ -160,7 +155,7 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 	allowed := map[string]bool{}
 	switch ep.Channel {
 	case "":
-		add(fe, path+".channel", "is required (email, sms, slack or webhook)")
+		fe.Addf(path+".channel", "is required (email, sms, slack or webhook)")
 		return
 	case channelEmail:
 		allowed["address"] = true
@@ -176,7 +171,7 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 		allowed["webhook_url"], allowed["slack_channel"] = true, true
 		r.slack(fe, path, ep)
 	default:
-		add(fe, path+".channel", "must be one of email, sms, slack, webhook")
+		fe.Addf(path+".channel", "must be one of email, sms, slack, webhook")
 		return
 	}
 	for _, f := range []struct {
@@ -187,14 +182,14 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 		{"webhook_url", !ep.WebhookURL.IsZero()}, {"slack_channel", ep.SlackChannel != ""},
 	} {
 		if f.set && !allowed[f.name] {
-			add(fe, path+"."+f.name, "is not used by channel %s", ep.Channel)
+			fe.Addf(path+"."+f.name, "is not used by channel %s", ep.Channel)
 		}
 	}
 	ep.Components = r.components(fe, path+".components", ep.Components)
 	if len(s.Components) > 0 {
 		for _, c := range ep.Components {
 			if !slices.Contains(s.Components, c) {
-				add(fe, path+".components", "%q is not among the subscriber's components (an endpoint can only narrow them)", c)
+				fe.Addf(path+".components", "%q is not among the subscriber's components (an endpoint can only narrow them)", c)
 			}
 		}
 	}
@@ -203,7 +198,7 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 	if len(s.Statuses) > 0 {
 		for _, st := range ep.Statuses {
 			if !slices.Contains(s.Statuses, st) {
-				add(fe, path+".statuses", "%q is not among the subscriber's statuses (an endpoint can only narrow them)", st)
+				fe.Addf(path+".statuses", "%q is not among the subscriber's statuses (an endpoint can only narrow them)", st)
 			}
 		}
 	}
@@ -212,13 +207,13 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 		_, errS := clock(q.Start)
 		_, errE := clock(q.End)
 		if errS != nil {
-			add(fe, path+".quiet_hours.start", "must be HH:MM (24 h)")
+			fe.Addf(path+".quiet_hours.start", "must be HH:MM (24 h)")
 		}
 		if errE != nil {
-			add(fe, path+".quiet_hours.end", "must be HH:MM (24 h)")
+			fe.Addf(path+".quiet_hours.end", "must be HH:MM (24 h)")
 		}
 		if errS == nil && errE == nil && q.Start == q.End {
-			add(fe, path+".quiet_hours", "start and end must differ")
+			fe.Addf(path+".quiet_hours", "start and end must differ")
 		}
 	}
 	if d := ep.Disabled; d != nil {
@@ -230,18 +225,18 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 func (r Rules) email(fe *FieldErrors, field string, addr *string) {
 	a := *addr
 	if a == "" {
-		add(fe, field, "is required for channel email")
+		fe.Addf(field, "is required for channel email")
 		return
 	}
 	parsed, err := mail.ParseAddress(a)
 	if err != nil || parsed.Name != "" || parsed.Address != a || len(a) > 254 {
-		add(fe, field, "%q is not an email address", clipValue(a))
+		fe.Addf(field, "%q is not an email address", clipValue(a))
 		return
 	}
 	at := strings.LastIndexByte(a, '@')
 	domain := strings.ToLower(a[at+1:])
 	if !strings.Contains(domain, ".") && domain != "localhost" || strings.HasPrefix(domain, "[") {
-		add(fe, field, "%q has no usable domain", clipValue(a))
+		fe.Addf(field, "%q has no usable domain", clipValue(a))
 		return
 	}
 	*addr = a[:at+1] + domain
@@ -254,7 +249,7 @@ func (r Rules) phone(fe *FieldErrors, field string, addr *string) {
 	}
 	n, err := normalize(*addr)
 	if err != nil {
-		add(fe, field, "%v", err)
+		fe.Addf(field, "%v", err)
 		return
 	}
 	*addr = n
@@ -286,24 +281,24 @@ func NormalizePhone(s, region string) (string, error) {
 
 func (r Rules) webhookURL(fe *FieldErrors, field, raw string) {
 	if raw == "" {
-		add(fe, field, "is required for channel webhook")
+		fe.Addf(field, "is required for channel webhook")
 		return
 	}
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil || u.Host == "" || u.Hostname() == "":
-		add(fe, field, "is not an absolute URL")
+		fe.Addf(field, "is not an absolute URL")
 	case u.Scheme != "https" && !(u.Scheme == "http" && r.AllowHTTPWebhooks):
-		add(fe, field, "must be an https URL")
+		fe.Addf(field, "must be an https URL")
 	case u.User != nil:
-		add(fe, field, "must not carry credentials (sign with the secret instead)")
+		fe.Addf(field, "must not carry credentials (sign with the secret instead)")
 	case u.Fragment != "":
-		add(fe, field, "must not have a fragment")
+		fe.Addf(field, "must not have a fragment")
 	case len(raw) > 2048:
-		add(fe, field, "is longer than 2048 bytes")
+		fe.Addf(field, "is longer than 2048 bytes")
 	case r.WebhookURL != nil:
 		if err := r.WebhookURL(raw); err != nil {
-			add(fe, field, "is refused: %v", err)
+			fe.Addf(field, "is refused: %v", err)
 		}
 	}
 }
@@ -314,7 +309,7 @@ func (r Rules) webhookSecret(fe *FieldErrors, field string, v secret.Value) {
 		return
 	}
 	if err := r.WebhookSecret(v.Reveal()); err != nil {
-		add(fe, field, "is refused: %v", err)
+		fe.Addf(field, "is refused: %v", err)
 	}
 }
 
@@ -323,21 +318,21 @@ func (r Rules) webhookSecret(fe *FieldErrors, field string, v secret.Value) {
 func checkWebhookSecret(fe *FieldErrors, field string, v secret.Value) {
 	s := v.Reveal()
 	if s == "" {
-		add(fe, field, `is required for channel webhook ("whsec_" + base64 of 24 to 64 random bytes)`)
+		fe.Addf(field, `is required for channel webhook ("whsec_" + base64 of 24 to 64 random bytes)`)
 		return
 	}
 	raw, ok := strings.CutPrefix(s, "whsec_")
 	if !ok {
-		add(fe, field, `must start with "whsec_"`)
+		fe.Addf(field, `must start with "whsec_"`)
 		return
 	}
 	key, err := base64.StdEncoding.DecodeString(raw)
 	if err != nil {
-		add(fe, field, `must be "whsec_" followed by standard base64`)
+		fe.Addf(field, `must be "whsec_" followed by standard base64`)
 		return
 	}
 	if len(key) < 24 || len(key) > 64 {
-		add(fe, field, "must encode 24 to 64 bytes (has %d)", len(key))
+		fe.Addf(field, "must encode 24 to 64 bytes (has %d)", len(key))
 	}
 }
 
@@ -345,9 +340,9 @@ func (r Rules) slack(fe *FieldErrors, path string, ep *Endpoint) {
 	hook, ch := ep.WebhookURL.Reveal(), ep.SlackChannel
 	switch {
 	case hook == "" && ch == "":
-		add(fe, path, "channel slack needs webhook_url (an incoming webhook) or slack_channel (a channel id for the bot)")
+		fe.Addf(path, "channel slack needs webhook_url (an incoming webhook) or slack_channel (a channel id for the bot)")
 	case hook != "" && ch != "":
-		add(fe, path, "give webhook_url or slack_channel, not both")
+		fe.Addf(path, "give webhook_url or slack_channel, not both")
 	case hook != "":
 		hosts := r.SlackWebhookHosts
 		if len(hosts) == 0 {
@@ -355,7 +350,7 @@ func (r Rules) slack(fe *FieldErrors, path string, ep *Endpoint) {
 		}
 		if r.SlackWebhook != nil {
 			if err := r.SlackWebhook(hook); err != nil {
-				add(fe, path+".webhook_url", "is refused: %v", err)
+				fe.Addf(path+".webhook_url", "is refused: %v", err)
 			}
 			return
 		}
@@ -363,11 +358,11 @@ func (r Rules) slack(fe *FieldErrors, path string, ep *Endpoint) {
 		// The URL is a credential: never echo it.
 		switch {
 		case err != nil || u.Host == "":
-			add(fe, path+".webhook_url", "is not an absolute URL")
+			fe.Addf(path+".webhook_url", "is not an absolute URL")
 		case u.Scheme != "https" && !(u.Scheme == "http" && r.AllowHTTPWebhooks):
-			add(fe, path+".webhook_url", "must be an https URL")
+			fe.Addf(path+".webhook_url", "must be an https URL")
 		case !slices.Contains(hosts, strings.ToLower(u.Host)):
-			add(fe, path+".webhook_url", "must be a Slack incoming-webhook URL (host %s)", strings.Join(hosts, " or "))
+			fe.Addf(path+".webhook_url", "must be a Slack incoming-webhook URL (host %s)", strings.Join(hosts, " or "))
 		}
 	default:
 		valid := slackChannelPattern.MatchString
@@ -375,7 +370,7 @@ func (r Rules) slack(fe *FieldErrors, path string, ep *Endpoint) {
 			valid = r.SlackChannel
 		}
 		if !valid(ch) {
-			add(fe, path+".slack_channel", "%q is not a Slack channel id (such as C0123ABCD)", clipValue(ch))
+			fe.Addf(path+".slack_channel", "%q is not a Slack channel id (such as C0123ABCD)", clipValue(ch))
 		}
 	}
 }
@@ -389,9 +384,9 @@ func (r Rules) components(fe *FieldErrors, field string, ids []string) []string 
 		id = strings.TrimSpace(id)
 		switch {
 		case !incident.ValidComponentID(id):
-			add(fe, fmt.Sprintf("%s[%d]", field, i), "%q is not a component id", clipValue(id))
+			fe.Addf(fmt.Sprintf("%s[%d]", field, i), "%q is not a component id", clipValue(id))
 		case r.Components != nil && !r.Components.Known(id):
-			add(fe, fmt.Sprintf("%s[%d]", field, i), "unknown component %q (known: %s)", clipValue(id), strings.Join(r.Components.IDs(), ", "))
+			fe.Addf(fmt.Sprintf("%s[%d]", field, i), "unknown component %q (known: %s)", clipValue(id), strings.Join(r.Components.IDs(), ", "))
 		default:
 			out = append(out, id)
 		}
@@ -402,7 +397,7 @@ func (r Rules) components(fe *FieldErrors, field string, ids []string) []string 
 
 func checkPriority(fe *FieldErrors, field string, p incident.Priority) {
 	if p != "" && !p.Valid() {
-		add(fe, field, "must be one of P1, P2, P3, P4")
+		fe.Addf(field, "must be one of P1, P2, P3, P4")
 	}
 }
 
@@ -417,7 +412,7 @@ func checkStatuses(fe *FieldErrors, field string, sts []incident.Status) []incid
 			for _, s := range incident.Statuses() {
 				names = append(names, string(s))
 			}
-			add(fe, fmt.Sprintf("%s[%d]", field, i), "%q must be one of %s", clipValue(string(st)), strings.Join(names, ", "))
+			fe.Addf(fmt.Sprintf("%s[%d]", field, i), "%q must be one of %s", clipValue(string(st)), strings.Join(names, ", "))
 			continue
 		}
 		out = append(out, st)
@@ -428,14 +423,14 @@ func checkStatuses(fe *FieldErrors, field string, sts []incident.Status) []incid
 
 func checkLabel(fe *FieldErrors, field, s string, maxRunes int) {
 	if !utf8.ValidString(s) {
-		add(fe, field, "must be valid UTF-8")
+		fe.Addf(field, "must be valid UTF-8")
 		return
 	}
 	if utf8.RuneCountInString(s) > maxRunes {
-		add(fe, field, "must be at most %d characters", maxRunes)
+		fe.Addf(field, "must be at most %d characters", maxRunes)
 	}
 	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		add(fe, field, "must not contain control characters")
+		fe.Addf(field, "must not contain control characters")
 	}
 }
 
