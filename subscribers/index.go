@@ -48,7 +48,9 @@ type Target struct {
 // entry map is keyed by a hash of the id.
 type Index struct {
 	logger *slog.Logger
-	seed   maphash.Seed
+	// hash keys the id → entry map (maphash with a random seed; tests
+	// make every id collide).
+	hash func(string) uint64
 
 	mu       sync.RWMutex
 	slots    map[uint64]int32 // hash of the id -> entry
@@ -126,9 +128,10 @@ func NewIndex(logger *slog.Logger) *Index {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	seed := maphash.MakeSeed()
 	return &Index{
 		logger:   logger,
-		seed:     maphash.MakeSeed(),
+		hash:     func(id string) uint64 { return maphash.String(seed, id) },
 		slots:    make(map[uint64]int32),
 		collided: make(map[string]int32),
 		bits:     make(map[string]uint16),
@@ -160,7 +163,7 @@ func (x *Index) find(id string) (int32, bool) {
 	if i, ok := x.collided[id]; ok {
 		return i, true
 	}
-	i, ok := x.slots[maphash.String(x.seed, id)]
+	i, ok := x.slots[x.hash(id)]
 	if !ok || x.id(&x.entries[i]) != id {
 		return 0, false
 	}
@@ -228,7 +231,7 @@ func (x *Index) Upsert(s *Subscriber, rev uint64) {
 		i = int32(len(x.entries))
 		x.entries = append(x.entries, e)
 	}
-	h := maphash.String(x.seed, s.ID)
+	h := x.hash(s.ID)
 	if j, taken := x.slots[h]; taken && x.entries[j].idLen != 0 {
 		x.collided[s.ID] = i
 	} else {
@@ -253,7 +256,7 @@ func (x *Index) removeLocked(id string, i int32) {
 	if _, c := x.collided[id]; c {
 		delete(x.collided, id)
 	} else {
-		delete(x.slots, maphash.String(x.seed, id))
+		delete(x.slots, x.hash(id))
 	}
 	e := &x.entries[i]
 	x.garbage += int(e.idLen) + int(e.epN)*matcherSize

@@ -213,3 +213,40 @@ func TestIndexArenas(t *testing.T) {
 		t.Errorf("Page = %v", page)
 	}
 }
+
+// TestIndexHashCollisions: ids whose hashes collide (rare with maphash;
+// forced here by a constant hash) are each found, listed, updated and
+// removed on their own, whichever of them holds the hash's slot.
+func TestIndexHashCollisions(t *testing.T) {
+	x := NewIndex(nil)
+	x.hash = func(string) uint64 { return 42 }
+	put := func(id, ep string, rev uint64) {
+		x.Upsert(&Subscriber{ID: id, Endpoints: []Endpoint{{ID: ep, Channel: "webhook"}}}, rev)
+	}
+	all := func() string { return targets(x.Audience(Query{Status: incident.Resolved})) }
+	put("a", "e1", 1)
+	put("b", "e1", 1)
+	put("c", "e1", 1)
+	if got, want := all(), "a/e1 b/e1 c/e1"; got != want {
+		t.Fatalf("audience %q, want %q", got, want)
+	}
+	put("b", "e2", 2) // an update of a collided id
+	x.Remove("a")     // the slot holder goes
+	put("d", "e1", 1) // a new id takes the slot
+	if got, want := all(), "b/e2 c/e1 d/e1"; got != want {
+		t.Fatalf("audience %q, want %q", got, want)
+	}
+	for id, want := range map[string]uint64{"b": 2, "c": 1, "d": 1} {
+		if rev, ok := x.Revision(id); !ok || rev != want {
+			t.Errorf("Revision(%s) = %d, %v; want %d", id, rev, ok, want)
+		}
+	}
+	if _, ok := x.Revision("a"); ok {
+		t.Error("a removed, still found")
+	}
+	x.Remove("c")
+	x.Remove("d")
+	if got, want := all(), "b/e2"; got != want || x.Len() != 1 {
+		t.Fatalf("audience %q (Len %d), want %q", got, x.Len(), want)
+	}
+}
