@@ -11,6 +11,7 @@ import (
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/internal/dkimtest"
 	"github.com/heraldhq/herald/secret"
 )
 
@@ -203,7 +204,7 @@ func BenchmarkCompose(b *testing.B) {
 		dkim *DKIM
 	}{
 		{"plain", nil},
-		{"dkim-ed25519", &DKIM{Domain: "herald.example", Selector: "s1", PrivateKey: ed25519PEM}},
+		{"dkim-ed25519", &DKIM{Domain: "herald.example", Selector: "s1", PrivateKey: dkimtest.Ed25519PEM}},
 		{"dkim-rsa2048", &DKIM{Domain: "herald.example", Selector: "s1", PrivateKey: secret.Value(rsaPEM(b, 2048))}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {

@@ -10,17 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/emersion/go-msgauth/dkim"
-
 	"github.com/heraldhq/herald/internal/dkimtest"
 	"github.com/heraldhq/herald/secret"
 )
-
-// ed25519PEM is a fixed Ed25519 key for the tests and the example.
-const ed25519PEM = `-----BEGIN PRIVATE KEY-----
-MC4CAQAwBQYDK2VwBCIEICusn3alB8sGz7DOXxHyZC1QCpTVfSVE2eIHbxPNcwcd
------END PRIVATE KEY-----
-`
 
 func rsaPEM(t testing.TB, bits int) string {
 	t.Helper()
@@ -31,23 +23,12 @@ func rsaPEM(t testing.TB, bits int) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
 }
 
-// verifyDKIM checks data's signatures against the DNS record
-// DNSRecord tells operators to publish.
-func verifyDKIM(t testing.TB, d *DKIM, data []byte) []*dkim.Verification {
-	t.Helper()
-	name, value, err := d.DNSRecord()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dkimtest.Verify(t, name, value, data)
-}
-
 func TestDKIM(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, key, k string
 	}{
-		{"ed25519", ed25519PEM, "k=ed25519"},
+		{"ed25519", dkimtest.Ed25519PEM, "k=ed25519"},
 		{"rsa", rsaPEM(t, 2048), "k=rsa"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,7 +48,7 @@ func TestDKIM(t *testing.T) {
 			if !bytes.HasPrefix(env.data, []byte("DKIM-Signature: ")) {
 				t.Fatalf("no signature on top:\n%s", env.data)
 			}
-			vs := verifyDKIM(t, d, env.data)
+			vs := dkimtest.Verify(t, d, env.data)
 			if len(vs) != 1 || vs[0].Err != nil {
 				t.Fatalf("verification %+v (err %v)", *vs[0], vs[0].Err)
 			}
@@ -96,7 +77,7 @@ func TestDKIM(t *testing.T) {
 					return bytes.Replace(b, []byte("Nous surveillons"), []byte("Nous ignorons"), 1)
 				},
 			} {
-				vs := verifyDKIM(t, d, tamper(bytes.Clone(env.data)))
+				vs := dkimtest.Verify(t, d, tamper(bytes.Clone(env.data)))
 				if len(vs) != 1 || vs[0].Err == nil {
 					t.Errorf("changing %s left the signature valid", what)
 				}
@@ -112,7 +93,7 @@ func TestDKIMKeys(t *testing.T) {
 		key  string
 		ok   bool
 	}{
-		{"ed25519 PKCS #8", ed25519PEM, true},
+		{"ed25519 PKCS #8", dkimtest.Ed25519PEM, true},
 		{"rsa 1024", rsaPEM(t, 1024), true},
 		{"garbage", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", false},
 		{"empty", "", false},
@@ -127,9 +108,9 @@ func TestDKIMKeys(t *testing.T) {
 		}
 	}
 	for _, d := range []DKIM{
-		{Domain: "", Selector: "s1", PrivateKey: ed25519PEM},
-		{Domain: "herald.example", Selector: "", PrivateKey: ed25519PEM},
-		{Domain: "herald.example", Selector: "a;b", PrivateKey: ed25519PEM},
+		{Domain: "", Selector: "s1", PrivateKey: dkimtest.Ed25519PEM},
+		{Domain: "herald.example", Selector: "", PrivateKey: dkimtest.Ed25519PEM},
+		{Domain: "herald.example", Selector: "a;b", PrivateKey: dkimtest.Ed25519PEM},
 	} {
 		if _, _, err := d.DNSRecord(); err == nil {
 			t.Errorf("%+v accepted", d)

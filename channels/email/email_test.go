@@ -18,6 +18,7 @@ import (
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/channels/channelstest"
+	"github.com/heraldhq/herald/internal/dkimtest"
 	"github.com/heraldhq/herald/secret"
 )
 
@@ -713,7 +714,7 @@ func TestConfigValidate(t *testing.T) {
 		{"DKIM without key", func(c *Config) { c.DKIM = &DKIM{Domain: "herald.example", Selector: "s"} }},
 		{"DKIM with a bad key", func(c *Config) { c.DKIM = &DKIM{Domain: "herald.example", Selector: "s", PrivateKey: "nope"} }},
 		{"DKIM not aligned", func(c *Config) {
-			c.DKIM = &DKIM{Domain: "other.example", Selector: "s", PrivateKey: secret.Value(ed25519PEM)}
+			c.DKIM = &DKIM{Domain: "other.example", Selector: "s", PrivateKey: secret.Value(dkimtest.Ed25519PEM)}
 		}},
 	} {
 		c := ok

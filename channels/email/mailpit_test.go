@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/channels"
+	"github.com/heraldhq/herald/internal/dkimtest"
 	"github.com/heraldhq/herald/internal/mailpittest"
 	"github.com/heraldhq/herald/secret"
 )
@@ -303,7 +304,7 @@ func TestMailpitDKIM(t *testing.T) {
 	}
 	var raw []byte
 	mp.get(t, "/api/v1/message/"+url.PathEscape(r.ProviderID)+"/raw", &raw)
-	vs := verifyDKIM(t, d, raw)
+	vs := dkimtest.Verify(t, d, raw)
 	if len(vs) != 1 || vs[0].Err != nil {
 		t.Fatalf("DKIM verification of the received message: %+v", vs)
 	}

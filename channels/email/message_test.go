@@ -11,6 +11,7 @@ import (
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/channels/channelstest"
+	"github.com/heraldhq/herald/internal/dkimtest"
 	"github.com/heraldhq/herald/internal/golden"
 	"github.com/heraldhq/herald/secret"
 )
@@ -236,13 +237,13 @@ func TestNewRenderer(t *testing.T) {
 		{"From alone", Config{From: "status@herald.example"}, true},
 		{"everything but the server", Config{From: "Herald <status@herald.example>", ReplyTo: "support@herald.example",
 			ListID: "status.herald.example", FeedbackID: "herald",
-			DKIM: &DKIM{Domain: "herald.example", Selector: "s1", PrivateKey: secret.Value(ed25519PEM)}}, true},
+			DKIM: &DKIM{Domain: "herald.example", Selector: "s1", PrivateKey: secret.Value(dkimtest.Ed25519PEM)}}, true},
 		{"no From", Config{}, false},
 		{"invalid Reply-To", Config{From: "status@herald.example", ReplyTo: "support"}, false},
 		{"List-Id with a newline", Config{From: "status@herald.example", ListID: "a\nb"}, false},
 		{"FeedbackID with a colon", Config{From: "status@herald.example", FeedbackID: "acme:herald"}, false},
 		{"DKIM not aligned", Config{From: "status@herald.example",
-			DKIM: &DKIM{Domain: "other.example", Selector: "s1", PrivateKey: secret.Value(ed25519PEM)}}, false},
+			DKIM: &DKIM{Domain: "other.example", Selector: "s1", PrivateKey: secret.Value(dkimtest.Ed25519PEM)}}, false},
 	} {
 		if _, err := NewRenderer(tc.cfg); (err == nil) != tc.ok {
 			t.Errorf("%s: err = %v, want ok %v", tc.name, err, tc.ok)

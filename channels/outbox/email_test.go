@@ -18,12 +18,6 @@ import (
 	"github.com/heraldhq/herald/secret"
 )
 
-// testEd25519PEM is a fixed Ed25519 key for DKIM in tests.
-const testEd25519PEM = `-----BEGIN PRIVATE KEY-----
-MC4CAQAwBQYDK2VwBCIEICusn3alB8sGz7DOXxHyZC1QCpTVfSVE2eIHbxPNcwcd
------END PRIVATE KEY-----
-`
-
 // smtpSink is an SMTP server on 127.0.0.1 that accepts every message and
 // keeps its content as received.
 type smtpSink struct {
@@ -87,11 +81,7 @@ func (s *sinkSession) Data(r io.Reader) error {
 // publishes and returns the signed header names.
 func verifyDKIM(t *testing.T, d *email.DKIM, data []byte) []string {
 	t.Helper()
-	name, value, err := d.DNSRecord()
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs := dkimtest.Verify(t, name, value, data)
+	vs := dkimtest.Verify(t, d, data)
 	if len(vs) != 1 || vs[0].Err != nil {
 		t.Fatalf("%d signatures, want one valid: %+v", len(vs), vs)
 	}
@@ -127,7 +117,7 @@ func withoutSignature(t *testing.T, data []byte) []byte {
 // checked; they may differ by their time of signing).
 func TestEmailIsWhatTheEmailChannelSends(t *testing.T) {
 	t.Parallel()
-	dk := &email.DKIM{Domain: "herald.example", Selector: "herald2025", PrivateKey: secret.Value(testEd25519PEM)}
+	dk := &email.DKIM{Domain: "herald.example", Selector: "herald2025", PrivateKey: secret.Value(dkimtest.Ed25519PEM)}
 	notice := &channels.Message{ID: "dlv_notice_1", Kind: "endpoint.disabled", Locale: "en",
 		Subject: "Notifications stopped for your webhook endpoint e4", Text: "Hello,\n\nWe stopped…\n",
 		Headers: map[string]string{"List-Unsubscribe": "<mailto:unsubscribe@herald.example?subject=unsubscribe>"}}
