@@ -78,6 +78,10 @@ func (d *Dispatcher) Handler(opts APIOptions) http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 			return
 		}
+		if troubles := d.Troubles(); len(troubles) > 0 {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "degraded", "troubles": troubles})
+			return
+		}
 		writeJSON(w, 200, map[string]string{"status": "ready"})
 	})
 	if opts.Gatherer != nil {

@@ -22,8 +22,20 @@ type Config struct {
 	// JetStream cluster. Defaults to 1.
 	Replicas int
 	// DuplicateWindow is the INCIDENTS and DELIVERIES streams' Nats-Msg-Id
-	// dedupe window. Defaults to 2 minutes.
+	// dedupe window: a batch or parked job published again inside it (a
+	// fan-out resumed after a crash, a park whose ack was lost) is dropped
+	// by the server. The server keeps each id of the window in memory
+	// (about 100 bytes), and batches keep ids few. Defaults to 6 hours.
 	DuplicateWindow time.Duration
+	// BatchSize is the number of targets the fan-out puts in one job of
+	// an update and channel (a batch). Defaults to 256.
+	BatchSize int
+	// LeaseTTL is how long a lease on a delivery lives when its holder
+	// neither gives it back nor renews it (its process died): a copy of
+	// the delivery waits that long at most. The holder renews its leases
+	// every third of the ack wait, so it must be at least the ack wait.
+	// Defaults to 30 s.
+	LeaseTTL time.Duration
 	// IncidentRetention is how long updates stay in INCIDENTS (jobs read
 	// their update from there). Defaults to 400 days.
 	IncidentRetention time.Duration
@@ -44,8 +56,9 @@ type Config struct {
 	// FanoutAckWait is the fan-out consumer's ack wait; long fan-outs
 	// send progress before it expires. Defaults to 30 s.
 	FanoutAckWait time.Duration
-	// FanoutMaxPending bounds job publishes awaiting their ack during a
-	// fan-out. Defaults to 4096.
+	// FanoutMaxPending bounds the batch publishes awaiting their ack
+	// during a fan-out (so the memory a fan-out holds while DELIVERIES is
+	// slow or refusing). Defaults to 64.
 	FanoutMaxPending int
 	// Channels tunes each channel's delivery loop, by channel name.
 	// Missing channels get [DefaultChannelConfig].
@@ -72,17 +85,22 @@ type Config struct {
 
 // ChannelConfig tunes one channel's delivery loop.
 type ChannelConfig struct {
-	// Concurrency bounds the sends in flight. Defaults to 64 for
-	// webhooks, 16 for the other channels.
+	// Concurrency bounds the targets this process works on at once: sends
+	// in flight, and the targets being prepared for one (lease, log check,
+	// render). Targets waiting for their destination's turn, a pace or a
+	// retry of Herald's own infrastructure hold no slot. Defaults to 1024
+	// for webhooks, 16 for the other channels.
 	Concurrency int
 	// PerDestination bounds the sends in flight to one destination (a
 	// webhook host, a Slack channel or incoming webhook, a provider).
 	// Defaults to 1 for Slack, 16 for the other channels.
 	PerDestination int
 	// Pace is the least time between the starts of two sends to one
-	// destination. A job waits for its turn without holding a send slot.
-	// Defaults to 1 s for Slack (Slack's one message per second per
-	// channel), none for the other channels; negative means none.
+	// destination, over every Herald process sharing the cluster (the
+	// next free turn is kept in the pacing bucket). A target waits for its
+	// turn without holding a send slot. Defaults to 1 s for Slack (Slack's
+	// one message per second per channel), none for the other channels;
+	// negative means none.
 	Pace time.Duration
 	// MaxDestinationWait is the longest a job waits in the process for
 	// its destination's turn (its pace, or a free slot when the sends
@@ -91,11 +109,13 @@ type ChannelConfig struct {
 	// its wait, so that a busy or slow destination cannot hold the jobs
 	// of the others. Defaults to 10 s; negative means no bound.
 	MaxDestinationWait time.Duration
-	// Rate limits sends per second over the whole channel; 0 means no
-	// limit. Defaults to 0.
+	// Rate limits sends per second over the whole channel and every
+	// Herald process sharing the cluster (the provider's rate: SMTP relay,
+	// Twilio); 0 means no limit. Defaults to 0.
 	Rate float64
-	// Burst is the rate limiter's burst. Defaults to the rate rounded up,
-	// at least 1.
+	// Burst is how many sends a process reserves at once from the global
+	// rate (each reservation is one write to the pacing bucket). Defaults
+	// to a fifth of a second's worth, at least 1.
 	Burst int
 	// MaxDeliver bounds attempts of one job, deferrals included.
 	// Defaults to 25.
@@ -104,9 +124,11 @@ type ChannelConfig struct {
 	// JetStream redelivers it; slow sends report progress before it
 	// expires. Defaults to 30 s.
 	AckWait time.Duration
-	// MaxAckPending bounds the jobs held by this process and its peers.
-	// Defaults to 1024. Jobs waiting for a retry or a deferral are not
-	// held: they are parked (see MaxParked).
+	// MaxAckPending bounds the jobs (batches and single jobs) of the
+	// delivery consumer held by this process and its peers at once.
+	// Defaults to enough batches to keep Concurrency busy four times over
+	// (4 × Concurrency / BatchSize), at least 16. Jobs waiting for a retry
+	// or a deferral are not held: they are parked (see MaxParked).
 	MaxAckPending int
 	// MaxParked bounds the parked jobs (waiting for a retry or a
 	// deferral) the server tracks at once, over all processes; beyond it,
@@ -138,16 +160,20 @@ type BreakerConfig struct {
 	MaxCooldown time.Duration
 }
 
-// DefaultChannelConfig returns the defaults of the named channel.
+// DefaultChannelConfig returns the defaults of the named channel, with the
+// default batch size.
 func DefaultChannelConfig(name string) ChannelConfig {
-	return ChannelConfig{}.withDefaults(name)
+	return ChannelConfig{}.withDefaults(name, defaultBatchSize)
 }
 
-func (c ChannelConfig) withDefaults(name string) ChannelConfig {
+// defaultBatchSize is Config.BatchSize's default.
+const defaultBatchSize = 256
+
+func (c ChannelConfig) withDefaults(name string, batchSize int) ChannelConfig {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 16
 		if name == channels.Webhook {
-			c.Concurrency = 64
+			c.Concurrency = 1024
 		}
 	}
 	if c.PerDestination <= 0 {
@@ -163,7 +189,7 @@ func (c ChannelConfig) withDefaults(name string) ChannelConfig {
 		c.MaxDestinationWait = 10 * time.Second
 	}
 	if c.Burst <= 0 {
-		c.Burst = max(1, int(c.Rate+0.999))
+		c.Burst = max(1, int(c.Rate/5))
 	}
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 25
@@ -172,7 +198,7 @@ func (c ChannelConfig) withDefaults(name string) ChannelConfig {
 		c.AckWait = 30 * time.Second
 	}
 	if c.MaxAckPending <= 0 {
-		c.MaxAckPending = 1024
+		c.MaxAckPending = max(16, (4*c.Concurrency+batchSize-1)/batchSize)
 	}
 	if c.MaxParked <= 0 {
 		c.MaxParked = 1_000_000
@@ -201,8 +227,8 @@ func (c ChannelConfig) validate(name string) error {
 	switch {
 	case c.Rate < 0:
 		return fmt.Errorf("channel %s: rate must not be negative", name)
-	case c.MaxAckPending < c.Concurrency:
-		return fmt.Errorf("channel %s: max ack pending (%d) must be at least the concurrency (%d)", name, c.MaxAckPending, c.Concurrency)
+	case c.MaxAckPending < 1:
+		return fmt.Errorf("channel %s: max ack pending must be at least 1", name)
 	case c.AckWait < time.Second:
 		return fmt.Errorf("channel %s: ack wait must be at least 1s", name)
 	case c.Breaker.MaxCooldown < c.Breaker.Cooldown:
@@ -217,7 +243,13 @@ func (c Config) WithDefaults() Config {
 		c.Replicas = 1
 	}
 	if c.DuplicateWindow <= 0 {
-		c.DuplicateWindow = 2 * time.Minute
+		c.DuplicateWindow = 6 * time.Hour
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = defaultBatchSize
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 30 * time.Second
 	}
 	if c.IncidentRetention <= 0 {
 		c.IncidentRetention = 400 * 24 * time.Hour
@@ -241,11 +273,11 @@ func (c Config) WithDefaults() Config {
 		c.FanoutAckWait = 30 * time.Second
 	}
 	if c.FanoutMaxPending <= 0 {
-		c.FanoutMaxPending = 4096
+		c.FanoutMaxPending = 64
 	}
 	chs := make(map[string]ChannelConfig, len(channels.Names()))
 	for _, name := range channels.Names() {
-		chs[name] = c.Channels[name].withDefaults(name)
+		chs[name] = c.Channels[name].withDefaults(name, c.BatchSize)
 	}
 	for name, cc := range c.Channels {
 		if _, ok := chs[name]; !ok {
@@ -285,6 +317,9 @@ func (c Config) validate() error {
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("public URL %q must be an absolute http(s) URL", c.PublicURL))
 	}
+	if c.BatchSize > 4096 {
+		errs = append(errs, errors.New("batch size must be at most 4096 (a job must fit in a NATS message)"))
+	}
 	if c.MaxEventBytes > 4<<20 {
 		errs = append(errs, errors.New("max event bytes must be at most 4 MiB"))
 	}
@@ -299,6 +334,9 @@ func (c Config) validate() error {
 		}
 		if err := cc.validate(name); err != nil {
 			errs = append(errs, err)
+		}
+		if cc.AckWait > c.LeaseTTL {
+			errs = append(errs, fmt.Errorf("channel %s: ack wait (%s) must not exceed the lease TTL (%s)", name, cc.AckWait, c.LeaseTTL))
 		}
 		if cc.AckWait >= c.DuplicateWindow {
 			// A job whose ack was lost after it was parked comes back

@@ -30,12 +30,14 @@ func TestConfigValidate(t *testing.T) {
 		{"negative rate", "rate must not be negative", func(c *Config) {
 			c.Channels = map[string]ChannelConfig{channels.Email: {Rate: -1}}
 		}},
-		{"max ack pending", "max ack pending (8) must be at least the concurrency (16)", func(c *Config) {
-			c.Channels = map[string]ChannelConfig{channels.SMS: {Concurrency: 16, MaxAckPending: 8}}
-		}},
 		{"ack wait vs duplicate window", "ack wait (2m0s) must be shorter than the duplicate window (2m0s)", func(c *Config) {
+			c.DuplicateWindow = 2 * time.Minute
 			c.Channels = map[string]ChannelConfig{channels.Webhook: {AckWait: 2 * time.Minute}}
 		}},
+		{"ack wait vs lease", "ack wait (1m0s) must not exceed the lease TTL (30s)", func(c *Config) {
+			c.Channels = map[string]ChannelConfig{channels.Webhook: {AckWait: time.Minute}}
+		}},
+		{"batch size", "batch size must be at most 4096", func(c *Config) { c.BatchSize = 5000 }},
 		{"breaker", "breaker max cooldown must be at least the cooldown", func(c *Config) {
 			c.Channels = map[string]ChannelConfig{channels.Slack: {Breaker: BreakerConfig{Cooldown: time.Hour, MaxCooldown: time.Minute}}}
 		}},

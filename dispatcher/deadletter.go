@@ -55,6 +55,15 @@ func NewDeadLetters(ctx context.Context, js jetstream.JetStream) (*DeadLetters, 
 
 // add stores data, which came from subject, as a dead letter.
 func (d *DeadLetters) add(ctx context.Context, subject string, data []byte, ref, reason string, attempts int) error {
+	if _, err := d.js.PublishMsg(ctx, d.msg(subject, data, ref, reason, attempts)); err != nil {
+		return fmt.Errorf("dead letter: %w", err)
+	}
+	return nil
+}
+
+// msg returns the message that stores data, which came from subject, as a
+// dead letter under ref, with reason and the attempts made.
+func (d *DeadLetters) msg(subject string, data []byte, ref, reason string, attempts int) *nats.Msg {
 	subject = jobSubject(subject)
 	msg := nats.NewMsg(subjDeadLetters + subject)
 	msg.Data = data
@@ -67,10 +76,7 @@ func (d *DeadLetters) add(ctx context.Context, subject string, data []byte, ref,
 	if attempts > 0 {
 		msg.Header.Set(hdrAttempts, strconv.Itoa(attempts))
 	}
-	if _, err := d.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("dead letter: %w", err)
-	}
-	return nil
+	return msg
 }
 
 // List returns up to limit dead letters, oldest first, starting after

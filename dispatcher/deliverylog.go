@@ -24,7 +24,7 @@ const (
 	Delivered Outcome = "delivered"
 	// Outboxed: the channel has no provider configured; the rendered
 	// message was written to the local outbox.
-	Outboxed Outcome = "outbox"
+	Outboxed Outcome = "outboxed"
 	// Retrying: the attempt failed transiently; another is scheduled.
 	Retrying Outcome = "retry"
 	// Failed: the provider refused the notification for good.
@@ -49,18 +49,24 @@ const (
 	Receipt Outcome = "receipt"
 )
 
+// legacyOutboxed is how the first round recorded Outboxed.
+const legacyOutboxed Outcome = "outbox"
+
 // final reports whether the delivery is over after this outcome: a job
 // seeing it as its last record must not send again.
 func (o Outcome) final() bool {
 	switch o {
-	case Delivered, Outboxed, Failed, Suppressed, Superseded, Unsubscribed, Disabled, Receipt:
+	case Delivered, Outboxed, legacyOutboxed, Failed, Suppressed, Superseded, Unsubscribed, Disabled, Receipt:
 		return true
 	}
 	return false
 }
 
-// sent reports whether the notification reached the provider.
-func (o Outcome) sent() bool { return o == Delivered || o == Outboxed || o == Receipt }
+// sent reports whether the notification reached the provider (or the
+// outbox).
+func (o Outcome) sent() bool {
+	return o == Delivered || o == Outboxed || o == legacyOutboxed || o == Receipt
+}
 
 // Record is one line of the delivery log. It never holds a secret or an
 // address: the subscriber and endpoint ids say where it went.
@@ -112,22 +118,37 @@ type deliveryLog struct {
 // logAckTimeout bounds the wait for JetStream's acknowledgement of a record.
 const logAckTimeout = 10 * time.Second
 
+// logMaxPending bounds the records awaiting their acknowledgement; an
+// append beyond it waits for room.
+const logMaxPending = 16384
+
 func newDeliveryLog(nc *nats.Conn, stream jetstream.Stream) (*deliveryLog, error) {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(logAckTimeout), jetstream.WithPublishAsyncMaxPending(4096))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(logAckTimeout), jetstream.WithPublishAsyncMaxPending(logMaxPending))
 	if err != nil {
 		return nil, err
 	}
 	return &deliveryLog{js: js, stream: stream, stall: jetstream.WithStallWait(logAckTimeout)}, nil
 }
 
-// append stores rec and waits for JetStream's acknowledgement. The
-// publish is asynchronous (many deliveries append at once); each caller
-// waits for its own acknowledgement only.
-func (l *deliveryLog) append(ctx context.Context, rec *Record) error {
-	data := appendRecord(make([]byte, 0, 512), rec)
-	fut, err := l.js.PublishMsgAsync(&nats.Msg{Subject: logSubject(rec.SubscriberID, rec.DeliveryID), Data: data}, l.stall)
+// recordMsg returns the message that stores rec.
+func recordMsg(rec *Record) *nats.Msg {
+	return &nats.Msg{Subject: logSubject(rec.IncidentID, rec.SubscriberID, rec.DeliveryID), Data: appendRecord(make([]byte, 0, 512), rec)}
+}
+
+// publish stores m asynchronously; the future tells when it is stored.
+func (l *deliveryLog) publish(m *nats.Msg) (jetstream.PubAckFuture, error) {
+	fut, err := l.js.PublishMsgAsync(m, l.stall)
 	if err != nil {
-		return fmt.Errorf("delivery log: %w", err)
+		return nil, fmt.Errorf("delivery log: %w", err)
+	}
+	return fut, nil
+}
+
+// append stores rec and waits for JetStream's acknowledgement.
+func (l *deliveryLog) append(ctx context.Context, rec *Record) error {
+	fut, err := l.publish(recordMsg(rec))
+	if err != nil {
+		return err
 	}
 	select {
 	case <-fut.Ok():
@@ -249,8 +270,8 @@ func appendJSONFloat(dst []byte, f float64) []byte {
 }
 
 // last returns the latest record of a delivery, or nil when there is none.
-func (l *deliveryLog) last(ctx context.Context, subscriberID, deliveryID string) (*Record, error) {
-	msg, err := l.stream.GetLastMsgForSubject(ctx, logSubject(subscriberID, deliveryID))
+func (l *deliveryLog) last(ctx context.Context, incidentID, subscriberID, deliveryID string) (*Record, error) {
+	msg, err := l.stream.GetLastMsgForSubject(ctx, logSubject(incidentID, subscriberID, deliveryID))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
@@ -264,25 +285,25 @@ func (l *deliveryLog) last(ctx context.Context, subscriberID, deliveryID string)
 	return &rec, nil
 }
 
-// done returns the record that makes job j's delivery over, or nil: its
-// latest record when that one says sent, or final (unless the job is a
-// replay, which retries refusals). A provider's receipt can land before
-// the failed attempt it belongs to is recorded (the provider took the
-// message, its answer did not reach Herald in time): for a channel with
-// receipts, an earlier receipt also ends the delivery. last is the latest
-// record (nil: none).
-func (l *deliveryLog) done(ctx context.Context, j *Job, replay bool) (done, last *Record, err error) {
-	last, err = l.last(ctx, j.SubscriberID, j.ID)
+// done returns the record that makes a delivery over, or nil: its latest
+// record when that one says sent, or final (unless the job is a replay,
+// which retries refusals). A provider's receipt can land before the failed
+// attempt it belongs to is recorded (the provider took the message, its
+// answer did not reach Herald in time): for a channel with receipts, an
+// earlier receipt also ends the delivery. last is the latest record (nil:
+// none).
+func (l *deliveryLog) done(ctx context.Context, incidentID, subscriberID, deliveryID, channel string, replay bool) (done, last *Record, err error) {
+	last, err = l.last(ctx, incidentID, subscriberID, deliveryID)
 	if err != nil || last == nil {
 		return nil, nil, err
 	}
 	if last.Outcome.sent() || (!replay && last.Outcome.final()) {
 		return last, last, nil
 	}
-	if j.Channel != channels.SMS {
+	if channel != channels.SMS {
 		return nil, last, nil
 	}
-	recs, err := l.list(ctx, Query{SubscriberID: j.SubscriberID, DeliveryID: j.ID, Limit: 1000})
+	recs, err := l.list(ctx, Query{SubscriberID: subscriberID, DeliveryID: deliveryID, Limit: 1000})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -313,22 +334,26 @@ func (l *deliveryLog) list(ctx context.Context, q Query) ([]Record, error) {
 		q.Limit = 100
 	}
 	q.Limit = min(q.Limit, 10000)
-	filter := subjDeliveryLog + q.SubscriberID + ".*"
+	// The subscriber's records under every incident, and those written
+	// under the first round's subjects.
+	filters := []string{subjDeliveryLog + "*." + q.SubscriberID + ".*", legacyLogFilter(q.SubscriberID)}
 	if q.DeliveryID != "" {
-		filter = logSubject(q.SubscriberID, q.DeliveryID)
+		filters = []string{logSubject("*", q.SubscriberID, q.DeliveryID), subjDeliveryLog + q.SubscriberID + "." + q.DeliveryID}
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if !q.Since.IsZero() {
 		since := q.Since
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
 	}
-	info, err := l.stream.Info(ctx, jetstream.WithSubjectFilter(filter))
-	if err != nil {
-		return nil, fmt.Errorf("delivery log: %w", err)
-	}
 	var total uint64
-	for _, n := range info.State.Subjects {
-		total += n
+	for _, filter := range filters {
+		info, err := l.stream.Info(ctx, jetstream.WithSubjectFilter(filter))
+		if err != nil {
+			return nil, fmt.Errorf("delivery log: %w", err)
+		}
+		for _, n := range info.State.Subjects {
+			total += n
+		}
 	}
 	if total == 0 {
 		return []Record{}, nil

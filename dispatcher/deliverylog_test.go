@@ -103,12 +103,9 @@ func BenchmarkAppendRecord(b *testing.B) {
 func TestDoneSeesEarlierReceipt(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bundleOpts{noRun: true})
-	job := func(id string) *Job {
-		return &Job{ID: id, Kind: KindUpdate, EventID: "e", SubscriberID: "m_sms", EndpointID: "sms", Channel: channels.SMS}
-	}
 	put := func(id string, outcomes ...Outcome) {
 		for i, o := range outcomes {
-			if err := b.d.log.append(b.ctx, &Record{DeliveryID: id, SubscriberID: "m_sms", EndpointID: "sms", Channel: channels.SMS, Attempt: i + 1, Outcome: o, At: time.Now()}); err != nil {
+			if err := b.d.log.append(b.ctx, &Record{DeliveryID: id, IncidentID: "INC", SubscriberID: "m_sms", EndpointID: "sms", Channel: channels.SMS, Attempt: i + 1, Outcome: o, At: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -119,7 +116,7 @@ func TestDoneSeesEarlierReceipt(t *testing.T) {
 		id   string
 		want Outcome
 	}{{"dlv_receipt", Receipt}, {"dlv_failing", ""}, {"dlv_none", ""}} {
-		got, _, err := b.d.log.done(b.ctx, job(tc.id), false)
+		got, _, err := b.d.log.done(b.ctx, "INC", "m_sms", tc.id, channels.SMS, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"context"
 	"net/url"
 	"strings"
 	"sync"
@@ -10,18 +9,23 @@ import (
 	"github.com/heraldhq/herald/channels"
 )
 
-// destinations keeps, per destination (a webhook host, a Slack channel or
-// incoming webhook, a provider), a bound on sends in flight, an optional
-// pace between sends, and a circuit breaker, so that one slow, busy or dead
-// destination cannot hold every worker of its channel: a job whose turn is
-// further away than maxWait is handed back (deferred) instead of waiting
-// in the process.
+// destinations schedules the sends of one channel per destination (a
+// webhook host, a Slack channel or incoming webhook, a provider): each has
+// a bound on its sends in flight, a circuit breaker, and a queue of the
+// targets waiting for a slot. A waiting target holds no goroutine and no
+// channel slot, so one slow, busy or dead destination cannot hold the
+// others' sends; a target whose wait would exceed maxWait is turned away
+// (deferred) instead of queued, and one that waited that long in the
+// queue is turned away too.
+//
+// A destination's bound starts low and grows by one with each answered
+// send, up to perDest (a slow start), and halves on each transient failure:
+// a host that hangs holds at most a couple of sends until its first time
+// out, while one that answers reaches its full share within a few rounds.
 type destinations struct {
 	perDest int
-	// pace is the least time between the starts of two sends to one
-	// destination (0: none); maxWait the longest a job waits for its
-	// destination's turn in the process (0: no bound).
-	pace    time.Duration
+	// maxWait is the longest a target waits for its destination's turn in
+	// the process (0: no bound).
 	maxWait time.Duration
 	cfg     BreakerConfig
 	now     func() time.Time
@@ -29,41 +33,40 @@ type destinations struct {
 	mu    sync.Mutex
 	state map[string]*destination
 	// sweepAt is the number of entries above which idle ones kept for
-	// their pace are dropped.
+	// their average are dropped.
 	sweepAt int
 }
 
 type destination struct {
-	slots    chan struct{}
-	users    int // goroutines holding, waiting for a slot or for their turn; the entry is dropped at 0
+	// limit is the current bound on sends in flight (1..perDest);
+	// inflight the sends holding a slot.
+	limit    int
+	inflight int
+	// queue holds the targets waiting for a slot, oldest first.
+	queue    []*task
 	failures int
 	openedAt time.Time
 	cooldown time.Duration
 	probing  bool
-	// next is the earliest start of the next send, with a pace.
-	next time.Time
-	// avgSend is a moving average of how long a send holds its slot (the
-	// channel's concurrency and rate limits included): with every slot
-	// taken, a job's wait is about avgSend per round of the sends ahead of
-	// it.
+	// avgSend is a moving average of how long a send holds its slot: with
+	// every slot taken, a queued target's wait is about avgSend per round
+	// of the sends ahead of it.
 	avgSend time.Duration
-	// returns is when the next job turned away (busy) should come back.
+	// returns is when the next target turned away (busy) should come back.
 	returns time.Time
-	// lastUsed is when a job last asked for a turn.
+	// lastUsed is when a target last asked for a turn.
 	lastUsed time.Time
 }
 
-// turn is the time the destination takes per job: its pace, or an average
-// send shared by its slots (at least a millisecond).
-func (ds *destinations) turn(d *destination) time.Duration {
-	return max(ds.pace, d.avgSend/time.Duration(ds.perDest), time.Millisecond)
-}
+// initialLimit is a destination's bound on sends in flight before it
+// answered anything.
+const initialLimit = 2
 
-// sendResult is what became of a send, for the breaker.
+// sendResult is what became of a send, for the breaker and the bound.
 type sendResult int
 
 const (
-	// notSent: the job gave its turn up (Herald is stopping).
+	// notSent: the target gave its turn up (Herald is stopping).
 	notSent sendResult = iota
 	// answered: the destination took the message or refused it for good;
 	// either way it works.
@@ -72,24 +75,28 @@ const (
 	failedTransient
 )
 
-// reasonBusy is the reason recorded for a job turned away by a busy
+// reasonBusy is the reason recorded for a target turned away by a busy
 // destination.
 const reasonBusy = "destination busy"
 
-// refusal says why a job may not send now, and when to try again; busy:
-// the destination works, but its turn is far.
+// reasonCircuitOpen is the reason recorded for a target turned away by a
+// failing destination.
+const reasonCircuitOpen = "destination failing; circuit open"
+
+// refusal says why a target may not send now, and when to try again;
+// busy: the destination works, but its turn is far.
 type refusal struct {
 	reason string
 	wait   time.Duration
 	busy   bool
 }
 
-// minSweep is the number of destination entries from which idle ones kept
-// for their pace are swept.
+// minSweep is the number of destination entries from which idle ones are
+// swept.
 const minSweep = 1024
 
-func newDestinations(perDest int, pace, maxWait time.Duration, cfg BreakerConfig, now func() time.Time) *destinations {
-	return &destinations{perDest: perDest, pace: pace, maxWait: maxWait, cfg: cfg, now: now, state: map[string]*destination{}, sweepAt: minSweep}
+func newDestinations(perDest int, maxWait time.Duration, cfg BreakerConfig, now func() time.Time) *destinations {
+	return &destinations{perDest: perDest, maxWait: maxWait, cfg: cfg, now: now, state: map[string]*destination{}, sweepAt: minSweep}
 }
 
 // destinationKey groups endpoints by where their sends go: the host of URL
@@ -143,145 +150,93 @@ func plainHost(host string) bool {
 	return true
 }
 
-// acquire waits for key's turn: its pace, then a free slot. It returns a
-// refusal instead when the circuit is open (with how long until it
-// half-opens) or when the turn is further away than maxWait (with about
-// how far): judged beforehand from the pace and the destination's average
-// send, and in any case once the job has waited maxWait for a slot (a
-// destination whose sends hang). release must be called once with what
-// became of the send and how long it held the slot.
-func (ds *destinations) acquire(ctx context.Context, key string) (release func(res sendResult, held time.Duration), refused refusal, err error) {
+// acquire asks for a slot of t's destination (t.key). It grants one at
+// once (granted), queues t until a send ends (neither granted nor
+// refused: [destinations.release] hands t its slot later), or refuses t:
+// when the circuit is open (with how long until it half-opens), or when
+// t's turn is further away than maxWait, judged from the sends ahead and
+// the destination's average send.
+func (ds *destinations) acquire(t *task) (granted bool, refused *refusal) {
 	ds.mu.Lock()
+	defer ds.mu.Unlock()
 	now := ds.now()
-	d := ds.state[key]
+	d := ds.state[t.key]
 	if d == nil {
 		if len(ds.state) >= ds.sweepAt {
 			ds.sweep(now)
 		}
-		d = &destination{slots: make(chan struct{}, ds.perDest), cooldown: ds.cfg.Cooldown}
-		ds.state[key] = d
-	} else if d.users == 0 && d.openedAt.IsZero() && now.Sub(d.lastUsed) > ds.cfg.MaxCooldown {
+		d = &destination{limit: min(initialLimit, ds.perDest), cooldown: ds.cfg.Cooldown}
+		ds.state[t.key] = d
+	} else if d.inflight == 0 && d.openedAt.IsZero() && now.Sub(d.lastUsed) > ds.cfg.MaxCooldown {
 		d.failures = 0 // failures that old are not consecutive with this send
 	}
 	d.lastUsed = now
-	probe := false
+	t.probe = false
 	if ds.cfg.Threshold > 0 && !d.openedAt.IsZero() {
 		reopen := d.openedAt.Add(d.cooldown)
 		if now.Before(reopen) || d.probing {
-			ds.mu.Unlock()
-			if w := reopen.Sub(now); w > 0 {
-				return nil, refusal{"destination failing; circuit open", w, false}, nil
+			w := reopen.Sub(now)
+			if w <= 0 {
+				w = d.cooldown / 4 // a probe is already under way
 			}
-			return nil, refusal{"destination failing; circuit open", d.cooldown / 4, false}, nil // a probe is already under way
+			return false, &refusal{reasonCircuitOpen, w, false}
 		}
-		probe = true // half-open: this send is the probe
+		// Half-open: this send is the probe.
+		t.probe, d.probing = true, true
+		d.inflight++
+		return true, nil
 	}
-	start := now
-	if ds.pace > 0 && d.next.After(now) {
-		start = d.next
+	if d.inflight < d.limit && len(d.queue) == 0 {
+		d.inflight++
+		return true, nil
 	}
-	wait := start.Sub(now)
-	if ahead := d.users - ds.perDest + 1; ahead > 0 && d.avgSend > 0 {
-		// Every slot is taken: about one average send per round of
-		// perDest sends ahead.
-		wait = max(wait, time.Duration((ahead+ds.perDest-1)/ds.perDest)*d.avgSend)
-	}
-	if ds.maxWait > 0 && wait > ds.maxWait {
-		r := ds.busy(d, now, wait)
-		ds.mu.Unlock()
-		return nil, r, nil
-	}
-	if ds.pace > 0 {
-		d.next = start.Add(ds.pace)
-	}
-	if probe {
-		d.probing = true
-	}
-	d.users++
-	ds.mu.Unlock()
-
-	if start.After(now) {
-		t := time.NewTimer(start.Sub(now))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			ds.done(key, d, notSent, 0, probe)
-			return nil, refusal{}, ctx.Err()
+	if ahead := len(d.queue) + d.inflight - d.limit + 1; ds.maxWait > 0 && d.avgSend > 0 {
+		// Every slot is taken: about one average send per round of the
+		// sends ahead.
+		wait := time.Duration((ahead+d.limit-1)/d.limit) * d.avgSend
+		if wait > ds.maxWait {
+			return false, ds.busy(d, now, wait)
 		}
 	}
-	select {
-	case d.slots <- struct{}{}: // a free slot: no timer
-	default:
-		var expired <-chan time.Time
-		if ds.maxWait > 0 {
-			t := time.NewTimer(ds.maxWait)
-			defer t.Stop()
-			expired = t.C
-		}
-		select {
-		case d.slots <- struct{}{}:
-		case <-ctx.Done():
-			ds.done(key, d, notSent, 0, probe)
-			return nil, refusal{}, ctx.Err()
-		case <-expired:
-			// The sends ahead did not end in time (a destination whose
-			// sends hang, before its average knows it).
-			ds.done(key, d, notSent, 0, probe)
-			ds.mu.Lock()
-			r := ds.busy(d, ds.now(), max(d.avgSend, ds.maxWait))
-			ds.mu.Unlock()
-			return nil, r, nil
-		}
-	}
-	var once sync.Once
-	return func(res sendResult, held time.Duration) {
-		once.Do(func() {
-			<-d.slots
-			ds.done(key, d, res, held, probe)
-		})
-	}, refusal{}, nil
+	t.queuedAt = now
+	d.queue = append(d.queue, t)
+	return false, nil
 }
 
-// busy returns the refusal of a job whose turn at d is about wait away.
-// The jobs turned away come back one turn apart, after those turned away
-// before them, so that each comes back about once. ds.mu is held.
-func (ds *destinations) busy(d *destination, now time.Time, wait time.Duration) refusal {
-	at := now.Add(wait)
-	if d.returns.After(at) {
-		at = d.returns
-	}
-	d.returns = at.Add(ds.turn(d))
-	return refusal{reasonBusy, at.Sub(now), true}
-}
-
-// done updates the breaker and the average send duration with a send's
-// result; probe tells the half-open probe from the other sends (one that
-// began before the circuit opened may end during the probe). It forgets
-// idle destinations that learnt nothing worth keeping.
-func (ds *destinations) done(key string, d *destination, res sendResult, held time.Duration, probe bool) {
+// release ends a send of key, with what became of it and how long it held
+// its slot. It returns the queued targets that now hold a slot (the one
+// freed, and more when the bound grew), and the queued targets turned away
+// because the circuit opened, with their refusal.
+func (ds *destinations) release(key string, probe bool, res sendResult, held time.Duration) (started, turnedAway []*task, refused refusal) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
-	d.users--
+	d := ds.state[key]
+	if d == nil {
+		return nil, nil, refusal{}
+	}
 	now := ds.now()
 	switch {
 	case res == notSent:
 		if probe {
 			d.probing = false // the probe never ran: let another try
 		}
-	case ds.cfg.Threshold > 0 && res == failedTransient:
-		d.failures++
-		switch {
-		case probe: // the probe failed: open again, longer
-			d.probing = false
-			d.openedAt = now
-			d.cooldown = min(d.cooldown*2, ds.cfg.MaxCooldown)
-		case d.openedAt.IsZero() && d.failures >= ds.cfg.Threshold:
-			d.openedAt = now
+	case res == failedTransient:
+		d.limit = max(1, d.limit/2)
+		if ds.cfg.Threshold > 0 {
+			d.failures++
+			switch {
+			case probe: // the probe failed: open again, longer
+				d.probing = false
+				d.openedAt = now
+				d.cooldown = min(d.cooldown*2, ds.cfg.MaxCooldown)
+			case d.openedAt.IsZero() && d.failures >= ds.cfg.Threshold:
+				d.openedAt = now
+			}
 		}
 	case res == answered:
 		// The destination works, whichever send says so.
 		d.failures, d.probing, d.openedAt, d.cooldown = 0, false, time.Time{}, ds.cfg.Cooldown
+		d.limit = min(d.limit+1, ds.perDest)
 	}
 	if res != notSent {
 		if d.avgSend == 0 {
@@ -290,18 +245,76 @@ func (ds *destinations) done(key string, d *destination, res sendResult, held ti
 			d.avgSend += (held - d.avgSend) / 8
 		}
 	}
-	// An entry that knows the destination's pace of sends is kept until a
-	// sweep: the next burst to it is judged from the start.
+	d.inflight--
+	if !d.openedAt.IsZero() {
+		// The circuit is open: nobody queued may send now.
+		turnedAway, d.queue = d.queue, nil
+		return nil, turnedAway, refusal{reasonCircuitOpen, max(d.openedAt.Add(d.cooldown).Sub(now), time.Second), false}
+	}
+	for len(d.queue) > 0 && d.inflight < d.limit {
+		started = append(started, d.queue[0])
+		d.queue[0] = nil
+		d.queue = d.queue[1:]
+		d.inflight++
+	}
 	if d.avgSend == 0 && d.idle(now) {
 		delete(ds.state, key)
 	}
+	return started, nil, refusal{}
 }
 
-// idle reports whether nothing about d is worth keeping at now: no job
-// holds or awaits a turn, the breaker is closed, and the turns given out
-// (to sends and to jobs turned away) are past.
+// expired takes out of the queues the targets that waited longer than
+// maxWait for a slot (the sends ahead of them hang), each with its
+// refusal.
+func (ds *destinations) expired() (out []*task, refused []refusal) {
+	if ds.maxWait <= 0 {
+		return nil, nil
+	}
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	now := ds.now()
+	for _, d := range ds.state {
+		n := 0
+		for n < len(d.queue) && now.Sub(d.queue[n].queuedAt) > ds.maxWait {
+			out = append(out, d.queue[n])
+			refused = append(refused, *ds.busy(d, now, max(d.avgSend, ds.maxWait)))
+			d.queue[n] = nil
+			n++
+		}
+		d.queue = d.queue[n:]
+	}
+	return out, refused
+}
+
+// drain takes every queued target out (Herald is stopping).
+func (ds *destinations) drain() []*task {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	var out []*task
+	for _, d := range ds.state {
+		out = append(out, d.queue...)
+		d.queue = nil
+	}
+	return out
+}
+
+// busy returns the refusal of a target whose turn at d is about wait away.
+// The targets turned away come back one turn apart, after those turned
+// away before them, so that each comes back about once. ds.mu is held.
+func (ds *destinations) busy(d *destination, now time.Time, wait time.Duration) *refusal {
+	at := now.Add(wait)
+	if d.returns.After(at) {
+		at = d.returns
+	}
+	d.returns = at.Add(max(d.avgSend/time.Duration(d.limit), time.Millisecond))
+	return &refusal{reasonBusy, at.Sub(now), true}
+}
+
+// idle reports whether nothing about d is worth keeping at now: no target
+// holds or awaits a slot, the breaker is closed, and the turns given out to
+// targets turned away are past.
 func (d *destination) idle(now time.Time) bool {
-	return d.users == 0 && d.failures == 0 && d.openedAt.IsZero() && !d.next.After(now) && !d.returns.After(now)
+	return d.inflight == 0 && len(d.queue) == 0 && d.failures == 0 && d.openedAt.IsZero() && !d.returns.After(now)
 }
 
 // sweep drops the idle entries, and those unused for longer than the
@@ -309,7 +322,7 @@ func (d *destination) idle(now time.Time) bool {
 // sweep at twice the entries left.
 func (ds *destinations) sweep(now time.Time) {
 	for k, d := range ds.state {
-		if d.idle(now) || (d.users == 0 && now.Sub(d.lastUsed) > ds.cfg.MaxCooldown) {
+		if d.idle(now) || (d.inflight == 0 && len(d.queue) == 0 && now.Sub(d.lastUsed) > ds.cfg.MaxCooldown) {
 			delete(ds.state, k)
 		}
 	}

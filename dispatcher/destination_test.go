@@ -1,8 +1,6 @@
 package dispatcher
 
 import (
-	"context"
-	"errors"
 	"net/url"
 	"testing"
 	"time"
@@ -51,60 +49,75 @@ func FuzzDestinationKey(f *testing.F) {
 	})
 }
 
-// grant acquires key and fails the test unless a turn is given at once.
-func grant(t *testing.T, ds *destinations, key string) func(sendResult, time.Duration) {
+// grant asks for a slot of key and fails the test unless one is given at
+// once; it returns the release of the slot.
+func grant(t *testing.T, ds *destinations, key string) func(sendResult, time.Duration) []*task {
 	t.Helper()
-	release, refused, err := ds.acquire(context.Background(), key)
-	if err != nil || release == nil {
-		t.Fatalf("acquire %s: refused %+v, err %v", key, refused, err)
+	tk := &task{key: key}
+	granted, refused := ds.acquire(tk)
+	if !granted {
+		t.Fatalf("acquire %s: refused %+v, or queued; want a slot", key, refused)
 	}
-	return release
+	return func(res sendResult, held time.Duration) []*task {
+		started, _, _ := ds.release(key, tk.probe, res, held)
+		return started
+	}
 }
 
-// refuse acquires key and fails the test unless the turn is refused with
-// reason; it returns the suggested wait.
+// queue asks for a slot of key and fails the test unless the task is
+// queued.
+func queue(t *testing.T, ds *destinations, key string) *task {
+	t.Helper()
+	tk := &task{key: key}
+	granted, refused := ds.acquire(tk)
+	if granted || refused != nil {
+		t.Fatalf("acquire %s: granted %v, refused %+v; want queued", key, granted, refused)
+	}
+	return tk
+}
+
+// refuse asks for a slot of key and fails the test unless it is refused
+// with reason; it returns the suggested wait.
 func refuse(t *testing.T, ds *destinations, key, reason string) time.Duration {
 	t.Helper()
-	release, refused, err := ds.acquire(context.Background(), key)
-	if err != nil || release != nil || refused.reason != reason {
-		if release != nil {
-			release(notSent, 0)
-		}
-		t.Fatalf("acquire %s: refused %+v, err %v; want refused with %q", key, refused, err, reason)
+	tk := &task{key: key}
+	granted, refused := ds.acquire(tk)
+	if granted || refused == nil || refused.reason != reason {
+		t.Fatalf("acquire %s: granted %v, refused %+v; want refused with %q", key, granted, refused, reason)
 	}
 	return refused.wait
 }
 
 // TestBreaker: consecutive transient failures open the circuit; while open,
-// jobs are refused until the cooldown ends; then one probe goes, and its
-// failure doubles the cooldown, its success closes the circuit. A turn
+// targets are refused until the cooldown ends; then one probe goes, and its
+// failure doubles the cooldown, its success closes the circuit. A slot
 // given back unused (stopping) neither counts nor resets.
 func TestBreaker(t *testing.T) {
 	clock := frozenAt(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	ds := newDestinations(4, 0, 0, BreakerConfig{Threshold: 3, Cooldown: 10 * time.Second, MaxCooldown: 30 * time.Second}, clock.Now)
+	ds := newDestinations(4, 0, BreakerConfig{Threshold: 3, Cooldown: 10 * time.Second, MaxCooldown: 30 * time.Second}, clock.Now)
 	const key = "webhook|hooks.example"
 
 	grant(t, ds, key)(failedTransient, time.Second)
 	grant(t, ds, key)(failedTransient, time.Second)
 	grant(t, ds, key)(notSent, 0) // handed back: not a result
 	grant(t, ds, key)(failedTransient, time.Second)
-	if w := refuse(t, ds, key, "destination failing; circuit open"); w != 10*time.Second {
+	if w := refuse(t, ds, key, reasonCircuitOpen); w != 10*time.Second {
 		t.Errorf("open circuit: wait %v, want the 10s cooldown", w)
 	}
 	grant(t, ds, "webhook|other.example")(answered, time.Second) // other destinations are not concerned
 
 	clock.Add(10 * time.Second)
 	probe := grant(t, ds, key)
-	if w := refuse(t, ds, key, "destination failing; circuit open"); w != 10*time.Second/4 {
+	if w := refuse(t, ds, key, reasonCircuitOpen); w != 10*time.Second/4 {
 		t.Errorf("during the probe: wait %v, want a quarter of the cooldown", w)
 	}
 	probe(failedTransient, time.Second)
-	if w := refuse(t, ds, key, "destination failing; circuit open"); w != 20*time.Second {
+	if w := refuse(t, ds, key, reasonCircuitOpen); w != 20*time.Second {
 		t.Errorf("after a failed probe: wait %v, want the doubled cooldown", w)
 	}
 	clock.Add(20 * time.Second)
 	grant(t, ds, key)(failedTransient, time.Second)
-	if w := refuse(t, ds, key, "destination failing; circuit open"); w != 30*time.Second {
+	if w := refuse(t, ds, key, reasonCircuitOpen); w != 30*time.Second {
 		t.Errorf("after a second failed probe: wait %v, want the 30s max cooldown", w)
 	}
 
@@ -116,7 +129,7 @@ func TestBreaker(t *testing.T) {
 	}
 	grant(t, ds, key)(answered, time.Second) // closed, and the count starts again
 	for k, d := range ds.state {
-		if d.failures != 0 || !d.openedAt.IsZero() || d.users != 0 {
+		if d.failures != 0 || !d.openedAt.IsZero() || d.inflight != 0 {
 			t.Errorf("%s: %+v, want healthy and idle", k, d)
 		}
 	}
@@ -126,69 +139,74 @@ func TestBreaker(t *testing.T) {
 	}
 }
 
-// TestPace: sends to one destination start a pace apart; a job whose turn
-// is beyond maxWait is refused with about its wait; a job waiting for its
-// turn holds no slot, and gives the turn up when its context ends.
-func TestPace(t *testing.T) {
+// TestCircuitOpeningTurnsQueueAway: the targets queued at a destination
+// whose circuit opens are turned away with the circuit's wait.
+func TestCircuitOpeningTurnsQueueAway(t *testing.T) {
 	clock := frozenAt(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	ds := newDestinations(1, time.Second, 2500*time.Millisecond, BreakerConfig{Threshold: -1}, clock.Now)
-	const key = "slack|C0123ABCD"
-	first := grant(t, ds, key)
-
-	// The second and third turns are 1s and 2s away: they wait.
-	ctx, cancel := context.WithCancel(context.Background())
-	errs := make(chan error, 2)
-	for range 2 {
-		go func() {
-			release, _, err := ds.acquire(ctx, key)
-			if release != nil {
-				release(notSent, 0)
-			}
-			errs <- err
-		}()
+	ds := newDestinations(1, time.Minute, BreakerConfig{Threshold: 1, Cooldown: 10 * time.Second, MaxCooldown: time.Minute}, clock.Now)
+	const key = "webhook|down.example"
+	send := grant(t, ds, key)
+	queue(t, ds, key)
+	queue(t, ds, key)
+	started, away, refused := ds.release(key, false, failedTransient, time.Second)
+	if len(started) != 0 || len(away) != 2 || refused.reason != reasonCircuitOpen || refused.wait != 10*time.Second {
+		t.Fatalf("after the failure that opens the circuit: started %d, turned away %d (%+v)", len(started), len(away), refused)
 	}
-	waitUsers(t, ds, key, 3)
-	// The fourth is 3s away, beyond maxWait.
-	if w := refuse(t, ds, key, "destination busy"); w != 3*time.Second {
-		t.Errorf("fourth turn: wait %v, want 3s", w)
-	}
-	// The jobs turned away come back one pace apart.
-	if w := refuse(t, ds, key, "destination busy"); w != 4*time.Second {
-		t.Errorf("fifth turn: wait %v, want 4s", w)
-	}
-	// Another destination is not paced by this one.
-	grant(t, ds, "slack|C0OTHER01")(answered, 0)
-	cancel()
-	for range 2 {
-		if err := <-errs; !errors.Is(err, context.Canceled) {
-			t.Errorf("waiting turn ended with %v, want its context's end", err)
-		}
-	}
-	first(answered, 100*time.Millisecond)
-	if _, ok := ds.state[key]; !ok {
-		t.Fatal("a paced destination was forgotten before its next turn")
-	}
-
-	// Once the reserved turns have passed, the entry is idle and swept.
-	clock.Add(5 * time.Second)
-	ds.sweepAt = 1
-	grant(t, ds, "slack|C0THIRD01")(answered, 0)
-	if _, ok := ds.state[key]; ok {
-		t.Error("an idle paced destination survived the sweep")
-	}
-	release := grant(t, ds, key)
-	if next, want := ds.state[key].next, clock.Now().Add(time.Second); !next.Equal(want) {
-		t.Errorf("a turn after the pace elapsed started at %v (next turn %v), want now (next %v)", next.Add(-time.Second), next, want)
-	}
-	release(answered, 0)
+	_ = send
 }
 
-// TestSlowDestinationBusy: with every slot of a destination taken, a job
-// waits only when the sends ahead of it, at the destination's average send
-// duration, end within maxWait; otherwise it is refused with that estimate.
+// TestSlowStart: a destination's bound on sends in flight starts at two,
+// grows by one with each answered send up to perDest, and halves on a
+// transient failure; queued targets start as the bound allows.
+func TestSlowStart(t *testing.T) {
+	clock := frozenAt(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	ds := newDestinations(4, time.Minute, BreakerConfig{Threshold: -1}, clock.Now)
+	const key = "webhook|new.example"
+	a, b := grant(t, ds, key), grant(t, ds, key)
+	queued := []*task{queue(t, ds, key), queue(t, ds, key), queue(t, ds, key)}
+	// An answer raises the bound to 3: the freed slot and one more start.
+	if started := a(answered, time.Second); len(started) != 2 || started[0] != queued[0] || started[1] != queued[1] {
+		t.Fatalf("after an answer with 3 queued: %d started, want the first 2", len(started))
+	}
+	// A transient failure halves it (3 → 1): nothing more starts while
+	// two sends are still in flight.
+	if started := b(failedTransient, time.Second); len(started) != 0 {
+		t.Fatalf("after a failure: %d started, want none", len(started))
+	}
+	if d := ds.state[key]; d.limit != 1 || d.inflight != 2 || len(d.queue) != 1 {
+		t.Fatalf("state %+v", d)
+	}
+	rel := func(tk *task) func(sendResult, time.Duration) []*task {
+		return func(res sendResult, held time.Duration) []*task {
+			s, _, _ := ds.release(key, tk.probe, res, held)
+			return s
+		}
+	}
+	// An answer raises it to 2, with one send left in flight: the last
+	// queued target starts.
+	if started := rel(queued[0])(answered, time.Second); len(started) != 1 || started[0] != queued[2] {
+		t.Fatal("the last queued target did not start")
+	}
+	rel(queued[1])(answered, time.Second)
+	for range 5 {
+		rel(queued[2])(answered, time.Second)
+		queued[2] = &task{key: key}
+		if granted, _ := ds.acquire(queued[2]); !granted {
+			t.Fatal("no slot")
+		}
+	}
+	if d := ds.state[key]; d.limit != 4 {
+		t.Errorf("bound %d after many answers, want perDest 4", d.limit)
+	}
+}
+
+// TestSlowDestinationBusy: with every slot of a destination taken, a target
+// queues only when the sends ahead of it, at the destination's average
+// send duration, end within maxWait; otherwise it is refused with that
+// estimate, and the next one a turn later.
 func TestSlowDestinationBusy(t *testing.T) {
 	clock := frozenAt(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	ds := newDestinations(2, 0, 10*time.Second, BreakerConfig{Threshold: -1}, clock.Now)
+	ds := newDestinations(2, 10*time.Second, BreakerConfig{Threshold: -1}, clock.Now)
 	const key = "webhook|slow.example"
 	// Two sends that took 4s each set the average; then both slots are
 	// taken.
@@ -197,63 +215,42 @@ func TestSlowDestinationBusy(t *testing.T) {
 	hold1 := grant(t, ds, key)
 	b(answered, 4*time.Second)
 	hold2 := grant(t, ds, key)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	got := make(chan func(sendResult, time.Duration), 4)
-	for i := range 4 { // ahead of each: 1, 2, 3, 4 → rounds of 2 slots: 4s, 4s, 8s, 8s
-		go func() {
-			release, _, _ := ds.acquire(ctx, key)
-			got <- release
-		}()
-		waitUsers(t, ds, key, 3+i)
+	var queued []*task
+	for range 4 { // ahead of each: 1, 2, 3, 4 → rounds of 2 slots: 4s, 4s, 8s, 8s
+		queued = append(queued, queue(t, ds, key))
 	}
-	// Ahead: 2 in flight + 4 waiting → 3 rounds of 4s = 12s > 10s.
-	if w := refuse(t, ds, key, "destination busy"); w != 12*time.Second {
+	// Ahead: 2 in flight + 4 queued → 3 rounds of 4s = 12s > 10s.
+	if w := refuse(t, ds, key, reasonBusy); w != 12*time.Second {
 		t.Errorf("busy: wait %v, want 12s", w)
 	}
 	// The next one comes back a turn later: 4s per send over 2 slots.
-	if w := refuse(t, ds, key, "destination busy"); w != 14*time.Second {
+	if w := refuse(t, ds, key, reasonBusy); w != 14*time.Second {
 		t.Errorf("busy again: wait %v, want 14s", w)
 	}
-	hold1(answered, 4*time.Second)
-	hold2(answered, 4*time.Second)
-	for range 4 {
-		r := <-got
-		if r == nil {
-			t.Fatal("a waiting job got no turn")
-		}
-		r(answered, 4*time.Second)
+	var started []*task
+	started = append(started, hold1(answered, 4*time.Second)...)
+	started = append(started, hold2(answered, 4*time.Second)...)
+	if len(started) != 2 || started[0] != queued[0] || started[1] != queued[1] {
+		t.Fatalf("%d queued targets started, want the first two in order", len(started))
 	}
 }
 
-func waitUsers(t *testing.T, ds *destinations, key string, n int) {
-	t.Helper()
-	for range 1000 {
-		ds.mu.Lock()
-		users := 0
-		if d := ds.state[key]; d != nil {
-			users = d.users
-		}
-		ds.mu.Unlock()
-		if users == n {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("destination %s never had %d users", key, n)
-}
-
-// TestHangingDestinationTurnsJobsAway: a job that waited maxWait for a
-// slot (the sends ahead hang, and no average tells it beforehand) is
-// turned away as busy instead of waiting on.
-func TestHangingDestinationTurnsJobsAway(t *testing.T) {
+// TestHangingDestinationTurnsTargetsAway: a target that waited maxWait in
+// its destination's queue (the sends ahead hang, and no average tells it
+// beforehand) is turned away as busy instead of waiting on.
+func TestHangingDestinationTurnsTargetsAway(t *testing.T) {
 	clock := frozenAt(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	ds := newDestinations(1, 0, 50*time.Millisecond, BreakerConfig{Threshold: -1}, clock.Now)
+	ds := newDestinations(1, 50*time.Millisecond, BreakerConfig{Threshold: -1}, clock.Now)
 	const key = "webhook|hangs.example"
 	hung := grant(t, ds, key)
-	release, refused, err := ds.acquire(context.Background(), key)
-	if err != nil || release != nil || refused.reason != "destination busy" || !refused.busy || refused.wait < 50*time.Millisecond {
-		t.Fatalf("waiting behind a hung send: release %v, refused %+v, err %v; want busy", release != nil, refused, err)
+	waiting := queue(t, ds, key)
+	if out, _ := ds.expired(); len(out) != 0 {
+		t.Fatal("a target was turned away before maxWait")
+	}
+	clock.Add(51 * time.Millisecond)
+	out, refused := ds.expired()
+	if len(out) != 1 || out[0] != waiting || refused[0].reason != reasonBusy || !refused[0].busy || refused[0].wait < 50*time.Millisecond {
+		t.Fatalf("waiting behind a hung send: turned away %d %+v; want busy", len(out), refused)
 	}
 	hung(answered, time.Minute)
 	if ds.state[key] == nil || ds.state[key].avgSend != time.Minute {
@@ -266,12 +263,15 @@ func TestHangingDestinationTurnsJobsAway(t *testing.T) {
 // the probe's own result decides.
 func TestBreakerProbeIsItsOwnSend(t *testing.T) {
 	clock := frozenAt(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	ds := newDestinations(4, 0, 0, BreakerConfig{Threshold: 2, Cooldown: 10 * time.Second, MaxCooldown: time.Minute}, clock.Now)
+	ds := newDestinations(4, 0, BreakerConfig{Threshold: 2, Cooldown: 10 * time.Second, MaxCooldown: time.Minute}, clock.Now)
 	const key = "webhook|flaky.example"
+	for range 3 { // the bound grows to 4
+		grant(t, ds, key)(answered, time.Second)
+	}
 	stale := grant(t, ds, key) // in flight while the circuit opens
 	grant(t, ds, key)(failedTransient, time.Second)
 	grant(t, ds, key)(failedTransient, time.Second)
-	refuse(t, ds, key, "destination failing; circuit open")
+	refuse(t, ds, key, reasonCircuitOpen)
 	clock.Add(10 * time.Second)
 	probe := grant(t, ds, key)
 	stale(failedTransient, time.Second)
@@ -286,7 +286,7 @@ func TestBreakerProbeIsItsOwnSend(t *testing.T) {
 // not consecutive with a new send.
 func TestStaleFailuresForgotten(t *testing.T) {
 	clock := frozenAt(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	ds := newDestinations(4, 0, 0, BreakerConfig{Threshold: 2, Cooldown: 10 * time.Second, MaxCooldown: time.Minute}, clock.Now)
+	ds := newDestinations(4, 0, BreakerConfig{Threshold: 2, Cooldown: 10 * time.Second, MaxCooldown: time.Minute}, clock.Now)
 	const key = "webhook|once.example"
 	grant(t, ds, key)(failedTransient, time.Second)
 	clock.Add(2 * time.Minute)

@@ -2,10 +2,11 @@ package dispatcher
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,9 @@ type Dispatcher struct {
 	index   *subscribers.Index
 	store   *subscribers.Store
 	snaps   *snapshots
+	leases  *leases
+	pacer   *pacer
+	health  *health
 	supp    *Suppressions
 	dlq     *DeadLetters
 	log     *deliveryLog
@@ -117,18 +121,22 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 	if catalog == nil {
 		catalog, _ = incident.NewCatalog(nil)
 	}
+	m := newMetrics(cfg.Registerer)
 	d := &Dispatcher{
 		cfg: cfg, logger: cfg.Logger, nc: deps.Conn, js: js, topo: topo, catalog: catalog,
 		renderer: deps.Renderer, channels: deps.Channels, retry: deps.Retry,
 		index:     subscribers.NewIndex(cfg.Logger.With("component", "subscribers")),
 		store:     subscribers.NewStore(topo.Subscribers, deps.Rules),
 		snaps:     newSnapshots(topo.Snapshots, cfg.Logger),
+		leases:    newLeases(topo.Leases, js, cfg.LeaseTTL, holderID()),
+		pacer:     &pacer{kv: topo.Pacing, now: cfg.Now},
+		health:    newHealth(cfg.Now, m.infraErrors),
 		supp:      newSuppressions(topo.Suppressions, st.TTL(), cfg.Now, cfg.Logger),
 		dlq:       &DeadLetters{js: js, stream: topo.DeadLetters, now: cfg.Now},
 		log:       dlog,
 		events:    newEventCache(topo.Incidents, 512),
 		links:     lk,
-		metrics:   newMetrics(cfg.Registerer),
+		metrics:   m,
 		locations: map[string]*time.Location{},
 	}
 	if cfg.Registerer != nil {
@@ -186,7 +194,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return fo.run(gctx) })
 	for _, name := range channels.Names() {
-		dl := newDeliverer(d, name, d.channels[name])
+		dl, err := newDeliverer(d, name, d.channels[name])
+		if err != nil {
+			return err
+		}
 		g.Go(func() error { return dl.run(gctx) })
 	}
 	err = g.Wait()
@@ -211,6 +222,16 @@ func (d *Dispatcher) Ready() bool {
 	return true
 }
 
+// Trouble is a component of Herald's own infrastructure that failed
+// recently and has not worked since.
+type Trouble = componentTrouble
+
+// Troubles returns the components of Herald's own infrastructure (streams
+// and buckets) that failed within the last 30 seconds and have not worked
+// since: while there are any, Herald is degraded (its work waits and tries
+// again, without using delivery attempts).
+func (d *Dispatcher) Troubles() []Trouble { return d.health.troubles() }
+
 // Subscribers returns the subscriber store, for the CLI and tests.
 func (d *Dispatcher) Subscribers() *subscribers.Store { return d.store }
 
@@ -231,29 +252,38 @@ func (d *Dispatcher) Snapshot(ctx context.Context, incidentID string) (*Snapshot
 	return s, err
 }
 
-// resolve returns the job's subscriber and endpoint as they are now; nil
-// endpoint when either no longer exists.
-func (d *Dispatcher) resolve(ctx context.Context, j *Job) (*subscribers.Subscriber, *subscribers.Endpoint, error) {
-	rev, ok := d.index.Revision(j.SubscriberID)
+// resolve returns a subscriber and one of its endpoints as they are now;
+// nil endpoint when either no longer exists.
+func (d *Dispatcher) resolve(ctx context.Context, subscriberID, endpointID string) (*subscribers.Subscriber, *subscribers.Endpoint, error) {
+	rev, ok := d.index.Revision(subscriberID)
 	if !ok {
 		// The index may lag behind a subscriber created a moment ago.
-		sub, _, err := d.store.Get(ctx, j.SubscriberID)
+		sub, _, err := d.store.Get(ctx, subscriberID)
 		if errors.Is(err, subscribers.ErrNotFound) {
 			return nil, nil, nil
 		}
 		if err != nil {
 			return nil, nil, err
 		}
-		return sub, sub.Endpoint(j.EndpointID), nil
+		return sub, sub.Endpoint(endpointID), nil
 	}
-	sub, err := d.store.Lookup(ctx, j.SubscriberID, rev)
+	sub, err := d.store.Lookup(ctx, subscriberID, rev)
 	if errors.Is(err, subscribers.ErrNotFound) {
 		return nil, nil, nil
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	return sub, sub.Endpoint(j.EndpointID), nil
+	return sub, sub.Endpoint(endpointID), nil
+}
+
+// holderID names this process in the leases it takes: host, process id and
+// a random part.
+func holderID() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
 }
 
 // location returns the time zone name, cached; UTC for unknown names.
@@ -277,35 +307,36 @@ func (d *Dispatcher) location(name string) *time.Location {
 	return loc
 }
 
-// applyAction carries out what a permanent failure asked for: disable the
-// endpoint (and tell the subscriber by email), or suppress the address.
-func (d *Dispatcher) applyAction(ctx context.Context, a *attempt, action channels.Action, cause error) {
-	j := a.job
+// applyAction carries out what a permanent failure of a delivery to an
+// endpoint asked for: disable the endpoint (and tell the subscriber by
+// email), or suppress the address. addr is the endpoint's address, kept out
+// of the reason.
+func (d *Dispatcher) applyAction(ctx context.Context, subscriberID, endpointID, channel, addr string, logger *slog.Logger, action channels.Action, cause error) {
 	ctx = context.WithoutCancel(ctx)
 	switch action {
 	case channels.DisableEndpoint:
-		reason := channels.RedactAddress(oneLine(cause.Error()), a.target)
+		reason := channels.RedactAddress(oneLine(cause.Error()), addr)
 		at := d.cfg.Now().UTC().Truncate(time.Second)
-		sub, changed, err := d.store.DisableEndpoint(ctx, j.SubscriberID, j.EndpointID, reason, at)
+		sub, changed, err := d.store.DisableEndpoint(ctx, subscriberID, endpointID, reason, at)
 		if err != nil {
-			a.log().Error("disabling the endpoint failed", "err", err)
+			logger.Error("disabling the endpoint failed", "err", err)
 			return
 		}
 		if changed {
-			a.log().Warn("endpoint disabled", "reason", reason)
-			d.noticeDisabled(ctx, sub, j.EndpointID, j.Channel, reason, at)
+			logger.Warn("endpoint disabled", "reason", reason)
+			d.noticeDisabled(ctx, sub, endpointID, channel, reason, at)
 		}
 	case channels.SuppressAddress:
-		sub, ep, err := d.resolve(ctx, j)
+		sub, ep, err := d.resolve(ctx, subscriberID, endpointID)
 		if err != nil || sub == nil || ep == nil {
-			a.log().Error("suppressing the address failed", "err", err)
+			logger.Error("suppressing the address failed", "err", err)
 			return
 		}
-		if err := d.supp.Add(ctx, j.Channel, ep.Target(), cause.Error()); err != nil {
-			a.log().Error("suppressing the address failed", "err", err)
+		if err := d.supp.Add(ctx, channel, ep.Target(), cause.Error()); err != nil {
+			logger.Error("suppressing the address failed", "err", err)
 			return
 		}
-		a.log().Warn("address suppressed", "reason", oneLine(cause.Error()))
+		logger.Warn("address suppressed", "reason", oneLine(cause.Error()))
 	}
 }
 
@@ -334,7 +365,7 @@ func (d *Dispatcher) noticeDisabled(ctx context.Context, sub *subscribers.Subscr
 
 // enqueue publishes one job.
 func (d *Dispatcher) enqueue(ctx context.Context, j *Job) error {
-	data, err := json.Marshal(j)
+	data, err := encodeJob(j)
 	if err != nil {
 		return err
 	}

@@ -562,25 +562,50 @@ func TestQuietUpdate(t *testing.T) {
 	}
 }
 
-// TestSupersededSMS: an SMS for an update older than the incident's latest
-// is skipped and recorded as superseded; email still gets both.
-func TestSupersededSMS(t *testing.T) {
+// TestLateUpdateNotSent: an update older than its incident's latest (it
+// arrived after a later one) is recorded in the snapshot as late and sent
+// to nobody, on any channel; the next update flows.
+func TestLateUpdateNotSent(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bundleOpts{})
 	b.putSubscriber(&subscribers.Subscriber{ID: "m1", Locale: "en", Endpoints: []subscribers.Endpoint{
 		{ID: "sms", Channel: channels.SMS, Address: "+33612345678"},
 		{ID: "mail", Channel: channels.Email, Address: "ops@example.com"},
 	}})
-	// The newer update arrives first (out of order): the older one's SMS
-	// is moot by the time it is sent.
 	b.publish(event("INC-10", 2, "resolved"))
-	b.waitFor("first", 10*time.Second, func() bool { return b.hasOutcome("m1", Outboxed) })
+	b.waitFor("the first update", 10*time.Second, func() bool {
+		return countFiles(t, filepath.Join(b.outbox, channels.Email)) == 1 && countFiles(t, filepath.Join(b.outbox, channels.SMS)) == 1
+	})
 	b.publish(event("INC-10", 1, "investigating"))
-	b.waitFor("superseded", 10*time.Second, func() bool { return b.hasOutcome("m1", Superseded) })
-	b.waitFor("emails", 10*time.Second, func() bool { return countFiles(t, filepath.Join(b.outbox, channels.Email)) == 2 })
-	if n := countFiles(t, filepath.Join(b.outbox, channels.SMS)); n != 1 {
-		t.Fatalf("%d SMS in the outbox, want 1", n)
+	b.waitFor("the late update recorded", 10*time.Second, func() bool {
+		s, _ := b.d.Snapshot(b.ctx, "INC-10")
+		u := s.update(1)
+		return u != nil && u.State == stateLate
+	})
+	// A later update, published after the late one, arrives: the late
+	// one had its turn and sent nothing.
+	b.publish(event("INC-10", 3, "postmortem"))
+	b.waitFor("the next update", 10*time.Second, func() bool {
+		return countFiles(t, filepath.Join(b.outbox, channels.Email)) >= 2 && countFiles(t, filepath.Join(b.outbox, channels.SMS)) >= 2
+	})
+	b.waitFor("its records", 5*time.Second, func() bool { return len(b.records("m1")) >= 4 })
+	for _, r := range b.records("m1") {
+		if r.Sequence == 1 {
+			t.Errorf("the late update has a delivery record: %+v", r)
+		}
 	}
+	if n := countFiles(t, filepath.Join(b.outbox, channels.Email)); n != 2 {
+		t.Errorf("%d emails, want 2 (updates 2 and 3)", n)
+	}
+	if !strings.Contains(b.logs.String(), "update older than the incident's latest") {
+		t.Error("the late update was not logged")
+	}
+	// Another event claiming a sequence already used is a conflict.
+	b.publish(event("INC-10", 2, "resolved", "id", "INC-10:2b"))
+	b.waitFor("the conflicting copy dead-lettered", 10*time.Second, func() bool {
+		dls, _ := b.d.dlq.List(b.ctx, 0, 10)
+		return len(dls) == 1 && strings.Contains(dls[0].Reason, "already used by event INC-10:2")
+	})
 }
 
 // TestSuppressedAddressSkipped: an email to a suppressed address is not
@@ -636,13 +661,11 @@ func TestLinksSealed(t *testing.T) {
 	}
 }
 
-// TestJobWithoutAnswersDeadLettered: a job delivered again and again
-// without an answer (the process handling it died each time) is moved to
-// the dead letters under its delivery id before it is tried once more, and
-// its log ends with a dead-lettered record. The limit is Herald's, not the
-// server's: a job past a server-side MaxDeliver would stay stored, never
-// delivered again, unless a process caught the advisory at that moment.
-func TestJobWithoutAnswersDeadLettered(t *testing.T) {
+// TestRedeliveriesUseNoAttempt: a job delivered again and again without an
+// answer (the processes handling it died, or Herald's infrastructure
+// failed) uses no attempt and is never dead-lettered for it: with one
+// attempt allowed, it is still sent, as attempt 1.
+func TestRedeliveriesUseNoAttempt(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bundleOpts{noRun: true, cfg: func(c *Config) {
 		c.Channels = map[string]ChannelConfig{channels.Webhook: {MaxDeliver: 1, AckWait: time.Second}}
@@ -651,8 +674,6 @@ func TestJobWithoutAnswersDeadLettered(t *testing.T) {
 	if _, err := b.d.store.Put(b.ctx, b.webhookSubscriber("m1", "/m1")); err != nil {
 		t.Fatal(err)
 	}
-	// The update is stored (its fan-out will publish the same job, which
-	// the stream drops as a duplicate), so the job could be sent.
 	raw := event("INC-MAXD", 1, "investigating")
 	res := b.publish(raw)
 	ev := mustEvent(raw)
@@ -666,8 +687,8 @@ func TestJobWithoutAnswersDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Two deliveries (MaxDeliver + 1) that die without an answer.
-	for i := range 2 {
+	// Three deliveries that die without an answer.
+	for i := range 3 {
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatal(err)
@@ -680,29 +701,49 @@ func TestJobWithoutAnswersDeadLettered(t *testing.T) {
 			t.Fatalf("delivery %d: got %d messages", i+1, n)
 		}
 	}
-	time.Sleep(1100 * time.Millisecond) // the second one's ack wait
 	ctx, cancel := context.WithCancel(b.ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = b.d.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	b.waitFor("the dead letter", 15*time.Second, func() bool {
-		dls, err := b.d.dlq.List(b.ctx, 0, 10)
-		return err == nil && len(dls) == 1
+	b.waitFor("the send", 15*time.Second, func() bool { return b.recv.delivered("/m1") == 1 })
+	b.waitFor("its record", 5*time.Second, func() bool { return b.hasOutcome("m1", Delivered) })
+	if recs := b.records("m1"); len(recs) != 1 || recs[0].Attempt != 1 {
+		t.Errorf("records %+v, want one delivered attempt 1", recs)
+	}
+	if dls, _ := b.d.dlq.List(b.ctx, 0, 10); len(dls) != 0 {
+		t.Errorf("dead letters %+v", dls)
+	}
+}
+
+// TestPanickingSendDeadLettersItsTarget: a target whose handling panics is
+// dead-lettered with the panic as its reason; the other targets of its
+// batch are delivered and the process goes on.
+func TestPanickingSendDeadLettersItsTarget(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{channels: map[string]channels.Channel{channels.SMS: panicky{}}})
+	b.putSubscriber(b.webhookSubscriber("m1", "/m1"))
+	b.putSubscriber(&subscribers.Subscriber{ID: "m2", Locale: "en", Endpoints: []subscribers.Endpoint{
+		{ID: "sms", Channel: channels.SMS, Address: "+33612345678"},
+		{ID: "wh", Channel: channels.Webhook, URL: b.recv.url("/m2"), Secret: testSecret},
+	}})
+	b.publish(event("INC-PANIC", 1, "investigating"))
+	b.waitFor("the webhooks", 10*time.Second, func() bool { return b.recv.delivered("/m1") == 1 && b.recv.delivered("/m2") == 1 })
+	b.waitFor("the dead letter", 10*time.Second, func() bool {
+		dls, _ := b.d.dlq.List(b.ctx, 0, 10)
+		return len(dls) == 1
 	})
 	dls, _ := b.d.dlq.List(b.ctx, 0, 10)
-	if dl := dls[0]; dl.Ref != id || dl.Subject != deliverySubject(channels.Webhook) || dl.Attempts != 2 || dl.Reason != "attempts exhausted (2 deliveries without an answer)" {
+	if dl := dls[0]; dl.Ref != DeliveryID("INC-PANIC:1", "m2", "sms") || dl.Reason != "internal error: the provider's library panicked" {
 		t.Errorf("dead letter %+v", dl)
 	}
-	if got := b.lastOutcome("m1", id); got != DeadLettered {
-		t.Errorf("last outcome %q, want %q", got, DeadLettered)
-	}
-	b.waitFor("the job removed from the stream", 5*time.Second, func() bool {
-		info, err := b.d.topo.Deliveries.Info(b.ctx)
-		return err == nil && info.State.Msgs == 0
-	})
-	if n := len(b.recv.hitsFor("/m1")); n != 0 {
-		t.Errorf("the job was sent %d times after its deliveries ran out", n)
-	}
+	b.waitFor("the record", 5*time.Second, func() bool { return b.hasOutcome("m2", DeadLettered) })
+}
+
+// panicky is a channel whose sends panic.
+type panicky struct{}
+
+func (panicky) Send(context.Context, channels.Endpoint, *channels.Message) (channels.Receipt, error) {
+	panic("the provider's library panicked")
 }
 
 // TestEarlyCopyParkedAgain: a copy of a job that comes back before the due
@@ -715,7 +756,7 @@ func TestEarlyCopyParkedAgain(t *testing.T) {
 	ev := mustEvent(event("INC-EARLY", 1, "investigating"))
 	id := DeliveryID(ev.ID, "m1", "wh")
 	due := time.Now().Add(time.Hour).UTC()
-	if err := b.d.log.append(b.ctx, &Record{DeliveryID: id, Kind: KindUpdate, EventID: ev.ID, SubscriberID: "m1", EndpointID: "wh",
+	if err := b.d.log.append(b.ctx, &Record{DeliveryID: id, Kind: KindUpdate, EventID: ev.ID, IncidentID: ev.IncidentID, SubscriberID: "m1", EndpointID: "wh",
 		Channel: channels.Webhook, Attempt: 3, Outcome: Retrying, NextAttemptAt: &due, At: time.Now().UTC()}); err != nil {
 		t.Fatal(err)
 	}
@@ -764,7 +805,7 @@ func TestTwoCopiesOfAJobSendOnce(t *testing.T) {
 	// Pretend the first send failed (its record said retry), then bring
 	// two copies back together: a parked one, due now, and a redelivery.
 	due := time.Now().UTC()
-	if err := b.d.log.append(b.ctx, &Record{DeliveryID: id, Kind: KindUpdate, EventID: ev.ID, SubscriberID: "m1", EndpointID: "wh",
+	if err := b.d.log.append(b.ctx, &Record{DeliveryID: id, Kind: KindUpdate, EventID: ev.ID, IncidentID: ev.IncidentID, SubscriberID: "m1", EndpointID: "wh",
 		Channel: channels.Webhook, Attempt: 1, Outcome: Retrying, NextAttemptAt: &due, At: due}); err != nil {
 		t.Fatal(err)
 	}

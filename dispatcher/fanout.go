@@ -15,48 +15,55 @@ import (
 	"github.com/heraldhq/herald/subscribers"
 )
 
-// fanout consumes INCIDENTS and turns each update into one job per matching
-// endpoint.
+// fanout consumes INCIDENTS and turns each update into batch jobs: per
+// channel, the update's targets split in batches whose membership the
+// incident snapshot fixes at the first fan-out.
 type fanout struct {
-	d        *Dispatcher
-	js       jetstream.JetStream // dedicated: its async-publish error handler is ours
-	subjects map[string]string
-
-	mu     sync.Mutex
-	failed []*nats.Msg
+	d  *Dispatcher
+	js jetstream.JetStream // dedicated to the fan-out's asynchronous publishes
 }
 
 func newFanout(d *Dispatcher) (*fanout, error) {
-	f := &fanout{d: d, subjects: map[string]string{}}
-	for _, name := range channels.Names() {
-		f.subjects[name] = deliverySubject(name)
-	}
 	js, err := jetstream.New(d.nc,
 		jetstream.WithPublishAsyncMaxPending(d.cfg.FanoutMaxPending),
-		jetstream.WithPublishAsyncTimeout(30*time.Second),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
-			f.mu.Lock()
-			f.failed = append(f.failed, m)
-			f.mu.Unlock()
-		}))
+		jetstream.WithPublishAsyncTimeout(30*time.Second))
 	if err != nil {
 		return nil, err
 	}
-	f.js = js
-	return f, nil
+	return &fanout{d: d, js: js}, nil
 }
 
-// run consumes updates until ctx ends. One update is handled at a time, in
-// stream order, across all Herald processes (the consumer allows a single
-// unacknowledged message).
+// run consumes updates until ctx ends: one loop per fan-out partition, each
+// handling one update at a time in stream order across all Herald processes
+// (the partition's consumer allows a single unacknowledged message), so that
+// the updates of one incident stay in order while those of different
+// incidents fan out at once.
 func (f *fanout) run(ctx context.Context) error {
-	cons, err := f.d.topo.Incidents.Consumer(ctx, ConsumerFanout)
+	names := make([]string, 0, fanoutPartitions+1)
+	for p := range fanoutPartitions {
+		names = append(names, fanoutConsumer(p))
+	}
+	if _, err := f.d.topo.Incidents.Consumer(ctx, ConsumerFanout); err == nil {
+		names = append(names, ConsumerFanout) // updates stored before partitioning
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, name := range names {
+		wg.Go(func() { errs[i] = f.loop(ctx, name) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// loop consumes one partition's updates until ctx ends.
+func (f *fanout) loop(ctx context.Context, name string) error {
+	cons, err := f.d.topo.Incidents.Consumer(ctx, name)
 	if err != nil {
-		return fmt.Errorf("fan-out consumer: %w", err)
+		return fmt.Errorf("fan-out consumer %s: %w", name, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(pullExpiry)) // see deliverer.run
 	if err != nil {
-		return fmt.Errorf("fan-out consumer: %w", err)
+		return fmt.Errorf("fan-out consumer %s: %w", name, err)
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
@@ -66,7 +73,7 @@ func (f *fanout) run(ctx context.Context) error {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
 				return nil
 			}
-			f.d.logger.Warn("fan-out: fetching updates", "err", err)
+			f.d.logger.Warn("fan-out: fetching updates", "consumer", name, "err", err)
 			continue
 		}
 		f.handle(ctx, msg)
@@ -79,13 +86,22 @@ type fanoutAction int
 const (
 	actionNew       fanoutAction = iota // first time: fan out
 	actionResume                        // an earlier fan-out did not finish: fan out again, with recheck
-	actionDuplicate                     // already fanned out: ack
+	actionDuplicate                     // already fanned out (or recorded): ack
 	actionConflict                      // another event holds this sequence: dead letter
 	actionQuiet                         // notify: false: recorded, ack
+	actionLate                          // older than the incident's latest update: recorded, ack
 )
 
+// plan is the snapshot's answer to an update: what to do, and for a fan-out
+// the number of batches of each channel.
+type plan struct {
+	action  fanoutAction
+	holder  string // the event holding the sequence, for a conflict
+	batches map[string]int
+}
+
 // handle fans one update out. It acknowledges the update only once every
-// job is stored; on any failure it leaves the update for redelivery.
+// batch is stored; on any failure it leaves the update for redelivery.
 func (f *fanout) handle(ctx context.Context, msg jetstream.Msg) {
 	d := f.d
 	start := d.cfg.Now()
@@ -97,7 +113,7 @@ func (f *fanout) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	ref := msg.Headers().Get(hdrMsgID)
 	ev, err := incident.Decode(msg.Data(), d.cfg.MaxEventBytes)
-	if err == nil && msg.Subject() != IncidentSubject(ev.IncidentID) {
+	if id, ok := incidentOfSubject(msg.Subject()); err == nil && (!ok || id != ev.IncidentID) {
 		err = incident.FieldErrors{{Field: "incident_id", Message: fmt.Sprintf("%q does not match the subject %s", ev.IncidentID, msg.Subject())}}
 	}
 	if err != nil {
@@ -108,46 +124,59 @@ func (f *fanout) handle(ctx context.Context, msg jetstream.Msg) {
 	if unknown := d.catalog.Unknown(ev.Components); len(unknown) > 0 {
 		logger.Warn("update names components missing from the catalog; only subscribers of all components get them", "components", unknown)
 	}
+	prio := ev.Priority
+	if prio == "" {
+		prio = d.cfg.UnratedPriority
+	}
+	var targets []subscribers.Target
+	if ev.ShouldNotify() {
+		targets = d.index.Audience(subscribers.Query{Components: ev.Components, Priority: prio, Status: ev.Status})
+	}
 
-	action, holder, err := f.begin(ctx, ev, md.Sequence.Stream)
+	p, err := f.begin(ctx, ev, md.Sequence.Stream, targets)
 	if err != nil {
-		logger.Warn("fan-out: snapshot", "err", err)
-		_ = msg.NakWithDelay(time.Second)
+		d.health.fail(componentSnapshots, err)
+		logger.Warn("fan-out: snapshot unavailable; the update comes back", "err", err)
+		_ = msg.NakWithDelay(transientDelay(int(md.NumDelivered)))
 		return
 	}
-	switch action {
+	d.health.ok(componentSnapshots)
+	switch p.action {
 	case actionDuplicate:
 		logger.Info("update already fanned out; ignored")
 		d.metrics.events.WithLabelValues("duplicate").Inc()
 		_ = msg.DoubleAck(ctx)
 		return
 	case actionConflict:
-		f.reject(ctx, msg, ev.ID, fmt.Sprintf("sequence %d of incident %s is already used by event %s", ev.Sequence, ev.IncidentID, holder))
+		f.reject(ctx, msg, ev.ID, fmt.Sprintf("sequence %d of incident %s is already used by event %s", ev.Sequence, ev.IncidentID, p.holder))
 		return
 	case actionQuiet:
 		logger.Info("quiet update recorded; nobody notified")
 		d.metrics.events.WithLabelValues("quiet").Inc()
 		_ = msg.DoubleAck(ctx)
 		return
+	case actionLate:
+		logger.Warn("update older than the incident's latest; recorded, sent to nobody")
+		d.metrics.events.WithLabelValues("late").Inc()
+		_ = msg.DoubleAck(ctx)
+		return
 	}
 
 	stopProgress := keepAlive(msg, d.cfg.FanoutAckWait/3)
-	recheck := action == actionResume || md.NumDelivered > 1 || msg.Headers().Get(hdrReplay) != ""
-	prio := ev.Priority
-	if prio == "" {
-		prio = d.cfg.UnratedPriority
-	}
-	targets := d.index.Audience(subscribers.Query{Components: ev.Components, Priority: prio, Status: ev.Status})
-	n, err := f.publish(ctx, ev, md.Sequence.Stream, prio, targets, recheck)
+	recheck := p.action == actionResume || md.NumDelivered > 1 || msg.Headers().Get(hdrReplay) != ""
+	jobs, err := f.publish(ctx, ev, md.Sequence.Stream, prio, targets, p.batches, recheck)
 	stopProgress()
 	if err != nil {
-		logger.Warn("fan-out: publishing jobs failed; the update will be fanned out again", "err", err, "published", n)
-		_ = msg.NakWithDelay(time.Second)
+		d.health.fail(componentDeliveries, err)
+		logger.Warn("fan-out: publishing batches failed; the update will be fanned out again", "err", err, "published", jobs)
+		_ = msg.NakWithDelay(transientDelay(int(md.NumDelivered)))
 		return
 	}
-	if err := f.finish(ctx, ev, n); err != nil {
-		logger.Warn("fan-out: snapshot", "err", err)
-		_ = msg.NakWithDelay(time.Second)
+	d.health.ok(componentDeliveries)
+	if err := f.finish(ctx, ev, len(targets)); err != nil {
+		d.health.fail(componentSnapshots, err)
+		logger.Warn("fan-out: snapshot unavailable; the update will be fanned out again", "err", err)
+		_ = msg.NakWithDelay(transientDelay(int(md.NumDelivered)))
 		return
 	}
 	if err := msg.DoubleAck(ctx); err != nil {
@@ -155,13 +184,14 @@ func (f *fanout) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	d.metrics.events.WithLabelValues("fanned_out").Inc()
 	d.metrics.fanoutSeconds.Observe(d.cfg.Now().Sub(start).Seconds())
-	logger.Info("update fanned out", "jobs", n, "recheck", recheck, "took", d.cfg.Now().Sub(start).String())
+	logger.Info("update fanned out", "targets", len(targets), "jobs", jobs, "recheck", recheck, "took", d.cfg.Now().Sub(start).String())
 }
 
 // reject moves a bad update to the dead letters and terminates it; if the
 // dead letter cannot be stored the update is retried instead.
 func (f *fanout) reject(ctx context.Context, msg jetstream.Msg, ref, reason string) {
 	if err := f.d.dlq.add(ctx, msg.Subject(), msg.Data(), ref, reason, 0); err != nil {
+		f.d.health.fail(componentDeadLetters, err)
 		f.d.logger.Error("fan-out: cannot dead-letter a bad update; retrying", "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
@@ -172,34 +202,75 @@ func (f *fanout) reject(ctx context.Context, msg jetstream.Msg, ref, reason stri
 }
 
 // begin records in the snapshot that the update is being fanned out and
-// says what to do with it.
-func (f *fanout) begin(ctx context.Context, ev *incident.Event, streamSeq uint64) (fanoutAction, string, error) {
-	var action fanoutAction
-	var holder string
+// says what to do with it. Only the incident's latest update decides: an
+// update whose sequence is not above it was fanned out (or recorded)
+// already, or comes late; either way it is sent to nobody. targets is the
+// audience, from which a new fan-out's batch counts are fixed.
+func (f *fanout) begin(ctx context.Context, ev *incident.Event, streamSeq uint64, targets []subscribers.Target) (plan, error) {
+	var p plan
 	now := f.d.cfg.Now().UTC()
 	_, err := f.d.snaps.update(ctx, ev.IncidentID, func(s *Snapshot) error {
-		if u := s.update(ev.Sequence); u != nil {
+		p = plan{}
+		switch u := s.update(ev.Sequence); {
+		case s.LatestSeq > 0 && ev.Sequence == s.LatestSeq:
 			switch {
-			case u.EventID != ev.ID:
-				action, holder = actionConflict, u.EventID
-			case u.State == stateFanningOut:
-				action = actionResume
+			case s.latestEventID() != ev.ID:
+				p.action, p.holder = actionConflict, s.latestEventID()
+			case u != nil && u.State == stateFanningOut:
+				p.action, p.batches = actionResume, u.Batches
 			default:
-				action = actionDuplicate
+				p.action = actionDuplicate
 			}
 			return errNoChange
+		case ev.Sequence < s.LatestSeq && u != nil:
+			p.action = actionDuplicate
+			if u.EventID != ev.ID {
+				p.action, p.holder = actionConflict, u.EventID
+			}
+			return errNoChange
+		case ev.Sequence < s.LatestSeq:
+			p.action = actionLate
+			s.add(UpdateState{Sequence: ev.Sequence, EventID: ev.ID, StreamSeq: streamSeq, State: stateLate, At: now})
+			sortUpdates(s)
+			s.UpdatedAt = now
+			return nil
 		}
 		st := UpdateState{Sequence: ev.Sequence, EventID: ev.ID, StreamSeq: streamSeq, State: stateFanningOut, At: now}
-		action = actionNew
+		p.action = actionNew
 		if !ev.ShouldNotify() {
-			st.State, action = stateQuiet, actionQuiet
-			applyLatest(s, ev, now)
+			st.State, p.action = stateQuiet, actionQuiet
+		} else {
+			st.Batches = f.batchCounts(targets)
+			p.batches = st.Batches
 		}
-		s.Updates = append(s.Updates, st)
-		trimUpdates(s)
+		s.add(st)
+		s.LatestSeq, s.LatestEventID, s.Status, s.Priority = ev.Sequence, ev.ID, ev.Status, ev.Priority
+		s.Title, s.Components, s.UpdatedAt = ev.Title.String(), ev.Components, now
 		return nil
 	})
-	return action, holder, err
+	return p, err
+}
+
+// sortUpdates keeps a snapshot's updates in sequence order after a late
+// one was added at the end.
+func sortUpdates(s *Snapshot) {
+	for i := len(s.Updates) - 1; i > 0 && s.Updates[i].Sequence < s.Updates[i-1].Sequence; i-- {
+		s.Updates[i], s.Updates[i-1] = s.Updates[i-1], s.Updates[i]
+	}
+}
+
+// batchCounts returns the number of batches of each channel of targets:
+// enough for BatchSize targets each.
+func (f *fanout) batchCounts(targets []subscribers.Target) map[string]int {
+	counts := map[string]int{}
+	for _, t := range targets {
+		counts[t.Channel]++
+	}
+	size := f.d.cfg.BatchSize
+	for ch, n := range counts {
+		counts[ch] = (n + size - 1) / size
+	}
+	return counts
 }
 
 // finish marks the update fanned out.
@@ -208,109 +279,128 @@ func (f *fanout) finish(ctx context.Context, ev *incident.Event, targets int) er
 	_, err := f.d.snaps.update(ctx, ev.IncidentID, func(s *Snapshot) error {
 		u := s.update(ev.Sequence)
 		if u == nil {
-			s.Updates = append(s.Updates, UpdateState{Sequence: ev.Sequence, EventID: ev.ID})
+			s.add(UpdateState{Sequence: ev.Sequence, EventID: ev.ID})
 			u = &s.Updates[len(s.Updates)-1]
 		}
 		u.State, u.Targets, u.At = stateDone, targets, now
-		applyLatest(s, ev, now)
-		trimUpdates(s)
+		s.UpdatedAt = now
 		return nil
 	})
 	return err
 }
 
-// applyLatest makes ev the snapshot's current state if it is the newest.
-func applyLatest(s *Snapshot, ev *incident.Event, now time.Time) {
-	s.UpdatedAt = now
-	if ev.Sequence < s.LatestSeq {
-		return
-	}
-	s.LatestSeq, s.Status, s.Priority = ev.Sequence, ev.Status, ev.Priority
-	s.Title, s.Components = ev.Title.String(), ev.Components
-}
-
-// trimUpdates bounds a snapshot's history; the oldest updates go first.
-func trimUpdates(s *Snapshot) {
-	const keep = 500
-	if len(s.Updates) > keep {
-		s.Updates = append([]UpdateState(nil), s.Updates[len(s.Updates)-keep:]...)
-	}
-}
-
-// publish sends one job per target with asynchronous, pipelined publishes
-// and waits until JetStream acknowledged every one. Each job's Nats-Msg-Id
-// is its delivery id, so publishing the same update again inside the
-// duplicate window stores nothing new.
-func (f *fanout) publish(ctx context.Context, ev *incident.Event, streamSeq uint64, prio incident.Priority, targets []subscribers.Target, recheck bool) (int, error) {
+// publish stores the batches of targets: per channel, batches[channel]
+// batches (one more count is taken when the snapshot names none), each
+// target in the batch of its subscriber (bucketOf). Publishes are
+// asynchronous and pipelined, with at most FanoutMaxPending batches
+// awaiting their acknowledgement, so memory stays bounded even when
+// DELIVERIES refuses them; a refused publish is tried again a few times,
+// then the fan-out gives up (the update is fanned out again later). Each
+// batch's Nats-Msg-Id is its batch id, so publishing the same update again
+// inside the duplicate window stores nothing new. It returns the number of
+// batches stored.
+func (f *fanout) publish(ctx context.Context, ev *incident.Event, streamSeq uint64, prio incident.Priority, targets []subscribers.Target, batches map[string]int, recheck bool) (int, error) {
 	enc, err := newJobEncoder(ev, streamSeq, prio)
 	if err != nil {
 		return 0, err
 	}
-	f.mu.Lock()
-	f.failed = nil
-	f.mu.Unlock()
-	const slabSize = 256 << 10
-	var slab []byte
-	stall := jetstream.WithStallWait(5 * time.Second)
-	for i, t := range targets {
-		if i%1024 == 0 && ctx.Err() != nil {
-			return i, ctx.Err()
+	// Group the targets by channel, then by batch.
+	byChannel := map[string][]int32{}
+	for i := range targets {
+		byChannel[targets[i].Channel] = append(byChannel[targets[i].Channel], int32(i))
+	}
+	pending := make([]pendingPublish, 0, f.d.cfg.FanoutMaxPending)
+	stored := 0
+	settle := func(p pendingPublish) error {
+		select {
+		case <-p.fut.Ok():
+			return nil
+		case err := <-p.fut.Err():
+			// A timeout or a leader change: tried again one by one; the
+			// batch id makes a retry of a stored batch harmless.
+			return retryPublish(ctx, func() error {
+				_, err2 := f.js.PublishMsg(ctx, p.msg)
+				return err2
+			}, err)
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		id := DeliveryID(ev.ID, t.SubscriberID, t.EndpointID)
-		if cap(slab)-len(slab) < 1024 {
-			slab = make([]byte, 0, slabSize)
+	}
+	for _, ch := range channels.Names() {
+		members := byChannel[ch]
+		if len(members) == 0 {
+			continue
 		}
-		at := len(slab)
-		slab = enc.encode(slab, id, t)
-		m := &nats.Msg{Subject: f.subjects[t.Channel], Data: slab[at:len(slab):len(slab)], Header: nats.Header{hdrMsgID: []string{id}}}
-		if recheck {
-			m.Header[hdrRecheck] = []string{"1"}
+		n := batches[ch]
+		if n <= 0 {
+			n = (len(members) + f.d.cfg.BatchSize - 1) / f.d.cfg.BatchSize
 		}
-		for {
-			_, err := f.js.PublishMsgAsync(m, stall)
-			if err == nil {
-				break
+		buckets := make([][]int32, n)
+		for _, i := range members {
+			b := bucketOf(targets[i].SubscriberID, n)
+			buckets[b] = append(buckets[b], i)
+		}
+		for b, m := range buckets {
+			if len(m) == 0 {
+				continue
 			}
-			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-				return i, err
+			id := BatchID(ev.ID, ch, b)
+			msg := &nats.Msg{Subject: deliverySubject(ch), Header: nats.Header{hdrMsgID: []string{id}},
+				Data: enc.encodeBatch(make([]byte, 0, 192+40*len(m)), id, ch, targets, m)}
+			if recheck {
+				msg.Header[hdrRecheck] = []string{"1"}
 			}
-			if ctx.Err() != nil {
-				return i, ctx.Err()
+			if len(pending) == cap(pending) {
+				if err := settle(pending[0]); err != nil {
+					return stored, err
+				}
+				stored++
+				pending = append(pending[:0], pending[1:]...)
 			}
+			fut, err := f.js.PublishMsgAsync(msg, jetstream.WithStallWait(5*time.Second))
+			if err != nil {
+				return stored, err
+			}
+			pending = append(pending, pendingPublish{fut: fut, msg: msg})
+			f.d.metrics.jobs.WithLabelValues(ch).Inc()
+		}
+		f.d.metrics.targets.WithLabelValues(ch).Add(float64(len(members)))
+	}
+	for _, p := range pending {
+		if err := settle(p); err != nil {
+			return stored, err
+		}
+		stored++
+	}
+	return stored, nil
+}
+
+// pendingPublish is an asynchronous publish awaiting its acknowledgement.
+type pendingPublish struct {
+	fut jetstream.PubAckFuture
+	msg *nats.Msg
+}
+
+// retryPublish tries publish again, up to four times over about ten
+// seconds, after the first attempt failed with first.
+func retryPublish(ctx context.Context, publish func() error, first error) error {
+	err := first
+	for try := range 4 {
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(time.Duration(1<<try) * 600 * time.Millisecond):
+		}
+		if err = publish(); err == nil {
+			return nil
 		}
 	}
-	select {
-	case <-f.js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return len(targets), ctx.Err()
-	}
-	f.mu.Lock()
-	failed := f.failed
-	f.failed = nil
-	f.mu.Unlock()
-	// Publishes that failed (timeouts, a leader change) are retried one by
-	// one; dedupe by Nats-Msg-Id makes a retry of a stored job harmless.
-	for _, m := range failed {
-		if err := retryTransient(ctx, func() error {
-			_, err := f.js.PublishMsg(ctx, m)
-			return err
-		}); err != nil {
-			return len(targets), fmt.Errorf("publish job: %w", err)
-		}
-	}
-	counts := map[string]int{}
-	for _, t := range targets {
-		counts[t.Channel]++
-	}
-	for ch, n := range counts {
-		f.d.metrics.jobs.WithLabelValues(ch).Add(float64(n))
-	}
-	return len(targets), nil
+	return err
 }
 
 // keepAlive tells JetStream the message is still being worked on, every
-// period, until the returned function is called.
-func keepAlive(msg jetstream.Msg, every time.Duration) (stop func()) {
+// period, until the returned function is called; then runs also, if set.
+func keepAlive(msg jetstream.Msg, every time.Duration, also ...func()) (stop func()) {
 	if every <= 0 {
 		every = 10 * time.Second
 	}
@@ -320,6 +410,9 @@ func keepAlive(msg jetstream.Msg, every time.Duration) (stop func()) {
 	var t *time.Timer
 	t = time.AfterFunc(every, func() {
 		_ = msg.InProgress()
+		for _, f := range also {
+			f()
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if !stopped {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 
@@ -22,12 +23,17 @@ const (
 	KindEndpointDisabled = "endpoint.disabled"
 )
 
-// Job is one notification to send: an update (or a service notice) for one
-// endpoint. It references the update by its INCIDENTS stream sequence rather
-// than carrying it, so jobs stay small however large the update.
+// Job is one message of the DELIVERIES stream: notifications of one update
+// (or one service notice) on one channel. A batch job, written by the
+// fan-out, carries many targets in Targets, each with its own delivery id
+// ([DeliveryID] of the event, subscriber and endpoint); a single job, a
+// parked retry or a notice, carries one target in SubscriberID and
+// EndpointID, and its delivery id in ID. Jobs reference the update by its
+// INCIDENTS stream sequence rather than carrying it, so they stay small
+// however large the update.
 type Job struct {
-	// ID is the delivery id: [DeliveryID] of the event, subscriber and
-	// endpoint. It is the job's Nats-Msg-Id and the webhook-id.
+	// ID is the job's Nats-Msg-Id: the delivery id of a single job (also
+	// its webhook-id), the batch id of a batch job ([BatchID]).
 	ID string `json:"id"`
 	// Kind is [KindUpdate] or a notice kind.
 	Kind string `json:"kind"`
@@ -40,12 +46,21 @@ type Job struct {
 	// Priority is the update's effective priority (unrated updates get
 	// the configured one), for quiet hours.
 	Priority incident.Priority `json:"prio,omitempty"`
-	// SubscriberID, EndpointID and Channel identify the endpoint.
-	SubscriberID string `json:"sub"`
-	EndpointID   string `json:"ep"`
-	Channel      string `json:"ch"`
+	// SubscriberID and EndpointID identify the endpoint of a single job.
+	SubscriberID string `json:"sub,omitempty"`
+	EndpointID   string `json:"ep,omitempty"`
+	// Channel is the channel of every target.
+	Channel string `json:"ch"`
 	// Notice details a service notice (KindEndpointDisabled).
 	Notice *Notice `json:"notice,omitempty"`
+	// Targets are the endpoints of a batch job.
+	Targets []Target `json:"targets,omitempty"`
+}
+
+// Target is one endpoint of a batch job.
+type Target struct {
+	SubscriberID string `json:"sub"`
+	EndpointID   string `json:"ep"`
 }
 
 // Notice is the content of a service notice job.
@@ -59,36 +74,94 @@ type Notice struct {
 	At string `json:"at"`
 }
 
+// batch reports whether j carries its targets in Targets.
+func (j *Job) batch() bool { return len(j.Targets) > 0 }
+
+// targets returns the job's endpoints: Targets for a batch, else its one
+// endpoint.
+func (j *Job) targets() []Target {
+	if j.batch() {
+		return j.Targets
+	}
+	return []Target{{SubscriberID: j.SubscriberID, EndpointID: j.EndpointID}}
+}
+
+// deliveryID returns the delivery id of target t of j.
+func (j *Job) deliveryID(t Target) string {
+	if !j.batch() {
+		return j.ID
+	}
+	return DeliveryID(j.EventID, t.SubscriberID, t.EndpointID)
+}
+
+// single returns the single job that carries target t of j alone: a
+// target that must wait leaves its batch as one.
+func (j *Job) single(t Target) *Job {
+	if !j.batch() {
+		return j
+	}
+	s := *j
+	s.ID, s.SubscriberID, s.EndpointID, s.Targets = j.deliveryID(t), t.SubscriberID, t.EndpointID, nil
+	return &s
+}
+
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// hashID returns prefix and 26 lower-case base32 characters of SHA-256 over
+// parts, each followed by a zero byte but the last.
+func hashID(prefix string, parts ...string) string {
+	h := sha256.New()
+	for i, p := range parts {
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(p))
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	out := make([]byte, len(prefix)+26)
+	copy(out, prefix)
+	idEncoding.Encode(out[len(prefix):], sum[:16])
+	for i := len(prefix); i < len(out); i++ {
+		if c := out[i]; c >= 'A' && c <= 'Z' {
+			out[i] = c + ('a' - 'A')
+		}
+	}
+	return string(out)
+}
 
 // DeliveryID derives the stable id of the notification of eventID to an
 // endpoint: "dlv_" and 26 base32 characters of SHA-256 over the three ids.
 // The same update reaching the same endpoint always gets the same id, which
 // is what makes re-publishing and redelivery harmless.
 func DeliveryID(eventID, subscriberID, endpointID string) string {
-	h := sha256.New()
-	h.Write([]byte(eventID))
-	h.Write([]byte{0})
-	h.Write([]byte(subscriberID))
-	h.Write([]byte{0})
-	h.Write([]byte(endpointID))
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	var out [4 + 26]byte
-	copy(out[:], "dlv_")
-	idEncoding.Encode(out[4:], sum[:16])
-	for i := 4; i < len(out); i++ {
-		if c := out[i]; c >= 'A' && c <= 'Z' {
-			out[i] = c + ('a' - 'A')
-		}
+	return hashID("dlv_", eventID, subscriberID, endpointID)
+}
+
+// BatchID derives the id of batch number bucket of an update on a channel
+// ("bat_" and 26 base32 characters). A resumed fan-out publishes the same
+// batches under the same ids, so that JetStream drops the copies inside
+// the duplicate window.
+func BatchID(eventID, channel string, bucket int) string {
+	return hashID("bat_", eventID, channel, strconv.Itoa(bucket))
+}
+
+// bucketOf returns the batch of subscriberID among n batches: membership
+// depends only on the subscriber id and n, which the incident snapshot
+// fixes at the first fan-out of an update.
+func bucketOf(subscriberID string, n int) int {
+	if n <= 1 {
+		return 0
 	}
-	return string(out[:])
+	h := fnv.New32a()
+	h.Write([]byte(subscriberID))
+	return int(h.Sum32() % uint32(n))
 }
 
 // jobEncoder appends the JSON of update jobs fast: the update's part is
-// encoded once per fan-out, the per-endpoint part appended without escaping
-// (subscriber and endpoint ids, channel names and delivery ids use a
-// restricted alphabet; see subscribers' validation).
+// encoded once per fan-out, the per-target part appended without escaping
+// (subscriber and endpoint ids, channel names and job ids use a restricted
+// alphabet; see subscribers' validation).
 type jobEncoder struct {
 	prefix []byte // {"kind":..,"event":..,"incident":..,"seq":..,"eseq":..,"prio":..
 }
@@ -113,7 +186,7 @@ func newJobEncoder(ev *incident.Event, streamSeq uint64, prio incident.Priority)
 	return &jobEncoder{prefix: b}, nil
 }
 
-// encode appends the job for one target to dst.
+// encode appends the single job of one target to dst.
 func (e *jobEncoder) encode(dst []byte, id string, t subscribers.Target) []byte {
 	dst = append(dst, e.prefix...)
 	dst = append(dst, `,"id":"`...)
@@ -128,6 +201,62 @@ func (e *jobEncoder) encode(dst []byte, id string, t subscribers.Target) []byte 
 	return dst
 }
 
+// encodeBatch appends the batch job id of channel, whose targets are
+// targets[i] for each i of members, to dst.
+func (e *jobEncoder) encodeBatch(dst []byte, id, channel string, targets []subscribers.Target, members []int32) []byte {
+	dst = append(dst, e.prefix...)
+	dst = append(dst, `,"id":"`...)
+	dst = append(dst, id...)
+	dst = append(dst, `","ch":"`...)
+	dst = append(dst, channel...)
+	dst = append(dst, `","targets":[`...)
+	for n, i := range members {
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		t := &targets[i]
+		dst = append(dst, `{"sub":"`...)
+		dst = append(dst, t.SubscriberID...)
+		dst = append(dst, `","ep":"`...)
+		dst = append(dst, t.EndpointID...)
+		dst = append(dst, `"}`...)
+	}
+	return append(dst, `]}`...)
+}
+
+// encodeJob returns j's JSON: the encoder's form for update jobs (so that
+// they take the fast path when read back), encoding/json for the others.
+func encodeJob(j *Job) ([]byte, error) {
+	if j.Kind != KindUpdate || j.Notice != nil || !plainJSON(j.EventID) {
+		return json.Marshal(j)
+	}
+	enc, err := newJobEncoder(&incident.Event{ID: j.EventID, IncidentID: j.IncidentID, Sequence: j.Sequence}, j.StreamSeq, j.Priority)
+	if err != nil {
+		return nil, err
+	}
+	if !j.batch() {
+		return enc.encode(make([]byte, 0, 256), j.ID, subscribers.Target{SubscriberID: j.SubscriberID, EndpointID: j.EndpointID, Channel: j.Channel}), nil
+	}
+	targets := make([]subscribers.Target, len(j.Targets))
+	members := make([]int32, len(j.Targets))
+	for i, t := range j.Targets {
+		targets[i] = subscribers.Target{SubscriberID: t.SubscriberID, EndpointID: t.EndpointID}
+		members[i] = int32(i)
+	}
+	return enc.encodeBatch(make([]byte, 0, 128+48*len(targets)), j.ID, j.Channel, targets, members), nil
+}
+
+// plainJSON reports whether s is printable ASCII with nothing
+// encoding/json escapes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
 // decodeJob parses and checks a job. Update jobs in the exact form
 // jobEncoder writes take a fast path; anything else goes through
 // encoding/json, with the same result.
@@ -140,8 +269,12 @@ func decodeJob(data []byte) (*Job, error) {
 		}
 	}
 	switch {
-	case j.ID == "" || j.SubscriberID == "" || j.EndpointID == "" || j.Channel == "" || j.EventID == "":
+	case j.ID == "" || j.Channel == "" || j.EventID == "":
+		return nil, errors.New("job: missing id, event or channel")
+	case !j.batch() && (j.SubscriberID == "" || j.EndpointID == ""):
 		return nil, errors.New("job: missing id, event, subscriber, endpoint or channel")
+	case j.batch() && (j.SubscriberID != "" || j.EndpointID != ""):
+		return nil, errors.New("job: both a target list and a single target")
 	case j.Kind == KindUpdate && (j.StreamSeq == 0 || j.IncidentID == ""):
 		return nil, errors.New("job: update job without its update reference")
 	case j.Kind == KindEndpointDisabled && j.Notice == nil:
@@ -149,13 +282,19 @@ func decodeJob(data []byte) (*Job, error) {
 	case j.Kind != KindUpdate && j.Kind != KindEndpointDisabled:
 		return nil, fmt.Errorf("job: unknown kind %q", j.Kind)
 	}
+	for _, t := range j.Targets {
+		if !subscribers.ValidID(t.SubscriberID) || !subscribers.ValidID(t.EndpointID) {
+			return nil, fmt.Errorf("job: invalid target %q/%q", t.SubscriberID, t.EndpointID)
+		}
+	}
 	return j, nil
 }
 
-// scanUpdateJob parses an update job written by jobEncoder: its keys in
-// that order, strings of printable ASCII without escapes, integers in
-// canonical form. It reports false for anything else, which
-// encoding/json then decides. All strings share one allocation.
+// scanUpdateJob parses an update job written by jobEncoder, single or
+// batch: its keys in that order, strings of printable ASCII without
+// escapes, integers in canonical form. It reports false for anything else,
+// which encoding/json then decides. All strings share the data's one
+// conversion.
 func scanUpdateJob(data []byte) (*Job, bool) {
 	j := &Job{}
 	s := jobScanner{s: string(data)}
@@ -165,8 +304,27 @@ func scanUpdateJob(data []byte) (*Job, bool) {
 		s.lit(`,"seq":`) && s.int(&j.Sequence) &&
 		s.lit(`,"eseq":`) && s.uint(&j.StreamSeq) &&
 		s.lit(`,"prio":`) && s.str((*string)(&j.Priority)) &&
-		s.lit(`,"id":`) && s.str(&j.ID) &&
-		s.lit(`,"sub":`) && s.str(&j.SubscriberID) &&
+		s.lit(`,"id":`) && s.str(&j.ID)
+	if !ok {
+		return nil, false
+	}
+	if s.lit(`,"ch":`) { // a batch
+		if !s.str(&j.Channel) || !s.lit(`,"targets":[`) {
+			return nil, false
+		}
+		for {
+			var t Target
+			if !s.lit(`{"sub":`) || !s.str(&t.SubscriberID) || !s.lit(`,"ep":`) || !s.str(&t.EndpointID) || !s.lit(`}`) {
+				return nil, false
+			}
+			j.Targets = append(j.Targets, t)
+			if s.lit(`,`) {
+				continue
+			}
+			return j, s.lit(`]}`) && s.s == ""
+		}
+	}
+	ok = s.lit(`,"sub":`) && s.str(&j.SubscriberID) &&
 		s.lit(`,"ep":`) && s.str(&j.EndpointID) &&
 		s.lit(`,"ch":`) && s.str(&j.Channel) &&
 		s.lit(`}`) && s.s == ""

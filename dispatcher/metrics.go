@@ -12,8 +12,11 @@ import (
 
 // metrics are the dispatcher's Prometheus instruments.
 type metrics struct {
-	events        *prometheus.CounterVec   // by result: fanned_out, duplicate, quiet, dead_lettered
-	jobs          *prometheus.CounterVec   // by channel: jobs published
+	events        *prometheus.CounterVec   // by result: fanned_out, duplicate, quiet, late, dead_lettered
+	jobs          *prometheus.CounterVec   // by channel: jobs (batches) published
+	targets       *prometheus.CounterVec   // by channel: targets published in batches
+	infraErrors   *prometheus.CounterVec   // by component: failures of Herald's own infrastructure
+	recordsLost   *prometheus.CounterVec   // by channel: records that could not be written (must stay 0)
 	fanoutSeconds prometheus.Histogram     // one fan-out
 	outcomes      *prometheus.CounterVec   // by channel, outcome
 	sendSeconds   *prometheus.HistogramVec // by channel
@@ -29,7 +32,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "herald", Name: "jobs_published_total",
-			Help: "Delivery jobs published by the fan-out, by channel.",
+			Help: "Delivery jobs (batches of targets) published by the fan-out, by channel.",
+		}, []string{"channel"}),
+		targets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald", Name: "targets_published_total",
+			Help: "Targets (one per update and endpoint) published by the fan-out in batch jobs, by channel.",
+		}, []string{"channel"}),
+		infraErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald", Name: "infrastructure_errors_total",
+			Help: "Failures of Herald's own infrastructure (JetStream streams and buckets), by component; the work waits and tries again, without using a delivery attempt.",
+		}, []string{"component"}),
+		recordsLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "herald", Name: "delivery_records_lost_total",
+			Help: "Delivery-log records that could not be written before Herald stopped (their job was left unacknowledged); must stay 0.",
 		}, []string{"channel"}),
 		fanoutSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "herald", Name: "fanout_duration_seconds",
@@ -56,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"channel"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.jobs, m.fanoutSeconds, m.outcomes, m.sendSeconds, m.lagSeconds, m.inflight)
+		reg.MustRegister(m.events, m.jobs, m.targets, m.infraErrors, m.recordsLost, m.fanoutSeconds, m.outcomes, m.sendSeconds, m.lagSeconds, m.inflight)
 	}
 	return m
 }
@@ -68,6 +83,8 @@ type channelMetrics struct {
 	vec       *prometheus.CounterVec
 	outcomes  map[Outcome]prometheus.Counter
 	duplicate prometheus.Counter
+	inHand    prometheus.Counter // copies turned away: another copy of the delivery is in hand
+	lost      prometheus.Counter
 	inflight  prometheus.Gauge
 	send, lag prometheus.Observer
 }
@@ -79,6 +96,8 @@ func (m *metrics) forChannel(channel string) *channelMetrics {
 		vec:       m.outcomes,
 		outcomes:  map[Outcome]prometheus.Counter{},
 		duplicate: m.outcomes.WithLabelValues(channel, "duplicate"),
+		inHand:    m.outcomes.WithLabelValues(channel, "copy_in_hand"),
+		lost:      m.recordsLost.WithLabelValues(channel),
 		inflight:  m.inflight.WithLabelValues(channel),
 		send:      m.sendSeconds.WithLabelValues(channel),
 		lag:       m.lagSeconds.WithLabelValues(channel),

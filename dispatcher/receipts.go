@@ -45,6 +45,15 @@ func (d *Dispatcher) RecordReceipt(ctx context.Context, r ProviderReceipt) error
 		DeliveryID: r.DeliveryID, Kind: KindUpdate, SubscriberID: r.SubscriberID, EndpointID: r.EndpointID,
 		Channel: r.Channel, Outcome: Receipt, ProviderID: r.ProviderID, At: d.cfg.Now().UTC(),
 	}
+	// The receipt joins the delivery's records, under its incident.
+	last, err := d.log.last(ctx, "*", r.SubscriberID, r.DeliveryID)
+	if err != nil {
+		return fmt.Errorf("record receipt: %w", err)
+	}
+	if last != nil {
+		rec.Kind, rec.EventID, rec.IncidentID, rec.Sequence = last.Kind, last.EventID, last.IncidentID, last.Sequence
+		rec.Attempt = last.Attempt
+	}
 	rec.Reason = r.Status
 	class := channels.Classify(r.Err)
 	if r.Err != nil {
@@ -62,11 +71,8 @@ func (d *Dispatcher) RecordReceipt(ctx context.Context, r ProviderReceipt) error
 	}
 	d.metrics.outcomes.WithLabelValues(r.Channel, string(Receipt)).Inc()
 	if r.Err != nil && class.Action != channels.NoAction {
-		a := &attempt{
-			job:  &Job{ID: r.DeliveryID, SubscriberID: r.SubscriberID, EndpointID: r.EndpointID, Channel: r.Channel},
-			base: d.logger.With("channel", r.Channel),
-		}
-		d.applyAction(ctx, a, class.Action, r.Err)
+		logger := d.logger.With("channel", r.Channel, "delivery", r.DeliveryID, "subscriber", r.SubscriberID, "endpoint", r.EndpointID)
+		d.applyAction(ctx, r.SubscriberID, r.EndpointID, r.Channel, "", logger, class.Action, r.Err)
 	}
 	return nil
 }

@@ -15,46 +15,84 @@ import (
 )
 
 // Snapshot is the state of one incident as Herald knows it, kept in the
-// "incidents" KV bucket: its latest update and which updates were fanned
-// out. It is what stops an update re-published after the duplicate window
-// from notifying twice, and what tells "latest only" channels that an
-// update was superseded.
+// "incidents" KV bucket: its latest update, and the recent updates with
+// their fan-out. It is what stops an update re-published after the
+// duplicate window from notifying twice (however old: every update whose
+// sequence is not above the latest one is sent nothing), and what tells
+// "latest only" channels that an update was superseded.
 type Snapshot struct {
-	IncidentID string            `json:"incident_id"`
-	LatestSeq  int64             `json:"latest_sequence"`
-	Status     incident.Status   `json:"status"`
-	Priority   incident.Priority `json:"priority,omitempty"`
-	Title      string            `json:"title"`
-	Components []string          `json:"components"`
-	UpdatedAt  time.Time         `json:"updated_at"`
-	Updates    []UpdateState     `json:"updates"`
+	IncidentID string `json:"incident_id"`
+	// LatestSeq and LatestEventID are the incident's latest update, as
+	// sequenced by the status page.
+	LatestSeq     int64             `json:"latest_sequence"`
+	LatestEventID string            `json:"latest_event_id,omitempty"`
+	Status        incident.Status   `json:"status"`
+	Priority      incident.Priority `json:"priority,omitempty"`
+	Title         string            `json:"title"`
+	Components    []string          `json:"components"`
+	UpdatedAt     time.Time         `json:"updated_at"`
+	// Updates are the most recent updates (at most maxSnapshotUpdates),
+	// oldest first: for the operator, and for the fan-out of the latest.
+	Updates []UpdateState `json:"updates"`
 }
+
+// maxSnapshotUpdates bounds the updates a snapshot lists. The fan-out's
+// decisions need only the latest one.
+const maxSnapshotUpdates = 100
 
 // Update states in a snapshot.
 const (
 	stateFanningOut = "fanning_out"
 	stateDone       = "done"
 	stateQuiet      = "quiet"
+	// stateLate: the update came after a later one of its incident; it
+	// was recorded and sent to nobody.
+	stateLate = "late"
 )
 
 // UpdateState records the fan-out of one update.
 type UpdateState struct {
-	Sequence  int64     `json:"sequence"`
-	EventID   string    `json:"event_id"`
-	StreamSeq uint64    `json:"stream_seq"`
-	State     string    `json:"state"`
-	Targets   int       `json:"targets"`
-	At        time.Time `json:"at"`
+	Sequence  int64  `json:"sequence"`
+	EventID   string `json:"event_id"`
+	StreamSeq uint64 `json:"stream_seq"`
+	State     string `json:"state"`
+	Targets   int    `json:"targets"`
+	// Batches is the number of batches of each channel, fixed when the
+	// fan-out begins: a resumed fan-out puts every target in the same
+	// batch (same id) as the first one did.
+	Batches map[string]int `json:"batches,omitempty"`
+	At      time.Time      `json:"at"`
 }
 
 // update returns the state of sequence seq, or nil.
 func (s *Snapshot) update(seq int64) *UpdateState {
-	for i := range s.Updates {
+	for i := len(s.Updates) - 1; i >= 0; i-- {
 		if s.Updates[i].Sequence == seq {
 			return &s.Updates[i]
 		}
 	}
 	return nil
+}
+
+// latestEventID returns the event id of the latest update (snapshots of
+// the first round name it only in their update list).
+func (s *Snapshot) latestEventID() string {
+	if s.LatestEventID != "" {
+		return s.LatestEventID
+	}
+	if u := s.update(s.LatestSeq); u != nil {
+		return u.EventID
+	}
+	return ""
+}
+
+// add appends u to the recent updates, dropping the oldest beyond
+// maxSnapshotUpdates.
+func (s *Snapshot) add(u UpdateState) {
+	s.Updates = append(s.Updates, u)
+	if n := len(s.Updates) - maxSnapshotUpdates; n > 0 {
+		s.Updates = append([]UpdateState(nil), s.Updates[n:]...)
+	}
 }
 
 // snapshots reads and writes incident snapshots, and mirrors each

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,9 +26,28 @@ const (
 	BucketIncidents    = "incidents"
 	BucketSuppressions = "suppressions"
 	BucketSlackThreads = slack.ThreadsBucket
+	BucketLeases       = "leases"
+	BucketPacing       = "pacing"
 
+	// ConsumerFanout is the first round's single fan-out consumer: kept,
+	// when it exists, for updates stored before the INCIDENTS stream was
+	// partitioned (see fanoutConsumer).
 	ConsumerFanout = "fanout"
 )
+
+// fanoutPartitions is the number of fan-out partitions: the INCIDENTS
+// stream stores an update of incident X under incidents.<p>.X, p a hash of
+// X, and one consumer per partition hands out one update at a time. So
+// updates of one incident stay in order, and up to this many updates of
+// different incidents fan out at once, over all processes. It must not
+// change while updates wait to be fanned out.
+const fanoutPartitions = 8
+
+// fanoutConsumer names the consumer of fan-out partition p.
+func fanoutConsumer(p int) string { return "fanout-" + strconv.Itoa(p) }
+
+// partitionFilter is the subject filter of fan-out partition p.
+func partitionFilter(p int) string { return subjIncidents + strconv.Itoa(p) + ".*" }
 
 // Subject prefixes.
 const (
@@ -39,7 +59,22 @@ const (
 )
 
 // IncidentSubject is the subject an update of incidentID is published on.
+// The stream stores it under its partition's subject,
+// incidents.<partition>.<incident_id>.
 func IncidentSubject(incidentID string) string { return subjIncidents + incidentID }
+
+// incidentOfSubject returns the incident id of an INCIDENTS subject, as
+// published (incidents.<id>) or as stored (incidents.<partition>.<id>).
+func incidentOfSubject(subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, subjIncidents)
+	if !ok || rest == "" {
+		return "", false
+	}
+	if i := strings.IndexByte(rest, '.'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return rest, rest != "" && !strings.Contains(rest, ".")
+}
 
 // deliverySubject is the subject of a channel's jobs.
 func deliverySubject(channel string) string { return subjDeliveries + channel }
@@ -64,19 +99,38 @@ const maxParkedDeliveries = 200
 // parkedConsumer names a channel's consumer of parked jobs.
 func parkedConsumer(channel string) string { return "parked-" + channel }
 
-// jobSubject maps a parked job's subject to its channel's delivery subject
-// (other subjects are returned as they are): dead letters are replayed
-// there.
+// jobSubject maps the subject a message was consumed from to the one it is
+// replayed on from the dead letters: a parked job's to its channel's
+// delivery subject, a stored update's (incidents.<partition>.<id>) to the
+// subject it was published on. Other subjects are returned as they are.
 func jobSubject(subject string) string {
 	if channel, ok := strings.CutPrefix(subject, subjParked); ok {
 		return deliverySubject(channel)
 	}
+	if id, ok := incidentOfSubject(subject); ok {
+		return IncidentSubject(id)
+	}
 	return subject
 }
 
-// logSubject is the subject of a delivery's log records.
-func logSubject(subscriberID, deliveryID string) string {
-	return subjDeliveryLog + subscriberID + "." + deliveryID
+// noIncident stands for the incident in the log subject of a notice,
+// which belongs to none.
+const noIncident = "_"
+
+// logSubject is the subject of a delivery's log records:
+// deliverylog.<incident>.<subscriber>.<delivery>, so that both one
+// incident's records and one subscriber's are read by subject filter.
+func logSubject(incidentID, subscriberID, deliveryID string) string {
+	if incidentID == "" {
+		incidentID = noIncident
+	}
+	return subjDeliveryLog + incidentID + "." + subscriberID + "." + deliveryID
+}
+
+// legacyLogFilter selects the records of subscriberID written under the
+// first round's subjects, deliverylog.<subscriber>.<delivery>.
+func legacyLogFilter(subscriberID string) string {
+	return subjDeliveryLog + subscriberID + ".*"
 }
 
 // Headers Herald sets on its messages.
@@ -109,6 +163,12 @@ type Topology struct {
 	// SlackThreads maps (incident, Slack channel) to the living parent
 	// message and its replies, so that any process threads correctly.
 	SlackThreads jetstream.KeyValue
+	// Leases holds, per delivery id, the lease of the process handling a
+	// copy of a delivery seen before (see lease.go).
+	Leases jetstream.KeyValue
+	// Pacing holds the next free send time of each globally paced
+	// destination and rate-limited provider (see pacing.go).
+	Pacing jetstream.KeyValue
 }
 
 // Setup creates or updates the streams, buckets and consumers to match cfg;
@@ -146,6 +206,12 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 			Name:        StreamIncidents,
 			Description: "Incident updates, as published (subject incidents.<incident_id>)",
 			Subjects:    []string{subjIncidents + "*"},
+			// Stored as incidents.<partition>.<incident_id>: the fan-out
+			// partition is part of the subject (see fanoutPartitions).
+			SubjectTransform: &jetstream.SubjectTransformConfig{
+				Source:      subjIncidents + "*",
+				Destination: subjIncidents + "{{partition(" + strconv.Itoa(fanoutPartitions) + ",1)}}.{{wildcard(1)}}",
+			},
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      cfg.IncidentRetention,
 			MaxMsgSize:  int32(cfg.MaxEventBytes + 4096),
@@ -157,7 +223,7 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 		}},
 		{&t.Deliveries, jetstream.StreamConfig{
 			Name:        StreamDeliveries,
-			Description: "Notification jobs, one per update and endpoint (subject deliveries.<channel>)",
+			Description: "Notification jobs: batches of an update's targets on one channel (subject deliveries.<channel>), single-target parked jobs (parked.<channel>)",
 			Subjects:    []string{subjDeliveries + "*", subjParked + "*"},
 			Retention:   jetstream.WorkQueuePolicy,
 			Duplicates:  cfg.DuplicateWindow,
@@ -168,8 +234,10 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 		}},
 		{&t.DeliveryLog, jetstream.StreamConfig{
 			Name:        StreamDeliveryLog,
-			Description: "One record per delivery attempt and outcome (subject deliverylog.<subscriber>.<delivery>)",
-			Subjects:    []string{subjDeliveryLog + "*.*"},
+			Description: "One record per delivery attempt and outcome (subject deliverylog.<incident>.<subscriber>.<delivery>)",
+			// deliverylog.*.* holds the first round's records, still read
+			// by a subscriber's history.
+			Subjects:    []string{subjDeliveryLog + "*.*.*", subjDeliveryLog + "*.*"},
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      cfg.DeliveryLogRetention,
 			Storage:     jetstream.FileStorage,
@@ -208,6 +276,10 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 		{&t.Snapshots, jetstream.KeyValueConfig{Bucket: BucketIncidents, Description: "Incident snapshots by incident id", History: 1, Storage: jetstream.FileStorage}},
 		{&t.SlackThreads, slackThreads},
 		{&t.Suppressions, jetstream.KeyValueConfig{Bucket: BucketSuppressions, Description: "Suppressed addresses (bounces, STOP) by channel and address hash", History: 1, TTL: cfg.SuppressionTTL, LimitMarkerTTL: time.Hour, Storage: jetstream.FileStorage}},
+		// Leases expire by themselves (per-key TTL) when their process
+		// dies; released ones leave a marker that lives a second.
+		{&t.Leases, jetstream.KeyValueConfig{Bucket: BucketLeases, Description: "Leases of deliveries in hand, by delivery id", History: 1, LimitMarkerTTL: time.Second, Storage: jetstream.FileStorage}},
+		{&t.Pacing, jetstream.KeyValueConfig{Bucket: BucketPacing, Description: "Next free send time of globally paced destinations and providers", History: 1, TTL: 24 * time.Hour, Storage: jetstream.MemoryStorage}},
 	}
 	for _, b := range buckets {
 		b.cfg.Replicas = cfg.Replicas // every bucket, Slack's included
@@ -232,17 +304,31 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 		}
 		return nil
 	}
-	if err := consumer(t.Incidents, jetstream.ConsumerConfig{
-		Durable:       ConsumerFanout,
-		Description:   "Fans each incident update out to its audience",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.FanoutAckWait,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: 1, // one update at a time: updates of an incident stay in order
-		MaxDeliver:    -1,
-		Replicas:      cfg.Replicas,
-	}); err != nil {
-		return nil, err
+	for p := range fanoutPartitions {
+		if err := consumer(t.Incidents, jetstream.ConsumerConfig{
+			Durable:       fanoutConsumer(p),
+			Description:   "Fans each incident update of partition " + strconv.Itoa(p) + " out to its audience",
+			FilterSubject: partitionFilter(p),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       cfg.FanoutAckWait,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			MaxAckPending: 1, // one update at a time per partition: updates of an incident stay in order
+			MaxDeliver:    -1,
+			Replicas:      cfg.Replicas,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	// The first round's consumer took every subject; it now takes only
+	// the updates stored before the stream was partitioned, if any.
+	if c, err := t.Incidents.Consumer(ctx, ConsumerFanout); err == nil && update && c.CachedInfo().Config.FilterSubject != subjIncidents+"*" {
+		cc := c.CachedInfo().Config
+		cc.FilterSubject, cc.FilterSubjects = subjIncidents+"*", nil
+		if _, err := t.Incidents.UpdateConsumer(ctx, cc); err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", ConsumerFanout, err)
+		}
+	} else if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("consumer %s: %w", ConsumerFanout, err)
 	}
 	for _, name := range channels.Names() {
 		cc := cfg.Channels[name]

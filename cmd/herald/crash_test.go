@@ -262,6 +262,9 @@ dispatch:
 	defer func() {
 		if t.Failed() {
 			logs, _ := os.ReadFile(logPath)
+			if dst := os.Getenv("HERALD_TEST_KEEP_LOGS"); dst != "" {
+				_ = os.WriteFile(dst, logs, 0o600)
+			}
 			if len(logs) > 20000 {
 				logs = logs[len(logs)-20000:]
 			}
