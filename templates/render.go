@@ -259,24 +259,11 @@ func (r *Renderer) Render(u Update, channel string, rc Recipient) (*Rendered, er
 	default:
 		return nil, fmt.Errorf("templates: %w %q", ErrUnknownChannel, channel)
 	}
-	pk := prepKey{id: u.Event.ID, fp: r.fingerprint(u)}
-	p, ok := r.prep.Get(pk)
-	if !ok {
-		v, err, _ := r.preparing.Do(u.Event.ID+"\x00"+strconv.FormatUint(pk.fp, 16), func() (any, error) {
-			if p, ok := r.prep.Get(pk); ok {
-				return p, nil
-			}
-			p, err := r.prepareChecked(u, pk)
-			if err == nil {
-				r.prep.Add(pk, p)
-			}
-			return p, err
-		})
-		if err != nil {
-			return nil, err
-		}
-		p = v.(*prepared)
+	p, err := r.prepared(u)
+	if err != nil {
+		return nil, err
 	}
+	pk := p.key
 	matched, conf := r.locales.match(rc.Locale)
 	lang, fallback := r.locales.choose(matched, conf, p.available)
 	loc := rc.Location
@@ -292,7 +279,6 @@ func (r *Renderer) Render(u Update, channel string, rc Recipient) (*Rendered, er
 	}
 	cached, ok := r.cache.Get(key)
 	if !ok {
-		var err error
 		if cached, err = r.renderChannel(p, lang, channel, loc, key.shape, key.fallback); err != nil {
 			return nil, fmt.Errorf("templates: update %s: %w", u.Event.ID, err)
 		}
@@ -313,6 +299,29 @@ func (r *Renderer) Render(u Update, channel string, rc Recipient) (*Rendered, er
 	return &out, nil
 }
 
+// prepared returns the update prepared for rendering, from the cache or
+// prepared once however many workers ask at the same time.
+func (r *Renderer) prepared(u Update) (*prepared, error) {
+	pk := prepKey{id: u.Event.ID, fp: r.fingerprint(u)}
+	if p, ok := r.prep.Get(pk); ok {
+		return p, nil
+	}
+	v, err, _ := r.preparing.Do(u.Event.ID+"\x00"+strconv.FormatUint(pk.fp, 16), func() (any, error) {
+		if p, ok := r.prep.Get(pk); ok {
+			return p, nil
+		}
+		p, err := r.prepareChecked(u, pk)
+		if err == nil {
+			r.prep.Add(pk, p)
+		}
+		return p, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*prepared), nil
+}
+
 // prepareChecked validates the event and prepares it.
 func (r *Renderer) prepareChecked(u Update, pk prepKey) (*prepared, error) {
 	if err := u.Event.Validate(); err != nil {
@@ -321,7 +330,9 @@ func (r *Renderer) prepareChecked(u Update, pk prepKey) (*prepared, error) {
 	if u.AcceptedAt.IsZero() && u.Event.PublishedAt == nil {
 		u.AcceptedAt = r.cfg.Now()
 	}
-	return r.prepare(u), nil
+	p := r.prepare(u)
+	p.key = pk
+	return p, nil
 }
 
 // renderChannel renders an update without the recipient's personal values.
