@@ -156,18 +156,40 @@ type FieldError struct {
 	Field string `json:"field"`
 	// Message says what is wrong, e.g. "must be >= 1".
 	Message string `json:"message"`
+
+	// more counts the problems past MaxFieldErrors, on the last entry.
+	more int
 }
 
 // Error returns "field: message".
 func (e FieldError) Error() string { return e.Field + ": " + e.Message }
 
-// FieldErrors lists every validation problem of an event.
+// FieldErrors lists the validation problems of an event (or a
+// subscriber): every one up to [MaxFieldErrors], then one last entry,
+// field "(more)", counting the others.
 type FieldErrors []FieldError
 
+// MaxFieldErrors bounds the problems a [FieldErrors] lists, so that a
+// document with thousands of bad values gets a short answer and costs
+// little memory.
+const MaxFieldErrors = 100
+
+// moreField names the entry that counts the problems past MaxFieldErrors.
+const moreField = "(more)"
+
 // Addf appends the problem of field, its message formatted from format
-// and args.
+// and args; past [MaxFieldErrors] problems it only counts them.
 func (fe *FieldErrors) Addf(field, format string, args ...any) {
-	*fe = append(*fe, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	switch n := len(*fe); {
+	case n < MaxFieldErrors:
+		*fe = append(*fe, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	case n == MaxFieldErrors:
+		*fe = append(*fe, FieldError{Field: moreField, Message: "1 more problem not listed", more: 1})
+	default:
+		last := &(*fe)[n-1]
+		last.more++
+		last.Message = fmt.Sprintf("%d more problems not listed", last.more)
+	}
 }
 
 // Error joins the problems with "; ".

@@ -30,6 +30,10 @@ const (
 // MaxEndpoints is the most endpoints a subscriber may have.
 const MaxEndpoints = 32
 
+// MaxComponents is the most components a subscriber or an endpoint may
+// list.
+const MaxComponents = 256
+
 // defaultSlackWebhookHosts are the hosts a Slack incoming-webhook URL may
 // point at when [Rules.SlackWebhookHosts] is empty.
 var defaultSlackWebhookHosts = []string{"hooks.slack.com", "hooks.slack-gov.com"}
@@ -377,6 +381,10 @@ func (r Rules) slack(fe *FieldErrors, path string, ep *Endpoint) {
 
 func (r Rules) components(fe *FieldErrors, field string, ids []string) []string {
 	if len(ids) == 0 {
+		return nil
+	}
+	if len(ids) > MaxComponents {
+		fe.Addf(field, "must list at most %d components", MaxComponents)
 		return nil
 	}
 	out := make([]string, 0, len(ids))
