@@ -67,6 +67,11 @@ type fileConfig struct {
 	// Slack configures the Slack channel; unless live, Slack messages go
 	// to the outbox.
 	Slack slackConfig `yaml:"slack" toml:"slack"`
+	// RequireLocales lists, per priority, the languages an update must
+	// carry to be published ({P1: [fr, en, it]}): POST /v1/incidents
+	// and herald publish refuse one that lacks any (400 / exit 2) unless
+	// a fallback is allowed. Defaults to none.
+	RequireLocales dispatcher.RequiredLocales `yaml:"require_locales" toml:"require_locales"`
 }
 
 type slackConfig struct {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/time/rate"
 
+	"github.com/heraldhq/herald/api"
 	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/channels/email"
@@ -183,12 +184,19 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 		logger.Info("channel", "name", name, "mode", mode)
 	}
 
+	admin, err := api.New(d, api.Config{
+		AdminToken: cfg.AdminToken, Gatherer: reg, Public: d.PublicHandler(hooks(d, chans)),
+		RequireLocales: cfg.RequireLocales, Logger: logger.With("component", "api"),
+	})
+	if err != nil {
+		return &usageError{err}
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           d.Handler(dispatcher.APIOptions{AdminToken: cfg.AdminToken, Gatherer: reg, Hooks: hooks(d, chans)}),
+		Handler:           admin,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
