@@ -576,6 +576,46 @@ func (f *filter) match(m *matcher, extras []uint16) bool {
 	return false
 }
 
+// Endpoints counts the active endpoints of every subscriber per channel
+// ("sms": 1200).
+func (x *Index) Endpoints() map[string]int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := map[string]int{}
+	for k := range x.entries {
+		e := &x.entries[k]
+		for _, m := range x.matchers[e.epOff : e.epOff+uint32(e.epN)] {
+			out[channelNames[m.channel]]++
+		}
+	}
+	return out
+}
+
+// Load returns an index of every subscriber stored in kv now, for a
+// command that reads it once (the watch is stopped once loaded).
+func Load(ctx context.Context, kv jetstream.KeyValue, logger *slog.Logger) (*Index, error) {
+	x := NewIndex(logger)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- x.Watch(wctx, kv) }()
+	select {
+	case <-x.Ready():
+		cancel()
+		<-done
+		return x, nil
+	case err := <-done:
+		cancel()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("loading subscribers: %w", err)
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return nil, fmt.Errorf("loading subscribers: %w", ctx.Err())
+	}
+}
+
 // Page returns up to limit subscriber ids sorted after after (limit <= 0:
 // all).
 func (x *Index) Page(after string, limit int) []string {

@@ -70,6 +70,10 @@ type Rules struct {
 	// written without a country code ("06 12 34 56 78" with "FR"). Empty
 	// requires the international form ("+33...").
 	DefaultRegion string
+	// Unavailable refuses endpoints on channels Herald cannot send on,
+	// with the reason as the field's message (strict mode refuses the
+	// channels that have no provider). Nil accepts every channel.
+	Unavailable map[string]string
 }
 
 // FieldError is one validation problem, naming the JSON path of the field at
@@ -157,6 +161,9 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 	ep.Secret = secret.Value(strings.TrimSpace(ep.Secret.Reveal()))
 	ep.WebhookURL = secret.Value(strings.TrimSpace(ep.WebhookURL.Reveal()))
 	allowed := map[string]bool{}
+	if why, ok := r.Unavailable[ep.Channel]; ok {
+		fe.Addf(path+".channel", "%s", why)
+	}
 	switch ep.Channel {
 	case "":
 		fe.Addf(path+".channel", "is required (email, sms, slack or webhook)")

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,6 +73,11 @@ type fileConfig struct {
 	// and herald publish refuse one that lacks any (400 / exit 2) unless
 	// a fallback is allowed. Defaults to none.
 	RequireLocales dispatcher.RequiredLocales `yaml:"require_locales" toml:"require_locales"`
+	// Strict refuses to start when a channel that subscribers' endpoints
+	// use has no provider (their messages would only reach the outbox),
+	// and refuses new endpoints on such channels. Env HERALD_STRICT, flag
+	// --strict. Defaults to false.
+	Strict bool `yaml:"strict" toml:"strict"`
 }
 
 type slackConfig struct {
@@ -311,6 +317,16 @@ func loadConfig(path string, env func(string) string) (*fileConfig, error) {
 	sec(&cfg.SMS.AuthToken, "HERALD_TWILIO_AUTH_TOKEN")
 	str(&cfg.SMS.APIKey, "HERALD_TWILIO_API_KEY")
 	sec(&cfg.SMS.APISecret, "HERALD_TWILIO_API_SECRET")
+	if v := env("HERALD_STRICT"); v != "" {
+		strict, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("HERALD_STRICT=%q: use true or false", v)
+		}
+		cfg.Strict = strict
+	}
+	if err := cfg.RequireLocales.Validate(); err != nil {
+		return nil, err
+	}
 	if v := env("HERALD_WEBHOOK_ALLOW"); v != "" {
 		cfg.Webhook.Allow = strings.Split(v, ",")
 	}
@@ -425,6 +441,7 @@ func (c *fileConfig) subscriberRules(catalog *incident.Catalog, allow []netip.Pr
 		SlackChannel:  slack.IsChannelID,
 		SlackWebhook:  func(raw string) error { return slack.CheckWebhookURL(raw, nil, false) }, // as newSlack builds the channel
 		WebhookSecret: webhook.CheckSecret,
+		Unavailable:   c.unavailableChannels(),
 	}
 }
 

@@ -45,6 +45,7 @@ func cmdServe(ctx context.Context, args []string, io *stdio) error {
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error (env HERALD_LOG_LEVEL)")
 	allow := fs.String("webhook-allow", "", "comma-separated address `ranges` webhooks may reach despite the SSRF guard, e.g. 127.0.0.1/32 (env HERALD_WEBHOOK_ALLOW)")
 	allowHTTP := fs.Bool("webhook-allow-http", false, "accept http:// webhook URLs (tests and private networks only)")
+	strict := fs.Bool("strict", false, "refuse to start when a channel that has endpoints has no provider, and refuse new endpoints on such channels (env HERALD_STRICT)")
 	fs.Usage = func() {
 		fmt.Fprint(io.err, `Usage: herald serve [flags]
 
@@ -87,6 +88,7 @@ Flags:
 	}
 	cfg.Webhook.AllowHTTP = cfg.Webhook.AllowHTTP || *allowHTTP
 	cfg.NATS.SyncAlways = cfg.NATS.SyncAlways || *syncAlways
+	cfg.Strict = cfg.Strict || *strict
 	if *replicas != 0 {
 		cfg.NATS.Replicas = *replicas
 	}
@@ -109,9 +111,7 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	if cfg.AdminToken, tokenPath, err = persistedSecret(cfg.AdminToken, cfg.Data, "admin-token"); err != nil {
 		return fmt.Errorf("admin token: %w", err)
 	}
-	if tokenPath != "" {
-		logger.Info("admin token kept in the data directory (set HERALD_ADMIN_TOKEN to choose it)", "file", tokenPath)
-	}
+	startupWarnings(cfg, tokenPath, logger)
 	if cfg.SecretKey, keyPath, err = persistedSecret(cfg.SecretKey, cfg.Data, "secret-key"); err != nil {
 		return fmt.Errorf("secret key: %w", err)
 	}
@@ -157,12 +157,15 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	dcfg := cfg.dispatcherConfig()
 	dcfg.Logger, dcfg.Registerer = logger, reg
-	var topo *dispatcher.Topology
+	topo, err := dispatcher.Setup(ctx, b.JS, dcfg)
+	if err != nil {
+		return err
+	}
+	if err := checkStrict(ctx, cfg, topo.Subscribers, logger); err != nil {
+		return &usageError{err}
+	}
 	if cfg.Slack.live() {
 		// The Slack channel keeps its threads in a bucket of the topology.
-		if topo, err = dispatcher.Setup(ctx, b.JS, dcfg); err != nil {
-			return err
-		}
 		sl, err := newSlack(cfg, allow, topo, logger)
 		if err != nil {
 			return &usageError{err}
