@@ -112,5 +112,9 @@ type MissingLocalesError struct {
 
 // Error names the missing languages.
 func (e *MissingLocalesError) Error() string {
-	return fmt.Sprintf("the update lacks %s, required for %s updates (allow a fallback to publish it anyway)", strings.Join(e.Missing, ", "), e.Priority)
+	prio := string(e.Priority)
+	if prio == "" {
+		prio = "unrated"
+	}
+	return fmt.Sprintf("the update lacks %s, required for %s updates (allow a fallback to publish it anyway)", strings.Join(e.Missing, ", "), prio)
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/heraldhq/herald/incident"
 	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/subscribers"
+	"github.com/heraldhq/herald/templates"
 )
 
 // fileConfig is Herald's configuration file (YAML or TOML, chosen by the
@@ -537,6 +538,19 @@ func (c *fileConfig) emailRenderer(dkim *email.DKIM, from string) (*email.Render
 	r, err := email.NewRenderer(email.Config{From: from, ReplyTo: c.Email.ReplyTo, ListID: c.Email.ListID, DKIM: dkim})
 	if err != nil {
 		return nil, fmt.Errorf("email: %w", err)
+	}
+	return r, nil
+}
+
+// renderer builds the templates as serve renders messages.
+func (c *fileConfig) renderer(catalog *incident.Catalog, logger *slog.Logger) (*templates.Renderer, error) {
+	r, err := templates.New(templates.Config{
+		Dir: c.Templates.Dir, Components: catalog, Fallback: c.Templates.Fallback,
+		SMSSegments: c.Templates.SMSSegments, PublicURL: c.PublicURL, Logger: logger,
+		ListID: c.Email.ListID, UnsubscribeMailto: c.Email.UnsubscribeMailto,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
 	}
 	return r, nil
 }

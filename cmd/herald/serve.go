@@ -28,7 +28,6 @@ import (
 	"github.com/heraldhq/herald/channels/webhook"
 	"github.com/heraldhq/herald/dispatcher"
 	"github.com/heraldhq/herald/egress"
-	"github.com/heraldhq/herald/templates"
 )
 
 func cmdServe(ctx context.Context, args []string, io *stdio) error {
@@ -122,13 +121,9 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	if err != nil {
 		return &usageError{err}
 	}
-	renderer, err := templates.New(templates.Config{
-		Dir: cfg.Templates.Dir, Components: catalog, Fallback: cfg.Templates.Fallback,
-		SMSSegments: cfg.Templates.SMSSegments, PublicURL: cfg.PublicURL, Logger: logger.With("component", "templates"),
-		ListID: cfg.Email.ListID, UnsubscribeMailto: cfg.Email.UnsubscribeMailto,
-	})
+	renderer, err := cfg.renderer(catalog, logger.With("component", "templates"))
 	if err != nil {
-		return &usageError{fmt.Errorf("templates: %w", err)}
+		return &usageError{err}
 	}
 	allow, err := cfg.webhookAllow()
 	if err != nil {

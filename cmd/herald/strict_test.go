@@ -146,3 +146,63 @@ func TestStartupWarnings(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishCoverageAndRequiredLocales: herald publish reports each
+// update's translation coverage among its audience, refuses (exit 2) an
+// update lacking a language require_locales asks for its priority, naming
+// it, unless --allow-fallback; the same through a running serve's API,
+// whose refusals read as the local ones (no doubled "invalid event:").
+func TestPublishCoverageAndRequiredLocales(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	config := writeFile(t, dir, "herald.yaml", "require_locales:\n  P1: [fr, en, it]\n")
+	subs := writeFile(t, dir, "subs.jsonl", strings.Join([]string{
+		`{"id":"fr1","locale":"fr-FR","endpoints":[{"id":"mail","channel":"email","address":"a@fr1.example"}]}`,
+		`{"id":"it1","locale":"it-IT","endpoints":[{"id":"mail","channel":"email","address":"a@it1.example"}]}`,
+		`{"id":"it2","locale":"it-CH","endpoints":[{"id":"mail","channel":"email","address":"a@it2.example"}]}`,
+	}, "\n"))
+	if code, out, errOut := herald(t, nil, "", "subscribers", "import", "--data", data, subs); code != exitOK {
+		t.Fatalf("import = %d\n%s\n%s", code, out, errOut)
+	}
+	ev := func(id, prio string) string {
+		return `{"id":"` + id + `:1","incident_id":"` + id + `","sequence":1,"status":"investigating","priority":"` + prio +
+			`","title":{"fr":"Panne","en":"Outage"},"body":{"fr":"Nous enquêtons.","en":"We are investigating."}}`
+	}
+	code, out, errOut := herald(t, nil, ev("CLI-1", "P1"), "publish", "--config", config, "--data", data, "-")
+	if code != exitUsage || !strings.Contains(errOut, "event 1: refused: the update lacks it, required for P1 updates") ||
+		!strings.Contains(errOut, "it   not carried  2 subscribers, 2 read it in en") || strings.Contains(out, "published") {
+		t.Fatalf("P1 without Italian = %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = herald(t, nil, ev("CLI-1", "P1"), "publish", "--config", config, "--data", data, "--allow-fallback", "-")
+	if code != exitOK || !strings.Contains(out, "CLI-1:1 published") ||
+		!strings.Contains(out, "languages: en, fr; audience 3 subscribers, 2 get a fallback") ||
+		!strings.Contains(out, "fr   carried      1 subscribers") {
+		t.Fatalf("P1 with --allow-fallback = %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut = herald(t, nil, ev("CLI-2", "P2"), "publish", "--config", config, "--data", data, "-"); code != exitOK {
+		t.Fatalf("P2 = %d\n%s\n%s", code, out, errOut)
+	}
+
+	// The same through a running serve's API.
+	logs, _ := serveInBackground(t, nil, "--config", config, "--data", data, "--listen", "127.0.0.1:0", "--nats-listen", "none")
+	waitLog(t, logs, "HTTP API listening")
+	_, rest, _ := strings.Cut(logs.String(), "HTTP API listening")
+	_, rest, _ = strings.Cut(rest, "addr=")
+	addr, _, _ := strings.Cut(rest, " ")
+	server := "http://" + addr
+	waitLog(t, logs, "state loaded")
+	code, out, errOut = herald(t, nil, ev("CLI-3", "P1"), "publish", "--data", data, "--server", server, "-")
+	if code != exitUsage || !strings.Contains(errOut, "event 1: refused: the update lacks it, required for P1 updates") ||
+		!strings.Contains(errOut, "it   not carried  2 subscribers") {
+		t.Fatalf("--server, P1 without Italian = %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = herald(t, nil, ev("CLI-3", "P1"), "publish", "--data", data, "--server", server, "--allow-fallback", "-")
+	if code != exitOK || !strings.Contains(out, "CLI-3:1 published") || !strings.Contains(out, "audience 3 subscribers, 2 get a fallback") {
+		t.Fatalf("--server, P1 with --allow-fallback = %d\n%s\n%s", code, out, errOut)
+	}
+	bad := strings.Replace(ev("CLI-4", "P2"), "investigating", "fixed", 1)
+	code, out, errOut = herald(t, nil, bad, "publish", "--data", data, "--server", server, "-")
+	if code != exitUsage || !strings.Contains(errOut, "event 1: invalid event: status: must be one of") || strings.Contains(errOut, "invalid event: invalid event") {
+		t.Fatalf("--server, bad status = %d\n%s\n%s", code, out, errOut)
+	}
+}
