@@ -11,8 +11,8 @@ import (
 const maxSubjectRunes = 180
 
 // renderEmail renders the subject, text part and HTML part of an update.
-func (r *Renderer) renderEmail(p *prepared, lang string, loc *time.Location, shape int, fallback bool) (*Rendered, error) {
-	v := r.newView(p, lang, loc, fallback, true)
+func (r *Renderer) renderEmail(p *prepared, lp langPair, loc *time.Location, shape int, fallback bool) (*Rendered, error) {
+	v := r.newView(p, lp, loc, fallback, true)
 	v.Recipient = placeholderRecipient(shape)
 	subject, err := r.tmpl.execText("email.subject.tmpl", v)
 	if err != nil {
@@ -27,7 +27,7 @@ func (r *Renderer) renderEmail(p *prepared, lang string, loc *time.Location, sha
 	if err != nil {
 		return nil, err
 	}
-	return &Rendered{Locale: lang, Subject: v.Subject, Text: tidyText(text), HTML: htmlPart}, nil
+	return &Rendered{Locale: lp.text, Frame: lp.frame, Subject: v.Subject, Text: tidyText(text), HTML: htmlPart}, nil
 }
 
 // subjectLine returns s on one line, without control characters, cut on a
