@@ -215,8 +215,10 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("event is %d bytes, over the limit of %d bytes", e.Size, e.Limit)
 }
 
-// Decode parses one JSON event strictly (unknown fields and trailing data are
-// rejected) and validates it. maxBytes <= 0 means [DefaultMaxBytes].
+// Decode parses one JSON event strictly (unknown fields, keys that differ
+// from the field names by case, repeated keys and trailing data are
+// rejected; a leading UTF-8 byte order mark is skipped) and validates it.
+// maxBytes <= 0 means [DefaultMaxBytes].
 //
 // Errors are a *[TooLargeError], or [FieldErrors] for syntax, type and
 // validation problems.
@@ -227,6 +229,7 @@ func Decode(data []byte, maxBytes int) (*Event, error) {
 	if len(data) > maxBytes {
 		return nil, &TooLargeError{Size: len(data), Limit: maxBytes}
 	}
+	data = TrimBOM(data)
 	var ev Event
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -235,6 +238,9 @@ func Decode(data []byte, maxBytes int) (*Event, error) {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, FieldErrors{{Field: "(event)", Message: "unexpected data after the JSON object"}}
+	}
+	if err := CheckKeys(data, &ev); err != nil {
+		return nil, err
 	}
 	if err := ev.Validate(); err != nil {
 		return nil, err
@@ -407,6 +413,10 @@ func validateLink(s string) error {
 	if len(s) > maxURLLen {
 		return fmt.Errorf("must be at most %d bytes", maxURLLen)
 	}
+	if i := strings.IndexFunc(s, notURLChar); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		return fmt.Errorf("must not contain %q (percent-encode it)", r)
+	}
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return errors.New("must be an absolute http(s) URL")
@@ -415,6 +425,17 @@ func validateLink(s string) error {
 		return errors.New("must not carry credentials")
 	}
 	return nil
+}
+
+// notURLChar reports whether r may not appear raw in a link Herald puts in
+// messages: outside RFC 3986's unreserved and reserved characters and '%',
+// and the quote, which closes HTML attributes and Markdown links.
+func notURLChar(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("-._~:/?#[]@!$&()*+,;=%", r)
 }
 
 func printableNoSpace(s string) bool {

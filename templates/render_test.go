@@ -754,3 +754,23 @@ func TestFallbackFramedInReadersLanguage(t *testing.T) {
 		t.Errorf("French reader: frame %s, text %s, fallback %v, Content-Language %q", out.Frame, out.Locale, out.Fallback, out.Headers["Content-Language"])
 	}
 }
+
+// TestSubjectNeutralizesEncodedWords: a MIME encoded-word in a title
+// reached the email Subject raw, where mail readers decode it; its opening
+// is broken so the reader shows the title as written.
+func TestSubjectNeutralizesEncodedWords(t *testing.T) {
+	t.Parallel()
+	r := newTestRenderer(t, testConfig())
+	ev := &incident.Event{ID: "MW-1:1", IncidentID: "MW-1", Sequence: 1, Status: incident.Investigating,
+		Title: incident.LocalizedText(map[string]string{"en": "Outage =?utf-8?b?WW91ciBhY2NvdW50IGlzIGNsb3NlZA==?= and =?iso-8859-1?q?x?="}),
+		Body:  incident.LocalizedText(map[string]string{"en": "We are investigating."})}
+	for _, ch := range allChannels {
+		out, err := r.Render(Update{Event: ev, AcceptedAt: acceptedAt}, ch, testRecipient(t, "en"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out.Subject, "=?") || !strings.Contains(out.Subject, "WW91ciBhY2NvdW50IGlzIGNsb3NlZA==") {
+			t.Errorf("%s subject %q", ch, out.Subject)
+		}
+	}
+}

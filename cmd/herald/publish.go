@@ -199,8 +199,10 @@ type rawEvent struct {
 }
 
 // splitEvents accepts one JSON object, a JSON array of objects, or JSONL
-// (one object per line; blank lines and lines starting with # skipped).
+// (one object per line; blank lines and lines starting with # skipped),
+// after a UTF-8 byte order mark if there is one.
 func splitEvents(data []byte) ([]rawEvent, error) {
+	data = incident.TrimBOM(data)
 	trimmed := bytes.TrimSpace(data)
 	switch {
 	case len(trimmed) == 0:
