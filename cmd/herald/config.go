@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -92,6 +93,15 @@ type slackConfig struct {
 	// PerChannelInterval is the least time between two messages to one
 	// Slack channel. Defaults to 1s.
 	PerChannelInterval time.Duration `yaml:"per_channel_interval" toml:"per_channel_interval"`
+	// APIURL is the base URL of Slack's Web API: GovSlack's
+	// (https://slack-gov.com/api/), or a local Slack-shaped server for an
+	// end-to-end run. Env HERALD_SLACK_API_URL. Defaults to
+	// https://slack.com/api/.
+	APIURL string `yaml:"api_url" toml:"api_url"`
+	// WebhookHosts are the hosts incoming-webhook URLs may point at, for
+	// subscribers' endpoints and sends alike. Defaults to hooks.slack.com
+	// and hooks.slack-gov.com.
+	WebhookHosts []string `yaml:"webhook_hosts" toml:"webhook_hosts"`
 }
 
 // live reports whether Slack messages go to Slack.
@@ -314,6 +324,7 @@ func loadConfig(path string, env func(string) string) (*fileConfig, error) {
 		cfg.Email.DKIM.KeyFile = v
 	}
 	sec(&cfg.Slack.BotToken, "HERALD_SLACK_BOT_TOKEN")
+	str(&cfg.Slack.APIURL, "HERALD_SLACK_API_URL")
 	str(&cfg.SMS.AccountSID, "HERALD_TWILIO_ACCOUNT_SID")
 	sec(&cfg.SMS.AuthToken, "HERALD_TWILIO_AUTH_TOKEN")
 	str(&cfg.SMS.APIKey, "HERALD_TWILIO_API_KEY")
@@ -438,9 +449,11 @@ func (c *fileConfig) subscriberRules(catalog *incident.Catalog, allow []netip.Pr
 			_, err := policy.CheckURL(raw, allowHTTP)
 			return err
 		},
-		Phone:         sms.Normalize,
-		SlackChannel:  slack.IsChannelID,
-		SlackWebhook:  func(raw string) error { return slack.CheckWebhookURL(raw, nil, false) }, // as newSlack builds the channel
+		Phone:        sms.Normalize,
+		SlackChannel: slack.IsChannelID,
+		SlackWebhook: func(raw string) error { // as newSlack builds the channel
+			return slack.CheckWebhookURL(raw, c.Slack.WebhookHosts, c.Webhook.AllowHTTP)
+		},
 		WebhookSecret: webhook.CheckSecret,
 		Unavailable:   c.unavailableChannels(),
 	}
@@ -553,4 +566,20 @@ func (c *fileConfig) renderer(catalog *incident.Catalog, logger *slog.Logger) (*
 		return nil, fmt.Errorf("templates: %w", err)
 	}
 	return r, nil
+}
+
+// slackConfig is the live Slack channel's configuration: bot mode with the
+// configured token against the configured Web API (Slack's, GovSlack's, a
+// local Slack-shaped server), incoming webhooks on the configured hosts
+// through client (SSRF-guarded), threads kept in threads.
+func (c *fileConfig) slackConfig(client *http.Client, threads slack.ThreadStore, logger *slog.Logger) slack.Config {
+	return slack.Config{
+		BotToken: c.Slack.BotToken, APIURL: c.Slack.APIURL, WebhookHosts: c.Slack.WebhookHosts,
+		AllowHTTP: c.Webhook.AllowHTTP, HTTPClient: client,
+		// slack.per_channel_interval is the delivery loop's pace (see
+		// dispatcherConfig): applied once, by the loop, which holds no
+		// send slot while a job waits for its turn.
+		PerChannelInterval: -1,
+		Threads:            threads, Logger: logger,
+	}
 }

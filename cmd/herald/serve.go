@@ -273,10 +273,17 @@ func buildChannels(cfg *fileConfig, allow []netip.Prefix, logger *slog.Logger) (
 		closers = append(closers, ch)
 	}
 	if s := cfg.SMS; s.AccountSID != "" {
+		// Twilio signs status callbacks with the account's auth token: an
+		// API key alone sends, but receipts are then switched off.
+		callback := sms.CallbackURL(cfg.PublicURL)
+		if s.AuthToken.IsZero() {
+			callback = ""
+			logger.Warn("SMS delivery receipts are off: Twilio signs its status callbacks with the account's auth token, which is not set (sms.auth_token / HERALD_TWILIO_AUTH_TOKEN)")
+		}
 		ch, err := sms.New(sms.Config{
 			AccountSID: s.AccountSID, AuthToken: s.AuthToken, APIKey: s.APIKey, APISecret: s.APISecret,
 			From: s.From, MessagingServiceSID: s.MessagingServiceSID, BaseURL: s.BaseURL,
-			StatusCallback: sms.CallbackURL(cfg.PublicURL), Rate: rate.Inf, // sms.rate: see dispatcherConfig
+			StatusCallback: callback, Rate: rate.Inf, // sms.rate: see dispatcherConfig
 			Logger: logger.With("channel", channels.SMS),
 		})
 		if err != nil {
@@ -309,13 +316,7 @@ func newSlack(cfg *fileConfig, allow []netip.Prefix, topo *dispatcher.Topology, 
 	if err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
 	}
-	ch, err := slack.New(slack.Config{
-		// slack.per_channel_interval is the delivery loop's pace (see
-		// dispatcherConfig): applied once, by the loop, which holds no
-		// send slot while a job waits for its turn.
-		BotToken: cfg.Slack.BotToken, HTTPClient: client, PerChannelInterval: -1,
-		Threads: slack.NewKVThreads(topo.SlackThreads), Logger: logger.With("channel", channels.Slack),
-	})
+	ch, err := slack.New(cfg.slackConfig(client, slack.NewKVThreads(topo.SlackThreads), logger.With("channel", channels.Slack)))
 	if err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
 	}

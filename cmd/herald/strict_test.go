@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/channels/channelstest"
+	"github.com/heraldhq/herald/channels/sms"
 )
 
 // serveInBackground runs `herald serve` in-process until the test ends (or
@@ -208,5 +212,84 @@ func TestPublishCoverageAndRequiredLocales(t *testing.T) {
 	code, out, errOut = herald(t, nil, bad, "publish", "--data", data, "--server", server, "-")
 	if code != exitUsage || !strings.Contains(errOut, "event 1: invalid event: status: must be one of") || strings.Contains(errOut, "invalid event: invalid event") {
 		t.Fatalf("--server, bad status = %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// TestVersion: herald version prints the module version, the VCS
+// revision and time, and the Go version the binary was built with.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := herald(t, nil, "", "version")
+	if code != exitOK || !strings.HasPrefix(out, "herald ") || !strings.Contains(out, runtime.Version()) {
+		t.Fatalf("version = %d %q %q", code, out, errOut)
+	}
+	if code, _, _ := herald(t, nil, "", "version", "extra"); code != exitUsage {
+		t.Errorf("version extra = %d", code)
+	}
+	info := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "github.com/heraldhq/herald", Version: "v1.4.0"},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.time", Value: "2026-12-04T10:00:00Z"}, {Key: "vcs.modified", Value: "true"}}}
+	if got, want := versionLine(info), "herald v1.4.0 (rev 0123456789ab, 2026-12-04T10:00:00Z, modified) go1.26.8"; got != want {
+		t.Errorf("versionLine = %q, want %q", got, want)
+	}
+	if got := versionLine(&debug.BuildInfo{GoVersion: "go1.26.8"}); got != "herald (devel) go1.26.8" {
+		t.Errorf("versionLine without VCS = %q", got)
+	}
+}
+
+// TestSMSWithAPIKeyStarts: Twilio with an API key and no auth token
+// starts (it could not: status callbacks need the auth token); receipts
+// are then off, with a warning.
+func TestSMSWithAPIKeyStarts(t *testing.T) {
+	t.Parallel()
+	cfg := &fileConfig{Data: t.TempDir(), PublicURL: "https://herald.pay.example"}
+	cfg.SMS.AccountSID = "AC" + strings.Repeat("0", 32)
+	cfg.SMS.APIKey = "SK" + strings.Repeat("1", 32)
+	cfg.SMS.APISecret = "apisecret0123456789"
+	cfg.SMS.From = "+33612345678"
+	logs := &channelstest.SyncBuffer{}
+	chans, live, _, err := buildChannels(cfg, nil, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatalf("an API key without an auth token: %v", err)
+	}
+	ch, ok := chans[channels.SMS].(*sms.Channel)
+	if !ok || !live[channels.SMS] || ch.CallbackVerifier() != nil {
+		t.Fatalf("SMS channel %T live %v", chans[channels.SMS], live[channels.SMS])
+	}
+	if !strings.Contains(logs.String(), "SMS delivery receipts are off") {
+		t.Errorf("no warning:\n%s", logs.String())
+	}
+	// With the auth token, receipts are on.
+	cfg.SMS.AuthToken = "authtoken0123456789"
+	chans, _, _, err = buildChannels(cfg, nil, slog.New(slog.DiscardHandler))
+	if err != nil || chans[channels.SMS].(*sms.Channel).CallbackVerifier() == nil {
+		t.Fatalf("with the auth token: %v", err)
+	}
+}
+
+// TestSlackEndpointsConfigurable: slack.api_url (GovSlack, a local
+// Slack-shaped server) and slack.webhook_hosts reach the channel, and the
+// hosts the subscriber rules accept follow them.
+func TestSlackEndpointsConfigurable(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := writeFile(t, dir, "herald.yaml", "slack:\n  api_url: https://slack-gov.com/api/\n  webhook_hosts: [hooks.slack-gov.com, hooks.chat.pay.example]\n")
+	cfg, err := loadConfig(file, func(k string) string { return map[string]string{"HERALD_SLACK_API_URL": ""}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := cfg.slackConfig(nil, nil, nil)
+	if sc.APIURL != "https://slack-gov.com/api/" || strings.Join(sc.WebhookHosts, ",") != "hooks.slack-gov.com,hooks.chat.pay.example" {
+		t.Fatalf("slack config %+v", sc)
+	}
+	cfg, err = loadConfig(file, func(k string) string { return map[string]string{"HERALD_SLACK_API_URL": "http://127.0.0.1:9999/api/"}[k] })
+	if err != nil || cfg.slackConfig(nil, nil, nil).APIURL != "http://127.0.0.1:9999/api/" {
+		t.Fatalf("HERALD_SLACK_API_URL: %v", err)
+	}
+	rules := cfg.subscriberRules(nil, nil)
+	if err := rules.SlackWebhook("https://hooks.chat.pay.example/services/T0/B0/x"); err != nil {
+		t.Errorf("a configured host refused: %v", err)
+	}
+	if err := rules.SlackWebhook("https://hooks.slack.com/services/T0/B0/x"); err == nil {
+		t.Error("a host left out of webhook_hosts accepted")
 	}
 }
