@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -281,7 +281,9 @@ func TestSlackEndpointsConfigurable(t *testing.T) {
 	if sc.APIURL != "https://slack-gov.com/api/" || strings.Join(sc.WebhookHosts, ",") != "hooks.slack-gov.com,hooks.chat.pay.example" {
 		t.Fatalf("slack config %+v", sc)
 	}
-	cfg, err = loadConfig(file, func(k string) string { return map[string]string{"HERALD_SLACK_API_URL": "http://127.0.0.1:9999/api/"}[k] })
+	cfg, err = loadConfig(file, func(k string) string {
+		return map[string]string{"HERALD_SLACK_API_URL": "http://127.0.0.1:9999/api/"}[k]
+	})
 	if err != nil || cfg.slackConfig(nil, nil, nil).APIURL != "http://127.0.0.1:9999/api/" {
 		t.Fatalf("HERALD_SLACK_API_URL: %v", err)
 	}
