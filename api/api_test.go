@@ -25,7 +25,7 @@ type apiError struct {
 
 // routes returns the admin routes of a server built like the bundle's.
 func (b *testBundle) routes() []string {
-	s, err := New(b.d, Config{AdminToken: secret.Value(adminToken), Gatherer: nil})
+	s, err := New(b.d, Config{AdminToken: secret.Value(adminToken), Gatherer: b.gatherer()})
 	if err != nil {
 		b.t.Fatal(err)
 	}

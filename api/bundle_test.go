@@ -48,6 +48,7 @@ type testBundle struct {
 	srv  *httptest.Server
 	recv *receiver
 	logs *channelstest.SyncBuffer
+	reg  *prometheus.Registry
 }
 
 type bundleOpts struct {
@@ -93,7 +94,8 @@ func setup(t *testing.T, opts bundleOpts) *testBundle {
 			t.Fatal(err)
 		}
 	}
-	dcfg := dispatcher.Config{SecretKey: secret.Value(strings.Repeat("k", 32)), Logger: logger, ShutdownTimeout: 5 * time.Second, Registerer: prometheus.NewRegistry()}
+	reg := prometheus.NewRegistry()
+	dcfg := dispatcher.Config{SecretKey: secret.Value(strings.Repeat("k", 32)), Logger: logger, ShutdownTimeout: 5 * time.Second, Registerer: reg}
 	if opts.dispatcher != nil {
 		opts.dispatcher(&dcfg)
 	}
@@ -102,7 +104,7 @@ func setup(t *testing.T, opts bundleOpts) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acfg := Config{AdminToken: secret.Value(adminToken), Gatherer: dcfg.Registerer.(prometheus.Gatherer), Logger: logger,
+	acfg := Config{AdminToken: secret.Value(adminToken), Gatherer: reg, Logger: logger,
 		Public: d.PublicHandler(map[string]http.Handler{"POST /hooks/test": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(http.StatusTeapot)
 		})})}
@@ -113,7 +115,7 @@ func setup(t *testing.T, opts bundleOpts) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &testBundle{t: t, ctx: ctx, nc: nc, d: d, srv: httptest.NewServer(s), recv: newReceiver(t), logs: logs}
+	b := &testBundle{t: t, ctx: ctx, nc: nc, d: d, srv: httptest.NewServer(s), recv: newReceiver(t), logs: logs, reg: reg}
 	done := make(chan struct{})
 	if opts.noRun {
 		close(done)
@@ -140,6 +142,9 @@ func setup(t *testing.T, opts bundleOpts) *testBundle {
 	})
 	return b
 }
+
+// gatherer returns the registry the engine's metrics are in.
+func (b *testBundle) gatherer() prometheus.Gatherer { return b.reg }
 
 // waitFor polls cond until it holds or the timeout expires.
 func (b *testBundle) waitFor(what string, timeout time.Duration, cond func() bool) {
