@@ -121,6 +121,9 @@ func (dl *deliverer) run(ctx context.Context) error {
 	} {
 		cons, err := dl.d.topo.Deliveries.Consumer(ctx, c.name)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while starting
+			}
 			return fmt.Errorf("%s consumer: %w", dl.name, err)
 		}
 		it, err := cons.Messages(jetstream.PullMaxMessages(c.batch), jetstream.PullExpiry(c.expiry))

@@ -25,7 +25,6 @@ import (
 	"github.com/heraldhq/herald/channels/email"
 	"github.com/heraldhq/herald/incident"
 	"github.com/heraldhq/herald/internal/mailpittest"
-	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/subscribers"
 	"github.com/heraldhq/herald/templates"
 )
@@ -34,8 +33,6 @@ const (
 	// testPublicURL is Herald's public base URL in these tests: the
 	// unsubscribe links and the Twilio status callback live under it.
 	testPublicURL = "https://herald.example"
-	// testAdminToken guards the /v1 API of the test servers.
-	testAdminToken = "admin-token-0123456789abcdef"
 	// testFrom is the sender of every email.
 	testFrom = "Herald Status <status@herald.example>"
 )
@@ -137,10 +134,10 @@ func emailSubscriber(id, locale, tz, name string, addrs ...string) *subscribers.
 	return s
 }
 
-// serveAPI serves the dispatcher's HTTP API, with hooks mounted as
+// servePublic serves the dispatcher's public pages, with hooks mounted as
 // herald serve mounts them, on a loopback port.
-func (b *testBundle) serveAPI(hooks map[string]http.Handler) *httptest.Server {
-	srv := httptest.NewServer(b.d.Handler(APIOptions{AdminToken: secret.Value(testAdminToken), Hooks: hooks}))
+func (b *testBundle) servePublic(hooks map[string]http.Handler) *httptest.Server {
+	srv := httptest.NewServer(b.d.PublicHandler(hooks))
 	b.t.Cleanup(srv.Close)
 	return srv
 }
@@ -436,7 +433,7 @@ func TestEmailOneClickUnsubscribe(t *testing.T) {
 	// the queue while it unsubscribes.
 	sub.Endpoints[0].QuietHours = &subscribers.QuietHours{Start: "22:00", End: "07:00"}
 	b.putSubscriber(sub)
-	srv := b.serveAPI(nil)
+	srv := b.servePublic(nil)
 
 	first := "TSR-1723:1"
 	b.publish(corpusEvent(t, first))

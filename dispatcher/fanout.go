@@ -59,6 +59,9 @@ func (f *fanout) run(ctx context.Context) error {
 func (f *fanout) loop(ctx context.Context, name string) error {
 	cons, err := f.d.topo.Incidents.Consumer(ctx, name)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return fmt.Errorf("fan-out consumer %s: %w", name, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(pullExpiry)) // see deliverer.run

@@ -261,25 +261,6 @@ func smsSubscriber(id, phone, mail string) *subscribers.Subscriber {
 	return s
 }
 
-// apiRecords reads a subscriber's delivery log through GET /v1/deliveries.
-func apiRecords(t testing.TB, srv *httptest.Server, sub string) []Record {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/deliveries?subscriber="+url.QueryEscape(sub), nil)
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	var page struct {
-		Items []Record `json:"items"`
-	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&page) != nil {
-		t.Fatalf("GET /v1/deliveries: %s", resp.Status)
-	}
-	return page.Items
-}
-
 // receipts returns the receipt records among recs.
 func receipts(recs []Record) []Record {
 	var out []Record
@@ -306,7 +287,7 @@ func TestSMSEndToEndReceipts(t *testing.T) {
 		cfg:      func(c *Config) { c.PublicURL = testPublicURL },
 		channels: map[string]channels.Channel{channels.SMS: ch},
 	})
-	srv := b.serveAPI(smsHooks(b.d, ch))
+	srv := b.servePublic(smsHooks(b.d, ch))
 	sub := smsSubscriber("m_sms", phone, "")
 	b.putSubscriber(sub)
 
@@ -340,7 +321,7 @@ func TestSMSEndToEndReceipts(t *testing.T) {
 			t.Fatalf("signed %q callback: %d, want 204", status, code)
 		}
 	}
-	got := receipts(apiRecords(t, srv, sub.ID))
+	got := receipts(b.records(sub.ID))
 	if len(got) != 2 || got[0].Reason != "sent" || got[1].Reason != "delivered" {
 		t.Fatalf("receipts in the delivery log: %+v", got)
 	}

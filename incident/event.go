@@ -156,18 +156,40 @@ type FieldError struct {
 	Field string `json:"field"`
 	// Message says what is wrong, e.g. "must be >= 1".
 	Message string `json:"message"`
+
+	// more counts the problems past MaxFieldErrors, on the last entry.
+	more int
 }
 
 // Error returns "field: message".
 func (e FieldError) Error() string { return e.Field + ": " + e.Message }
 
-// FieldErrors lists every validation problem of an event.
+// FieldErrors lists the validation problems of an event (or a
+// subscriber): every one up to [MaxFieldErrors], then one last entry,
+// field "(more)", counting the others.
 type FieldErrors []FieldError
 
+// MaxFieldErrors bounds the problems a [FieldErrors] lists, so that a
+// document with thousands of bad values gets a short answer and costs
+// little memory.
+const MaxFieldErrors = 100
+
+// moreField names the entry that counts the problems past MaxFieldErrors.
+const moreField = "(more)"
+
 // Addf appends the problem of field, its message formatted from format
-// and args.
+// and args; past [MaxFieldErrors] problems it only counts them.
 func (fe *FieldErrors) Addf(field, format string, args ...any) {
-	*fe = append(*fe, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	switch n := len(*fe); {
+	case n < MaxFieldErrors:
+		*fe = append(*fe, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	case n == MaxFieldErrors:
+		*fe = append(*fe, FieldError{Field: moreField, Message: "1 more problem not listed", more: 1})
+	default:
+		last := &(*fe)[n-1]
+		last.more++
+		last.Message = fmt.Sprintf("%d more problems not listed", last.more)
+	}
 }
 
 // Error joins the problems with "; ".
@@ -193,8 +215,10 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("event is %d bytes, over the limit of %d bytes", e.Size, e.Limit)
 }
 
-// Decode parses one JSON event strictly (unknown fields and trailing data are
-// rejected) and validates it. maxBytes <= 0 means [DefaultMaxBytes].
+// Decode parses one JSON event strictly (unknown fields, keys that differ
+// from the field names by case, repeated keys and trailing data are
+// rejected; a leading UTF-8 byte order mark is skipped) and validates it.
+// maxBytes <= 0 means [DefaultMaxBytes].
 //
 // Errors are a *[TooLargeError], or [FieldErrors] for syntax, type and
 // validation problems.
@@ -205,6 +229,7 @@ func Decode(data []byte, maxBytes int) (*Event, error) {
 	if len(data) > maxBytes {
 		return nil, &TooLargeError{Size: len(data), Limit: maxBytes}
 	}
+	data = TrimBOM(data)
 	var ev Event
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -213,6 +238,9 @@ func Decode(data []byte, maxBytes int) (*Event, error) {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, FieldErrors{{Field: "(event)", Message: "unexpected data after the JSON object"}}
+	}
+	if err := CheckKeys(data, &ev); err != nil {
+		return nil, err
 	}
 	if err := ev.Validate(); err != nil {
 		return nil, err
@@ -385,6 +413,10 @@ func validateLink(s string) error {
 	if len(s) > maxURLLen {
 		return fmt.Errorf("must be at most %d bytes", maxURLLen)
 	}
+	if i := strings.IndexFunc(s, notURLChar); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		return fmt.Errorf("must not contain %q (percent-encode it)", r)
+	}
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return errors.New("must be an absolute http(s) URL")
@@ -393,6 +425,17 @@ func validateLink(s string) error {
 		return errors.New("must not carry credentials")
 	}
 	return nil
+}
+
+// notURLChar reports whether r may not appear raw in a link Herald puts in
+// messages: outside RFC 3986's unreserved and reserved characters and '%',
+// and the quote, which closes HTML attributes and Markdown links.
+func notURLChar(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("-._~:/?#[]@!$&()*+,;=%", r)
 }
 
 func printableNoSpace(s string) bool {

@@ -69,6 +69,10 @@ type Index struct {
 	names   []byte
 	nameIdx map[string]uint32
 	sorted  []string // ids in order, for paging; nil when stale
+	// locales holds the distinct locale tags subscribers gave (few:
+	// "fr-FR", "it-CH"...); localeIdx their positions. Index 0 is "".
+	locales   []string
+	localeIdx map[string]uint16
 	// lastAudience sizes the next audience's allocation.
 	lastAudience atomic.Int64
 
@@ -89,6 +93,8 @@ type entry struct {
 	epOff uint32
 	idLen uint8
 	epN   uint8
+	// locale indexes the subscriber's locale tag in Index.locales.
+	locale uint16
 }
 
 // matcher is what matching needs of one active endpoint, with the
@@ -130,13 +136,15 @@ func NewIndex(logger *slog.Logger) *Index {
 	}
 	seed := maphash.MakeSeed()
 	return &Index{
-		logger:   logger,
-		hash:     func(id string) uint64 { return maphash.String(seed, id) },
-		slots:    make(map[uint64]int32),
-		collided: make(map[string]int32),
-		bits:     make(map[string]uint16),
-		nameIdx:  make(map[string]uint32),
-		ready:    make(chan struct{}),
+		logger:    logger,
+		hash:      func(id string) uint64 { return maphash.String(seed, id) },
+		slots:     make(map[uint64]int32),
+		collided:  make(map[string]int32),
+		bits:      make(map[string]uint16),
+		nameIdx:   make(map[string]uint32),
+		locales:   []string{""},
+		localeIdx: map[string]uint16{"": 0},
+		ready:     make(chan struct{}),
 	}
 }
 
@@ -195,9 +203,10 @@ func (x *Index) Upsert(s *Subscriber, rev uint64) {
 		return
 	}
 	ms, own := x.build(s)
+	locale := x.internLocale(s.Locale)
 	if ok && len(own) == 0 {
 		e := &x.entries[i]
-		e.rev = rev
+		e.rev, e.locale = rev, locale
 		if len(ms) <= int(e.epN) {
 			copy(x.matchers[e.epOff:], ms)
 			x.garbage += (int(e.epN) - len(ms)) * matcherSize
@@ -214,7 +223,7 @@ func (x *Index) Upsert(s *Subscriber, rev uint64) {
 		// New endpoint names: the entry moves to the end of the arenas.
 		x.removeLocked(s.ID, i)
 	}
-	e := entry{rev: rev, idOff: uint32(len(x.ids)), idLen: uint8(len(s.ID)), epOff: uint32(len(x.matchers)), epN: uint8(len(ms))}
+	e := entry{rev: rev, idOff: uint32(len(x.ids)), idLen: uint8(len(s.ID)), epOff: uint32(len(x.matchers)), epN: uint8(len(ms)), locale: locale}
 	x.ids = append(x.ids, s.ID...)
 	for k := range ms {
 		if ms[k].flags&internedName == 0 {
@@ -445,9 +454,27 @@ func statusMask(sts []incident.Status) uint16 {
 	return m
 }
 
-// Audience returns every active endpoint the update described by q goes
-// to, in index order.
-func (x *Index) Audience(q Query) []Target {
+// maxLocales bounds the distinct locale tags the index keeps; the
+// subscribers of further tags count as "" in [Index.AudienceLocales].
+const maxLocales = 1 << 12
+
+// internLocale returns the index of tag in x.locales, adding it. Called
+// with x.mu held.
+func (x *Index) internLocale(tag string) uint16 {
+	if i, ok := x.localeIdx[tag]; ok {
+		return i
+	}
+	if len(x.locales) >= maxLocales {
+		return 0
+	}
+	i := uint16(len(x.locales))
+	x.locales = append(x.locales, strings.Clone(tag))
+	x.localeIdx[x.locales[i]] = i
+	return i
+}
+
+// filter compiles q. Called with x.mu held.
+func (x *Index) filter(q Query) filter {
 	rank := uint8(q.Priority.Rank())
 	if rank == 0 {
 		rank = 4
@@ -456,8 +483,6 @@ func (x *Index) Audience(q Query) []Target {
 	if i := q.Status.Index(); i >= 0 && i < 16 {
 		status = 1 << i
 	}
-	x.mu.RLock()
-	defer x.mu.RUnlock()
 	f := filter{rank: rank, status: status, everyone: len(q.Components) == 0}
 	for _, c := range q.Components {
 		if b, ok := x.bits[c]; ok {
@@ -468,6 +493,41 @@ func (x *Index) Audience(q Query) []Target {
 			}
 		}
 	}
+	return f
+}
+
+// AudienceLocales counts the subscribers the update described by q goes
+// to (at least one of their endpoints matches), per locale tag as they gave
+// it ("fr-BE": 120).
+func (x *Index) AudienceLocales(q Query) map[string]int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	f := x.filter(q)
+	counts := make([]int, len(x.locales))
+	for k := range x.entries {
+		e := &x.entries[k]
+		for _, m := range x.matchers[e.epOff : e.epOff+uint32(e.epN)] {
+			if f.match(&m, x.extras) {
+				counts[e.locale]++
+				break
+			}
+		}
+	}
+	out := map[string]int{}
+	for i, n := range counts {
+		if n > 0 {
+			out[x.locales[i]] = n
+		}
+	}
+	return out
+}
+
+// Audience returns every active endpoint the update described by q goes
+// to, in index order.
+func (x *Index) Audience(q Query) []Target {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	f := x.filter(q)
 	hint := int(x.lastAudience.Load())
 	out := make([]Target, 0, hint+hint/8+16)
 	for k := range x.entries {
@@ -514,6 +574,46 @@ func (f *filter) match(m *matcher, extras []uint16) bool {
 		}
 	}
 	return false
+}
+
+// Endpoints counts the active endpoints of every subscriber per channel
+// ("sms": 1200).
+func (x *Index) Endpoints() map[string]int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := map[string]int{}
+	for k := range x.entries {
+		e := &x.entries[k]
+		for _, m := range x.matchers[e.epOff : e.epOff+uint32(e.epN)] {
+			out[channelNames[m.channel]]++
+		}
+	}
+	return out
+}
+
+// Load returns an index of every subscriber stored in kv now, for a
+// command that reads it once (the watch is stopped once loaded).
+func Load(ctx context.Context, kv jetstream.KeyValue, logger *slog.Logger) (*Index, error) {
+	x := NewIndex(logger)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- x.Watch(wctx, kv) }()
+	select {
+	case <-x.Ready():
+		cancel()
+		<-done
+		return x, nil
+	case err := <-done:
+		cancel()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("loading subscribers: %w", err)
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return nil, fmt.Errorf("loading subscribers: %w", ctx.Err())
+	}
 }
 
 // Page returns up to limit subscriber ids sorted after after (limit <= 0:

@@ -156,9 +156,11 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 	}
 }
 
-// ParseJSON decodes one subscriber object strictly: unknown fields and
-// trailing data are errors. It does not validate (see [Rules.Normalize]).
+// ParseJSON decodes one subscriber object strictly: unknown fields, keys
+// that differ from the field names by case, repeated keys and trailing
+// data are errors; a leading UTF-8 byte order mark is skipped. It does not validate (see [Rules.Normalize]).
 func ParseJSON(data []byte) (*Subscriber, error) {
+	data = incident.TrimBOM(data)
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var st stored
@@ -167,6 +169,9 @@ func ParseJSON(data []byte) (*Subscriber, error) {
 	}
 	if dec.More() {
 		return nil, errors.New("unexpected data after the JSON object")
+	}
+	if err := incident.CheckKeys(data, &st); err != nil {
+		return nil, err
 	}
 	s := st.Subscriber
 	s.Endpoints = make([]Endpoint, len(st.Endpoints))

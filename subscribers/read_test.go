@@ -176,3 +176,28 @@ func FuzzRead(f *testing.F) {
 		})
 	})
 }
+
+// TestParseJSONKeysMatchExactly: a key in another case, or repeated, at
+// any depth, is refused with its path; a UTF-8 byte order mark is skipped.
+func TestParseJSONKeysMatchExactly(t *testing.T) {
+	t.Parallel()
+	const good = `{"id":"m1","locale":"fr-FR","endpoints":[{"id":"e1","channel":"email","address":"a@b.example"}]}`
+	if _, err := ParseJSON([]byte(good)); err != nil {
+		t.Fatalf("the subscriber itself: %v", err)
+	}
+	for _, tc := range []struct{ name, data, field, msg string }{
+		{"renaming second id", strings.Replace(good, `"locale"`, `"ID":"m2","locale"`, 1), "ID", `case-sensitive: "id"`},
+		{"repeated id", strings.Replace(good, `"locale"`, `"id":"m2","locale"`, 1), "id", "duplicate key"},
+		{"endpoint key case", strings.Replace(good, `"address"`, `"Address"`, 1), "endpoints[0].Address", `case-sensitive: "address"`},
+		{"repeated endpoint key", strings.Replace(good, `"channel":"email"`, `"channel":"email","channel":"sms"`, 1), "endpoints[0].channel", "duplicate key"},
+	} {
+		_, err := ParseJSON([]byte(tc.data))
+		var fe FieldErrors
+		if !errors.As(err, &fe) || fe[0].Field != tc.field || !strings.Contains(fe[0].Message, tc.msg) {
+			t.Errorf("%s: %v, want %s: …%s", tc.name, err, tc.field, tc.msg)
+		}
+	}
+	if s, err := ParseJSON([]byte("\ufeff" + good)); err != nil || s.ID != "m1" {
+		t.Errorf("with a byte order mark: %v", err)
+	}
+}

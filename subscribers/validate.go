@@ -30,6 +30,10 @@ const (
 // MaxEndpoints is the most endpoints a subscriber may have.
 const MaxEndpoints = 32
 
+// MaxComponents is the most components a subscriber or an endpoint may
+// list.
+const MaxComponents = 256
+
 // defaultSlackWebhookHosts are the hosts a Slack incoming-webhook URL may
 // point at when [Rules.SlackWebhookHosts] is empty.
 var defaultSlackWebhookHosts = []string{"hooks.slack.com", "hooks.slack-gov.com"}
@@ -66,6 +70,10 @@ type Rules struct {
 	// written without a country code ("06 12 34 56 78" with "FR"). Empty
 	// requires the international form ("+33...").
 	DefaultRegion string
+	// Unavailable refuses endpoints on channels Herald cannot send on,
+	// with the reason as the field's message (strict mode refuses the
+	// channels that have no provider). Nil accepts every channel.
+	Unavailable map[string]string
 }
 
 // FieldError is one validation problem, naming the JSON path of the field at
@@ -153,6 +161,9 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 	ep.Secret = secret.Value(strings.TrimSpace(ep.Secret.Reveal()))
 	ep.WebhookURL = secret.Value(strings.TrimSpace(ep.WebhookURL.Reveal()))
 	allowed := map[string]bool{}
+	if why, ok := r.Unavailable[ep.Channel]; ok {
+		fe.Addf(path+".channel", "%s", why)
+	}
 	switch ep.Channel {
 	case "":
 		fe.Addf(path+".channel", "is required (email, sms, slack or webhook)")
@@ -377,6 +388,10 @@ func (r Rules) slack(fe *FieldErrors, path string, ep *Endpoint) {
 
 func (r Rules) components(fe *FieldErrors, field string, ids []string) []string {
 	if len(ids) == 0 {
+		return nil
+	}
+	if len(ids) > MaxComponents {
+		fe.Addf(field, "must list at most %d components", MaxComponents)
 		return nil
 	}
 	out := make([]string, 0, len(ids))

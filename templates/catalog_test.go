@@ -197,13 +197,14 @@ func TestOverridesApplied(t *testing.T) {
 		t.Fatalf("override not applied: subject %q", out.Subject)
 	}
 	// The corpus update has no German text: a German subscriber gets the
-	// first language of the fallback chain, recorded as a fallback.
+	// text in the first language of the fallback chain, recorded as a
+	// fallback, framed in German.
 	out, err = r.Render(Update{Event: ev, AcceptedAt: acceptedAt}, ChannelEmail, testRecipient(t, "de-AT"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Locale != "en" || !out.Fallback || out.Confidence != "high" || strings.Contains(out.Text, "Abmelden") {
-		t.Fatalf("update without German: %s %s fallback %v", out.Locale, out.Confidence, out.Fallback)
+	if out.Locale != "en" || out.Frame != "de" || !out.Fallback || out.Confidence != "high" || !strings.Contains(out.Text, "Abmelden") {
+		t.Fatalf("update without German: %s in %s %s fallback %v:\n%s", out.Frame, out.Locale, out.Confidence, out.Fallback, out.Text)
 	}
 	// An update with a German text is written in German.
 	german := localizedGolden()

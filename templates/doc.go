@@ -13,11 +13,15 @@
 // override directory may add more. A subscriber's BCP 47 tag is matched
 // with golang.org/x/text/language (fr-BE → fr, it-CH → it, en-GB → en);
 // a tag that matches none falls back through Config.Fallback (en, then fr).
-// A message is always wholly in one language: when the update has no text
-// in the matched language, the whole message, fixed strings included, is
-// written in the first language of the fallback chain the update has.
-// [Rendered] records the language used, the tag requested, the matcher's
-// confidence and whether a fallback happened.
+// Everything Herald writes (greeting, labels, status, components, dates,
+// footer) is in the reader's language. When the update has no text in it,
+// only the provider's own text (title and body) comes in the first
+// language of the fallback chain the update has; the email then says so in
+// the reader's language, naming the text's language ("Ecco il testo
+// originale, in francese."), marks the text with its own lang attribute in
+// HTML, and lists both languages in Content-Language ("it, fr").
+// [Rendered] records both languages (Frame, Locale), the tag requested,
+// the matcher's confidence and whether a fallback happened.
 //
 // Texts come per locale when the event gives them so ({"fr": …, "en": …});
 // a single string holding several languages, as the status page writes
@@ -88,7 +92,7 @@
 //	    "closed": false,                        // resolved, postmortem or completed
 //	    "priority": "P2",                       // or null
 //	    "components": [{"id": "oney", "name": "Paiement Oney"}], // [] = whole platform
-//	    "locale": "fr",                         // the recipient's matched locale
+//	    "locale": "fr",                         // the recipient's matched locale (labels and names are in it)
 //	    "title": {"fr": "…", "en": "…", "it": "…"}, // per language the update has
 //	    "body":  {"fr": "…", "en": "…", "it": "…"}, // Markdown, per language
 //	    "original": {"title": "…", "body": "…"},    // as published (string or object)
@@ -150,6 +154,8 @@
 //	.Body           plain text; .BodyHTML the HTML (email only)
 //	.Truncated      the body was cut; .URL links to the full update ("" if none)
 //	.Fallback       the update is not in the recipient's language
+//	.FallbackNote   the note saying so, in .Lang, naming the text's language
+//	.TextLang       the language of .Title and .Body when it is not .Lang
 //	.Recipient.Name .Recipient.UnsubscribeURL .Recipient.PreferencesURL
 //
 // Notice templates receive .T, .Tr, .Lang, .Kind, .Subject, .Body,

@@ -11,8 +11,8 @@ import (
 const maxSubjectRunes = 180
 
 // renderEmail renders the subject, text part and HTML part of an update.
-func (r *Renderer) renderEmail(p *prepared, lang string, loc *time.Location, shape int, fallback bool) (*Rendered, error) {
-	v := r.newView(p, lang, loc, fallback, true)
+func (r *Renderer) renderEmail(p *prepared, lp langPair, loc *time.Location, shape int, fallback bool) (*Rendered, error) {
+	v := r.newView(p, lp, loc, fallback, true)
 	v.Recipient = placeholderRecipient(shape)
 	subject, err := r.tmpl.execText("email.subject.tmpl", v)
 	if err != nil {
@@ -27,13 +27,13 @@ func (r *Renderer) renderEmail(p *prepared, lang string, loc *time.Location, sha
 	if err != nil {
 		return nil, err
 	}
-	return &Rendered{Locale: lang, Subject: v.Subject, Text: tidyText(text), HTML: htmlPart}, nil
+	return &Rendered{Locale: lp.text, Frame: lp.frame, Subject: v.Subject, Text: tidyText(text), HTML: htmlPart}, nil
 }
 
-// subjectLine returns s on one line, without control characters, cut on a
-// word boundary to maxSubjectRunes.
+// subjectLine returns s on one line, without control characters and
+// without MIME encoded-words, cut on a word boundary to maxSubjectRunes.
 func subjectLine(s string) string {
-	s = cleanLine(s)
+	s = neutralizeEncodedWords(cleanLine(s))
 	if utf8.RuneCountInString(s) <= maxSubjectRunes {
 		return s
 	}
@@ -59,4 +59,15 @@ func tidyText(s string) string {
 		out = append(out, l)
 	}
 	return strings.TrimSpace(strings.Join(out, "\n")) + "\n"
+}
+
+// neutralizeEncodedWords breaks the opening "=?" of anything shaped like a
+// MIME encoded-word (RFC 2047: =?charset?encoding?text?=): a title written
+// raw into an ASCII Subject would otherwise be decoded by mail readers,
+// showing text the update never had.
+func neutralizeEncodedWords(s string) string {
+	if !strings.Contains(s, "=?") {
+		return s
+	}
+	return strings.ReplaceAll(s, "=?", "= ?")
 }

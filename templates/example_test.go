@@ -28,20 +28,20 @@ func Example() {
 		if err != nil {
 			panic(err)
 		}
-		fmt.Printf("%s → %s (confidence %s, fallback %v), %d segment(s) %s:\n%s\n\n", tag, out.Locale, out.Confidence, out.Fallback, out.Segments, out.Encoding, out.Text)
+		fmt.Printf("%s → %s, text in %s (confidence %s, fallback %v), %d segment(s) %s:\n%s\n\n", tag, out.Frame, out.Locale, out.Confidence, out.Fallback, out.Segments, out.Encoding, out.Text)
 	}
 	// Output:
-	// fr-BE → fr (confidence high, fallback false), 1 segment(s) GSM-7:
+	// fr-BE → fr, text in fr (confidence high, fallback false), 1 segment(s) GSM-7:
 	// Sous surveillance (P2) : Double prélèvement
 	// Un correctif est déployé.
 	// https://status.example.com/incidents/TSR-1610
 	//
-	// it-CH → en (confidence high, fallback true), 1 segment(s) GSM-7:
-	// Monitoring (P2): Duplicate charges
+	// it-CH → it, text in en (confidence high, fallback true), 1 segment(s) GSM-7:
+	// In monitoraggio (P2): Duplicate charges
 	// A fix is deployed.
 	// https://status.example.com/incidents/TSR-1610
 	//
-	// en-GB → en (confidence high, fallback false), 1 segment(s) GSM-7:
+	// en-GB → en, text in en (confidence high, fallback false), 1 segment(s) GSM-7:
 	// Monitoring (P2): Duplicate charges
 	// A fix is deployed.
 	// https://status.example.com/incidents/TSR-1610

@@ -72,7 +72,7 @@ func TestGolden(t *testing.T) {
 // goldenFiles returns the files that show a rendering.
 func goldenFiles(t *testing.T, base string, out *Rendered) map[string][]byte {
 	t.Helper()
-	meta := fmt.Sprintf("locale: %s (requested %s, confidence %s, fallback %v)\nsubject: %s\n", out.Locale, out.Requested, out.Confidence, out.Fallback, out.Subject)
+	meta := fmt.Sprintf("locale: %s, text in %s (requested %s, confidence %s, fallback %v)\nsubject: %s\n", out.Frame, out.Locale, out.Requested, out.Confidence, out.Fallback, out.Subject)
 	switch {
 	case out.HTML != "":
 		var h strings.Builder

@@ -71,7 +71,7 @@ func (r *Renderer) RenderNotice(n Notice, channel string, rc Recipient) (*Render
 	v.Subject = subjectLine(cat.must("notice.disabled_subject", "channel", v.Channel, "endpoint", v.Endpoint))
 	v.Body = cat.must("notice.disabled_body", "channel", v.Channel, "endpoint", v.Endpoint, "at", v.At, "reason", v.Reason)
 	v.Action = cat.must("notice.disabled_action")
-	out := &Rendered{Locale: lang, Requested: rc.Locale, Fallback: conf == language.No, Confidence: confidenceName(conf), Subject: v.Subject}
+	out := &Rendered{Locale: lang, Frame: lang, Requested: rc.Locale, Fallback: conf == language.No, Confidence: confidenceName(conf), Subject: v.Subject}
 	switch channel {
 	case ChannelEmail:
 		shape := recipientShape(rc)

@@ -16,6 +16,7 @@ import (
 // body per language, the parsed header, and the Markdown of each body.
 // It is computed once per update and cached.
 type prepared struct {
+	key      prepKey
 	ev       *incident.Event
 	accepted time.Time
 	// texts holds the title and body per supported language. When the

@@ -83,8 +83,14 @@ type Update struct {
 // Rendered is one message, ready for a channel. Byte slices are shared
 // with the renderer's cache: treat them as read-only.
 type Rendered struct {
-	// Locale is the language the message is written in ("fr").
+	// Locale is the language of the update's own text in the message
+	// ("fr").
 	Locale string
+	// Frame is the language of everything Herald writes around that text
+	// (greeting, labels, status, components, dates, footer): the
+	// recipient's. It differs from Locale when the update has no text in
+	// the recipient's language.
+	Frame string
 	// Requested is the recipient's tag as given ("fr-BE").
 	Requested string
 	// Fallback is true when the recipient's locale matched no supported
@@ -136,6 +142,7 @@ type prepKey struct {
 
 type renderKey struct {
 	prep     prepKey
+	frame    string
 	lang     string
 	channel  string
 	zone     string
@@ -227,8 +234,8 @@ func (r *Renderer) selfTest() error {
 			lang, _ := r.locales.choose(loc, language.Exact, p.available)
 			for _, ch := range []string{ChannelEmail, ChannelSMS, ChannelSlack, ChannelWebhook} {
 				for _, shape := range []int{0, hasName | hasUnsubscribe | hasPreferences} {
-					if _, err := r.renderChannel(p, lang, ch, time.UTC, shape, shape == 0); err != nil {
-						return fmt.Errorf("locale %s, channel %s: %w", lang, ch, err)
+					if _, err := r.renderChannel(p, langPair{frame: loc, text: lang}, ch, time.UTC, shape, shape == 0); err != nil {
+						return fmt.Errorf("locale %s, channel %s: %w", loc, ch, err)
 					}
 				}
 			}
@@ -259,31 +266,21 @@ func (r *Renderer) Render(u Update, channel string, rc Recipient) (*Rendered, er
 	default:
 		return nil, fmt.Errorf("templates: %w %q", ErrUnknownChannel, channel)
 	}
-	pk := prepKey{id: u.Event.ID, fp: r.fingerprint(u)}
-	p, ok := r.prep.Get(pk)
-	if !ok {
-		v, err, _ := r.preparing.Do(u.Event.ID+"\x00"+strconv.FormatUint(pk.fp, 16), func() (any, error) {
-			if p, ok := r.prep.Get(pk); ok {
-				return p, nil
-			}
-			p, err := r.prepareChecked(u, pk)
-			if err == nil {
-				r.prep.Add(pk, p)
-			}
-			return p, err
-		})
-		if err != nil {
-			return nil, err
-		}
-		p = v.(*prepared)
+	p, err := r.prepared(u)
+	if err != nil {
+		return nil, err
 	}
+	pk := p.key
 	matched, conf := r.locales.match(rc.Locale)
 	lang, fallback := r.locales.choose(matched, conf, p.available)
 	loc := rc.Location
 	if loc == nil {
 		loc = time.UTC
 	}
-	key := renderKey{prep: pk, lang: lang, channel: channel}
+	// Herald's own words are in the recipient's language even when the
+	// update's text falls back to another one.
+	lp := langPair{frame: matched, text: lang}
+	key := renderKey{prep: pk, frame: lp.frame, lang: lang, channel: channel}
 	switch channel {
 	case ChannelEmail:
 		key.zone, key.shape, key.fallback = loc.String(), recipientShape(rc), fallback
@@ -292,8 +289,7 @@ func (r *Renderer) Render(u Update, channel string, rc Recipient) (*Rendered, er
 	}
 	cached, ok := r.cache.Get(key)
 	if !ok {
-		var err error
-		if cached, err = r.renderChannel(p, lang, channel, loc, key.shape, key.fallback); err != nil {
+		if cached, err = r.renderChannel(p, lp, channel, loc, key.shape, key.fallback); err != nil {
 			return nil, fmt.Errorf("templates: update %s: %w", u.Event.ID, err)
 		}
 		if channel == ChannelEmail {
@@ -308,9 +304,32 @@ func (r *Renderer) Render(u Update, channel string, rc Recipient) (*Rendered, er
 		out.Text = cached.textParts.fill(cleanLine(rc.Name), recipientURL(rc.UnsubscribeURL), recipientURL(rc.PreferencesURL))
 		out.HTML = cached.htmlParts.fill(html.EscapeString(cleanLine(rc.Name)), html.EscapeString(recipientURL(rc.UnsubscribeURL)),
 			html.EscapeString(recipientURL(rc.PreferencesURL)))
-		out.Headers = r.emailHeaders(rc, lang, "incident-"+string(p.ev.Status), p.ev.IncidentID)
+		out.Headers = r.emailHeaders(rc, lp.contentLanguage(), "incident-"+string(p.ev.Status), p.ev.IncidentID)
 	}
 	return &out, nil
+}
+
+// prepared returns the update prepared for rendering, from the cache or
+// prepared once however many workers ask at the same time.
+func (r *Renderer) prepared(u Update) (*prepared, error) {
+	pk := prepKey{id: u.Event.ID, fp: r.fingerprint(u)}
+	if p, ok := r.prep.Get(pk); ok {
+		return p, nil
+	}
+	v, err, _ := r.preparing.Do(u.Event.ID+"\x00"+strconv.FormatUint(pk.fp, 16), func() (any, error) {
+		if p, ok := r.prep.Get(pk); ok {
+			return p, nil
+		}
+		p, err := r.prepareChecked(u, pk)
+		if err == nil {
+			r.prep.Add(pk, p)
+		}
+		return p, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*prepared), nil
 }
 
 // prepareChecked validates the event and prepares it.
@@ -321,20 +340,36 @@ func (r *Renderer) prepareChecked(u Update, pk prepKey) (*prepared, error) {
 	if u.AcceptedAt.IsZero() && u.Event.PublishedAt == nil {
 		u.AcceptedAt = r.cfg.Now()
 	}
-	return r.prepare(u), nil
+	p := r.prepare(u)
+	p.key = pk
+	return p, nil
+}
+
+// langPair is the languages of one rendering: frame, of everything Herald
+// writes (the recipient's), and text, of the update's own text (another
+// one when the update has none in the recipient's language).
+type langPair struct{ frame, text string }
+
+// contentLanguage is the Content-Language of a message: its frame's
+// language, then its text's when that differs ("it, fr").
+func (lp langPair) contentLanguage() string {
+	if lp.text == lp.frame {
+		return lp.frame
+	}
+	return lp.frame + ", " + lp.text
 }
 
 // renderChannel renders an update without the recipient's personal values.
-func (r *Renderer) renderChannel(p *prepared, lang, channel string, loc *time.Location, shape int, fallback bool) (*Rendered, error) {
+func (r *Renderer) renderChannel(p *prepared, lp langPair, channel string, loc *time.Location, shape int, fallback bool) (*Rendered, error) {
 	switch channel {
 	case ChannelEmail:
-		return r.renderEmail(p, lang, loc, shape, fallback)
+		return r.renderEmail(p, lp, loc, shape, fallback)
 	case ChannelSMS:
-		return r.renderSMS(p, lang, loc)
+		return r.renderSMS(p, lp, loc)
 	case ChannelSlack:
-		return r.renderSlack(p, lang, loc)
+		return r.renderSlack(p, lp, loc)
 	default:
-		return r.renderWebhook(p, lang)
+		return r.renderWebhook(p, lp)
 	}
 }
 

@@ -60,7 +60,7 @@ func checkRendered(t *testing.T, r *Renderer, ev *incident.Event, loc, ch string
 	switch ch {
 	case ChannelEmail:
 		checkEmail(t, where, out)
-		checkOneLanguage(t, where, out.Locale, out.Text)
+		checkLanguages(t, where, out, out.Text)
 	case ChannelSMS:
 		c := gsm7.Measure(out.Text)
 		if c.Segments > DefaultSMSSegments || c.Segments != out.Segments || c.Encoding.String() != out.Encoding {
@@ -69,7 +69,7 @@ func checkRendered(t *testing.T, r *Renderer, ev *incident.Event, loc, ch string
 		if !strings.HasSuffix(out.Text, "\nhttps://status.example.com") {
 			t.Errorf("%s: SMS does not end with the whole link: %q", where, out.Text)
 		}
-		checkOneLanguage(t, where, out.Locale, out.Text)
+		checkLanguages(t, where, out, out.Text)
 	case ChannelSlack:
 		checkSlack(t, where, out.Body)
 		checkSlack(t, where+" parent", out.Parent)
@@ -81,7 +81,7 @@ func checkRendered(t *testing.T, r *Renderer, ev *incident.Event, loc, ch string
 				all = append(all, b.Text.Text)
 			}
 		}
-		checkOneLanguage(t, where, out.Locale, strings.Join(all, "\n"))
+		checkLanguages(t, where, out, strings.Join(all, "\n"))
 	case ChannelWebhook:
 		if len(out.Body) >= WebhookMaxBytes {
 			t.Errorf("%s: webhook payload of %d bytes", where, len(out.Body))
@@ -103,7 +103,7 @@ func checkRendered(t *testing.T, r *Renderer, ev *incident.Event, loc, ch string
 			t.Fatalf("%s: %v", where, err)
 		}
 		if _, err := time.Parse(time.RFC3339, p.Timestamp); err != nil || p.Type != WebhookTypeUpdate ||
-			p.Data.SchemaVersion != 1 || p.Data.EventID != ev.ID || p.Data.Locale != out.Locale || len(p.Data.Body) == 0 {
+			p.Data.SchemaVersion != 1 || p.Data.EventID != ev.ID || p.Data.Locale != out.Frame || len(p.Data.Body) == 0 {
 			t.Errorf("%s: payload %s", where, out.Body)
 		}
 		if p.Data.Original.Body.String() != ev.Body.String() {
@@ -156,7 +156,7 @@ func checkEmail(t *testing.T, where string, out *Rendered) {
 		"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
 		"List-Id":               "Incident notifications <incidents.herald.example.com>",
 		"Auto-Submitted":        "auto-generated",
-		"Content-Language":      out.Locale,
+		"Content-Language":      (langPair{frame: out.Frame, text: out.Locale}).contentLanguage(),
 	}
 	for k, v := range want {
 		if out.Headers[k] != v {
@@ -213,6 +213,24 @@ func checkSlack(t *testing.T, where string, body []byte) {
 
 // checkOneLanguage fails when a sentence of text reads as another language
 // than lang.
+// checkLanguages checks that a message is in its frame's language, but for
+// the update's own text, which may be in another (out.Locale) when the
+// update has none in the reader's.
+func checkLanguages(t *testing.T, where string, out *Rendered, text string) {
+	t.Helper()
+	if out.Frame == "" {
+		t.Errorf("%s: no frame language", where)
+	}
+	if out.Frame == out.Locale {
+		checkOneLanguage(t, where, out.Locale, text)
+		return
+	}
+	foreign := foreignSentences(text, out.Frame)
+	if rest := foreignSentences(strings.Join(foreign, "\n\n"), out.Locale); len(rest) > 0 {
+		t.Errorf("%s: message in %s and %s holds %d sentence(s) in a third language, first: %q", where, out.Frame, out.Locale, len(rest), rest[0])
+	}
+}
+
 func checkOneLanguage(t *testing.T, where, lang, text string) {
 	t.Helper()
 	if foreign := foreignSentences(text, lang); len(foreign) > 0 {
@@ -597,8 +615,14 @@ func TestLocalizedEvent(t *testing.T) {
 			!strings.Contains(out.Text, "FR EN IT") {
 			t.Errorf("%s: %s fallback=%v subject %q", tc.loc, out.Locale, out.Fallback, out.Subject)
 		}
-		if tc.fallback && tc.loc == "it-IT" && !strings.Contains(out.Text, "This update was not published in your language.") {
-			t.Errorf("%s: no fallback note", tc.loc)
+		// The reader of a language Herald writes gets Herald's words in
+		// it, and the note naming the text's language, in it too.
+		if tc.loc == "it-IT" && (out.Frame != "it" || !strings.Contains(out.Text,
+			"Questo aggiornamento non è stato pubblicato nella tua lingua. Ecco il testo originale, in inglese.")) {
+			t.Errorf("%s: frame %s, no Italian fallback note:\n%s", tc.loc, out.Frame, out.Text)
+		}
+		if tc.loc == "de" && (out.Frame != "en" || !strings.Contains(out.Text, "This update was not published in your language.")) {
+			t.Errorf("%s: frame %s, no English fallback note:\n%s", tc.loc, out.Frame, out.Text)
 		}
 	}
 	// A body in the reader's language without a title in it: a title is
@@ -683,6 +707,70 @@ func TestWriteFiles(t *testing.T) {
 			if filepath.Base(p) != tc.files[i] || err != nil || len(data) == 0 {
 				t.Fatalf("%s: %s %v", tc.channel, p, err)
 			}
+		}
+	}
+}
+
+// TestFallbackFramedInReadersLanguage: an Italian reader of a French-only
+// update gets everything Herald writes in Italian (greeting, labels,
+// status, components, dates, footer, and the note naming French), the
+// provider's text in French marked lang="fr", and Content-Language "it, fr".
+func TestFallbackFramedInReadersLanguage(t *testing.T) {
+	t.Parallel()
+	r := newTestRenderer(t, testConfig())
+	ev := corpusEvent(t, loadCorpus(t), "INC-6465033d:1") // French only
+	out, err := r.Render(Update{Event: ev, AcceptedAt: acceptedAt}, ChannelEmail, testRecipient(t, "it-IT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Frame != "it" || out.Locale != "fr" || !out.Fallback || out.Headers["Content-Language"] != "it, fr" {
+		t.Fatalf("frame %s, text %s, fallback %v, Content-Language %q", out.Frame, out.Locale, out.Fallback, out.Headers["Content-Language"])
+	}
+	for _, want := range []string{
+		"Buongiorno Boulangerie Dupont,", "Stato: Causa identificata", "Servizi interessati: Pagamenti e-commerce",
+		"Aggiornamento: 03/05/2025 16:11 (CEST)", "Questo aggiornamento non è stato pubblicato nella tua lingua. Ecco il testo originale, in francese.",
+		"Nous avons identifié un incident", "Annulla l’iscrizione:",
+	} {
+		if !strings.Contains(out.Text, want) {
+			t.Errorf("text part lacks %q:\n%s", want, out.Text)
+		}
+	}
+	for _, want := range []string{`<html lang="it">`, `<h1 lang="fr"`, `<td lang="fr"`, "Ecco il testo originale, in francese."} {
+		if !strings.Contains(out.HTML, want) {
+			t.Errorf("HTML part lacks %q", want)
+		}
+	}
+	if !strings.HasPrefix(out.Subject, "[Causa identificata] ") {
+		t.Errorf("subject %q", out.Subject)
+	}
+	// A reader whose language the update carries gets no note, one
+	// language, one lang attribute.
+	out, err = r.Render(Update{Event: ev, AcceptedAt: acceptedAt}, ChannelEmail, testRecipient(t, "fr-FR"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Frame != "fr" || out.Locale != "fr" || out.Fallback || out.Headers["Content-Language"] != "fr" ||
+		strings.Contains(out.HTML, `<h1 lang=`) || strings.Contains(out.Text, "pas été publiée dans votre langue") {
+		t.Errorf("French reader: frame %s, text %s, fallback %v, Content-Language %q", out.Frame, out.Locale, out.Fallback, out.Headers["Content-Language"])
+	}
+}
+
+// TestSubjectNeutralizesEncodedWords: a MIME encoded-word in a title
+// reached the email Subject raw, where mail readers decode it; its opening
+// is broken so the reader shows the title as written.
+func TestSubjectNeutralizesEncodedWords(t *testing.T) {
+	t.Parallel()
+	r := newTestRenderer(t, testConfig())
+	ev := &incident.Event{ID: "MW-1:1", IncidentID: "MW-1", Sequence: 1, Status: incident.Investigating,
+		Title: incident.LocalizedText(map[string]string{"en": "Outage =?utf-8?b?WW91ciBhY2NvdW50IGlzIGNsb3NlZA==?= and =?iso-8859-1?q?x?="}),
+		Body:  incident.LocalizedText(map[string]string{"en": "We are investigating."})}
+	for _, ch := range allChannels {
+		out, err := r.Render(Update{Event: ev, AcceptedAt: acceptedAt}, ch, testRecipient(t, "en"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out.Subject, "=?") || !strings.Contains(out.Subject, "WW91ciBhY2NvdW50IGlzIGNsb3NlZA==") {
+			t.Errorf("%s subject %q", ch, out.Subject)
 		}
 	}
 }

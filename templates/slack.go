@@ -42,8 +42,8 @@ func slackHeader(s string) slackBlock {
 }
 
 // renderSlack renders the update message and the incident's parent message.
-func (r *Renderer) renderSlack(p *prepared, lang string, loc *time.Location) (*Rendered, error) {
-	v := r.newView(p, lang, loc, false, true)
+func (r *Renderer) renderSlack(p *prepared, lp langPair, loc *time.Location) (*Rendered, error) {
+	v := r.newView(p, lp, loc, false, true)
 	cat := v.cat
 	colon := cat.must("locale.colon")
 	label := func(key string) string { return "*" + escapeMrkdwn(cat.must(key)) + "*" }
@@ -85,9 +85,9 @@ func (r *Renderer) renderSlack(p *prepared, lang string, loc *time.Location) (*R
 	if v.URL != "" {
 		tail = append(tail, slackBlock{Type: "context", Elements: []slackText{*mrkdwn("<" + slackURL(v.URL) + "|" + escapeMrkdwn(cat.must("slack.view")) + ">")}})
 	}
-	doc := p.texts[lang].doc
+	doc := p.texts[lp.text].doc
 	if v.Truncated {
-		doc = p.texts[lang].short
+		doc = p.texts[lp.text].short
 	}
 	chunks := splitMrkdwn(doc.Mrkdwn(), slackMaxSectionText)
 	room := slackMaxBlocks - len(msg.Blocks) - len(tail)
@@ -134,7 +134,7 @@ func (r *Renderer) renderSlack(p *prepared, lang string, loc *time.Location) (*R
 	if err != nil {
 		return nil, err
 	}
-	return &Rendered{Locale: lang, Subject: subjectLine(summary), Text: fallbackText, Body: body, Parent: parentBody, ContentType: "application/json"}, nil
+	return &Rendered{Locale: lp.text, Frame: lp.frame, Subject: subjectLine(summary), Text: fallbackText, Body: body, Parent: parentBody, ContentType: "application/json"}, nil
 }
 
 // slackURL makes a URL safe inside <url|text>.

@@ -11,15 +11,15 @@ import (
 )
 
 // renderSMS renders an update as an SMS that fits the segment budget.
-func (r *Renderer) renderSMS(p *prepared, lang string, loc *time.Location) (*Rendered, error) {
-	v := r.newView(p, lang, loc, false, false)
-	v.Body = p.texts[lang].doc.SMSText()
+func (r *Renderer) renderSMS(p *prepared, lp langPair, loc *time.Location) (*Rendered, error) {
+	v := r.newView(p, lp, loc, false, false)
+	v.Body = p.texts[lp.text].doc.SMSText()
 	subject := subjectLine("[" + v.StatusLabel + "] " + v.Title)
 	text, count, err := r.fitSMS(v, "sms.txt.tmpl", &v.Title, &v.Body, &v.URL)
 	if err != nil {
 		return nil, err
 	}
-	return &Rendered{Locale: lang, Subject: subject, Text: text, Segments: count.Segments, Encoding: count.Encoding.String()}, nil
+	return &Rendered{Locale: lp.text, Frame: lp.frame, Subject: subject, Text: text, Segments: count.Segments, Encoding: count.Encoding.String()}, nil
 }
 
 // errSMSBudget is returned when not even the fixed part of an SMS

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/language"
+	"golang.org/x/text/language/display"
+
 	"github.com/heraldhq/herald/incident"
 )
 
@@ -41,6 +44,12 @@ type view struct {
 	Truncated bool
 	URL       string
 	Fallback  bool
+	// FallbackNote tells the recipient, in .Lang, that the update was
+	// not published in their language, naming the language of its text.
+	FallbackNote string
+	// TextLang is the language of the update's own text (.Title, .Body)
+	// when it differs from .Lang; empty otherwise.
+	TextLang string
 
 	Recipient recipientView
 }
@@ -136,12 +145,14 @@ func isMaintenance(s incident.Status) bool {
 	return s == incident.Scheduled || s == incident.InProgress || s == incident.Completed
 }
 
-// newView builds the template data of an update in lang, dates in loc.
-// short selects the body cut to the configured maximum.
-func (r *Renderer) newView(p *prepared, lang string, loc *time.Location, fallback, short bool) *view {
+// newView builds the template data of an update for a reader of lp.frame:
+// everything Herald writes in lp.frame, dates in loc, the update's own
+// text in lp.text. short selects the body cut to the configured maximum.
+func (r *Renderer) newView(p *prepared, lp langPair, loc *time.Location, fallback, short bool) *view {
+	lang := lp.frame
 	cat := r.cats[lang]
 	ev := p.ev
-	lt := p.texts[lang]
+	lt := p.texts[lp.text]
 	v := &view{
 		cat: cat, T: cat.tables, Lang: lang,
 		Status: string(ev.Status), StatusLabel: cat.must("status." + string(ev.Status)),
@@ -151,6 +162,15 @@ func (r *Renderer) newView(p *prepared, lang string, loc *time.Location, fallbac
 	}
 	if v.Color == "" {
 		v.Color = "#57606a"
+	}
+	if lp.text != lp.frame {
+		v.TextLang = lp.text
+	}
+	if fallback {
+		v.FallbackNote = cat.must("email.fallback")
+		if lp.text != lp.frame {
+			v.FallbackNote += " " + cat.must("email.original_language", "language", languageName(lp.text, lang))
+		}
 	}
 	prio := ev.Priority
 	if prio == "" && incident.Priority(p.header.Priority).Valid() {
@@ -275,4 +295,21 @@ func zoneName(t time.Time) string {
 		return "UTC"
 	}
 	return "UTC" + t.Format("-07:00")
+}
+
+// languageName returns the name of language lang in language in ("francese"
+// for fr in it), from CLDR; lang itself when CLDR has no name for it.
+func languageName(lang, in string) string {
+	t, err := language.Parse(lang)
+	if err != nil {
+		return lang
+	}
+	tin, err := language.Parse(in)
+	if err != nil {
+		return lang
+	}
+	if name := display.Languages(tin).Name(t); name != "" {
+		return name
+	}
+	return lang
 }

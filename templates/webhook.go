@@ -72,10 +72,11 @@ type webhookHeader struct {
 	Priority       string            `json:"priority,omitempty"`
 }
 
-// renderWebhook renders the webhook payload of an update in lang. It is
-// deterministic for an update and a language.
-func (r *Renderer) renderWebhook(p *prepared, lang string) (*Rendered, error) {
+// renderWebhook renders the webhook payload of an update for a reader of
+// lp.frame. It is deterministic for an update and a language pair.
+func (r *Renderer) renderWebhook(p *prepared, lp langPair) (*Rendered, error) {
 	ev := p.ev
+	lang := lp.frame
 	cat := r.cats[lang]
 	d := &webhookData{
 		SchemaVersion: WebhookSchemaVersion,
@@ -95,7 +96,7 @@ func (r *Renderer) renderWebhook(p *prepared, lang string) (*Rendered, error) {
 		d.Components = append(d.Components, webhookComponent{ID: id, Name: r.cfg.Components.Name(id, lang, r.locales.first())})
 	}
 	if len(p.available) == 0 {
-		d.Title[lang], d.Body[lang] = p.texts[lang].title, p.texts[lang].body
+		d.Title[lang], d.Body[lang] = p.texts[lp.text].title, p.texts[lp.text].body
 	}
 	for _, l := range p.available {
 		if t := p.texts[l].title; t != "" {
@@ -124,8 +125,8 @@ func (r *Renderer) renderWebhook(p *prepared, lang string) (*Rendered, error) {
 			return nil, err
 		}
 	}
-	subject := subjectLine("[" + d.StatusLabel + "] " + p.texts[lang].title)
-	return &Rendered{Locale: lang, Subject: subject, Body: body, ContentType: "application/json"}, nil
+	subject := subjectLine("[" + d.StatusLabel + "] " + p.texts[lp.text].title)
+	return &Rendered{Locale: lp.text, Frame: lp.frame, Subject: subject, Body: body, ContentType: "application/json"}, nil
 }
 
 // shrinkWebhook cuts the longest body text (per-language or original) by

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/heraldhq/herald/incident"
 	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/subscribers"
+	"github.com/heraldhq/herald/templates"
 )
 
 // fileConfig is Herald's configuration file (YAML or TOML, chosen by the
@@ -67,6 +70,16 @@ type fileConfig struct {
 	// Slack configures the Slack channel; unless live, Slack messages go
 	// to the outbox.
 	Slack slackConfig `yaml:"slack" toml:"slack"`
+	// RequireLocales lists, per priority, the languages an update must
+	// carry to be published ({P1: [fr, en, it]}): POST /v1/incidents
+	// and herald publish refuse one that lacks any (400 / exit 2) unless
+	// a fallback is allowed. Defaults to none.
+	RequireLocales dispatcher.RequiredLocales `yaml:"require_locales" toml:"require_locales"`
+	// Strict refuses to start when a channel that subscribers' endpoints
+	// use has no provider (their messages would only reach the outbox),
+	// and refuses new endpoints on such channels. Env HERALD_STRICT, flag
+	// --strict. Defaults to false.
+	Strict bool `yaml:"strict" toml:"strict"`
 }
 
 type slackConfig struct {
@@ -80,6 +93,15 @@ type slackConfig struct {
 	// PerChannelInterval is the least time between two messages to one
 	// Slack channel. Defaults to 1s.
 	PerChannelInterval time.Duration `yaml:"per_channel_interval" toml:"per_channel_interval"`
+	// APIURL is the base URL of Slack's Web API: GovSlack's
+	// (https://slack-gov.com/api/), or a local Slack-shaped server for an
+	// end-to-end run. Env HERALD_SLACK_API_URL. Defaults to
+	// https://slack.com/api/.
+	APIURL string `yaml:"api_url" toml:"api_url"`
+	// WebhookHosts are the hosts incoming-webhook URLs may point at, for
+	// subscribers' endpoints and sends alike. Defaults to hooks.slack.com
+	// and hooks.slack-gov.com.
+	WebhookHosts []string `yaml:"webhook_hosts" toml:"webhook_hosts"`
 }
 
 // live reports whether Slack messages go to Slack.
@@ -302,10 +324,21 @@ func loadConfig(path string, env func(string) string) (*fileConfig, error) {
 		cfg.Email.DKIM.KeyFile = v
 	}
 	sec(&cfg.Slack.BotToken, "HERALD_SLACK_BOT_TOKEN")
+	str(&cfg.Slack.APIURL, "HERALD_SLACK_API_URL")
 	str(&cfg.SMS.AccountSID, "HERALD_TWILIO_ACCOUNT_SID")
 	sec(&cfg.SMS.AuthToken, "HERALD_TWILIO_AUTH_TOKEN")
 	str(&cfg.SMS.APIKey, "HERALD_TWILIO_API_KEY")
 	sec(&cfg.SMS.APISecret, "HERALD_TWILIO_API_SECRET")
+	if v := env("HERALD_STRICT"); v != "" {
+		strict, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("HERALD_STRICT=%q: use true or false", v)
+		}
+		cfg.Strict = strict
+	}
+	if err := cfg.RequireLocales.Validate(); err != nil {
+		return nil, err
+	}
 	if v := env("HERALD_WEBHOOK_ALLOW"); v != "" {
 		cfg.Webhook.Allow = strings.Split(v, ",")
 	}
@@ -416,10 +449,13 @@ func (c *fileConfig) subscriberRules(catalog *incident.Catalog, allow []netip.Pr
 			_, err := policy.CheckURL(raw, allowHTTP)
 			return err
 		},
-		Phone:         sms.Normalize,
-		SlackChannel:  slack.IsChannelID,
-		SlackWebhook:  func(raw string) error { return slack.CheckWebhookURL(raw, nil, false) }, // as newSlack builds the channel
+		Phone:        sms.Normalize,
+		SlackChannel: slack.IsChannelID,
+		SlackWebhook: func(raw string) error { // as newSlack builds the channel
+			return slack.CheckWebhookURL(raw, c.Slack.WebhookHosts, c.Webhook.AllowHTTP)
+		},
 		WebhookSecret: webhook.CheckSecret,
+		Unavailable:   c.unavailableChannels(),
 	}
 }
 
@@ -517,4 +553,33 @@ func (c *fileConfig) emailRenderer(dkim *email.DKIM, from string) (*email.Render
 		return nil, fmt.Errorf("email: %w", err)
 	}
 	return r, nil
+}
+
+// renderer builds the templates as serve renders messages.
+func (c *fileConfig) renderer(catalog *incident.Catalog, logger *slog.Logger) (*templates.Renderer, error) {
+	r, err := templates.New(templates.Config{
+		Dir: c.Templates.Dir, Components: catalog, Fallback: c.Templates.Fallback,
+		SMSSegments: c.Templates.SMSSegments, PublicURL: c.PublicURL, Logger: logger,
+		ListID: c.Email.ListID, UnsubscribeMailto: c.Email.UnsubscribeMailto,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	return r, nil
+}
+
+// slackConfig is the live Slack channel's configuration: bot mode with the
+// configured token against the configured Web API (Slack's, GovSlack's, a
+// local Slack-shaped server), incoming webhooks on the configured hosts
+// through client (SSRF-guarded), threads kept in threads.
+func (c *fileConfig) slackConfig(client *http.Client, threads slack.ThreadStore, logger *slog.Logger) slack.Config {
+	return slack.Config{
+		BotToken: c.Slack.BotToken, APIURL: c.Slack.APIURL, WebhookHosts: c.Slack.WebhookHosts,
+		AllowHTTP: c.Webhook.AllowHTTP, HTTPClient: client,
+		// slack.per_channel_interval is the delivery loop's pace (see
+		// dispatcherConfig): applied once, by the loop, which holds no
+		// send slot while a job waits for its turn.
+		PerChannelInterval: -1,
+		Threads:            threads, Logger: logger,
+	}
 }

@@ -57,6 +57,7 @@ func commands() []command {
 		{"dlq", "list or replay dead letters", cmdDLQ},
 		{"suppressions", "list or lift suppressed addresses", cmdSuppressions},
 		{"preview", "render an update as a subscriber would receive it", cmdPreview},
+		{"version", "print the version Herald was built from", cmdVersion},
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/heraldhq/herald/dispatcher"
 	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/subscribers"
+	"github.com/heraldhq/herald/templates"
 )
 
 func cmdPublish(ctx context.Context, args []string, io *stdio) error {
@@ -23,6 +26,7 @@ func cmdPublish(ctx context.Context, args []string, io *stdio) error {
 	cf.register(fs)
 	server := fs.String("server", "", "publish through a running Herald's HTTP API at this base `URL` instead of NATS")
 	token := fs.String("token", "", "admin `token` for --server (default env HERALD_ADMIN_TOKEN, then <data>/admin-token)")
+	allowFallback := fs.Bool("allow-fallback", false, "publish updates that lack languages require_locales asks for their priority")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -41,38 +45,48 @@ func cmdPublish(ctx context.Context, args []string, io *stdio) error {
 	if err != nil {
 		return err
 	}
-	maxBytes := cfg.Dispatch.MaxEventBytes
 
-	var send func(raw []byte) (*dispatcher.PublishResult, error)
+	var send func(raw []byte) (*publishAnswer, error)
 	if *server != "" {
 		tok := *token
 		if tok == "" {
 			tok = adminToken(cfg, io)
 		}
 		client := &http.Client{Timeout: 30 * time.Second}
-		send = func(raw []byte) (*dispatcher.PublishResult, error) { return postEvent(ctx, client, *server, tok, raw) }
+		send = func(raw []byte) (*publishAnswer, error) {
+			return postEvent(ctx, client, *server, tok, raw, *allowFallback)
+		}
 	} else {
 		s, err := cf.open(ctx, io)
 		if err != nil {
 			return err
 		}
 		defer s.close()
-		send = func(raw []byte) (*dispatcher.PublishResult, error) {
-			return dispatcher.PublishEvent(ctx, s.b.JS, raw, maxBytes)
+		p, err := newPublisher(ctx, cfg, s, *allowFallback)
+		if err != nil {
+			return err
 		}
+		send = p.publish
 	}
 	var invalid, failed int
 	for _, ev := range events {
 		res, err := send(ev.raw)
 		var fe incident.FieldErrors
 		var tl *incident.TooLargeError
-		var rejected *rejectedError
+		var missing *dispatcher.MissingLocalesError
 		switch {
 		case err == nil && res.Duplicate:
 			fmt.Fprintf(io.out, "%s: %s already published (stream seq %d); nothing new stored\n", ev.where, res.ID, res.StreamSeq)
 		case err == nil:
 			fmt.Fprintf(io.out, "%s: %s published (stream seq %d)\n", ev.where, res.ID, res.StreamSeq)
-		case errors.As(err, &fe), errors.As(err, &tl), errors.As(err, &rejected):
+			printCoverage(io.out, res.Coverage)
+		case errors.As(err, &missing):
+			invalid++
+			fmt.Fprintf(io.err, "%s: refused: %v\n", ev.where, err)
+			if res != nil {
+				printCoverage(io.err, res.Coverage)
+			}
+		case errors.As(err, &fe), errors.As(err, &tl):
 			invalid++
 			fmt.Fprintf(io.err, "%s: invalid event: %v\n", ev.where, err)
 		default:
@@ -84,9 +98,87 @@ func cmdPublish(ctx context.Context, args []string, io *stdio) error {
 	case failed > 0:
 		return fmt.Errorf("%d of %d events not published", failed, len(events))
 	case invalid > 0:
-		return usagef("%d of %d events invalid", invalid, len(events))
+		return usagef("%d of %d events invalid or refused", invalid, len(events))
 	}
 	return nil
+}
+
+// publishAnswer is a publish's result with the update's translation
+// coverage (nil when the server did not report one).
+type publishAnswer struct {
+	dispatcher.PublishResult
+	Coverage *dispatcher.Coverage `json:"coverage"`
+}
+
+// publisher publishes straight to NATS, reporting each update's coverage
+// among the subscribers stored now.
+type publisher struct {
+	ctx           context.Context
+	cfg           *fileConfig
+	s             *session
+	index         *subscribers.Index
+	renderer      *templates.Renderer
+	unrated       incident.Priority
+	maxBytes      int
+	allowFallback bool
+}
+
+func newPublisher(ctx context.Context, cfg *fileConfig, s *session, allowFallback bool) (*publisher, error) {
+	catalog, err := cfg.catalog()
+	if err != nil {
+		return nil, &usageError{err}
+	}
+	renderer, err := cfg.renderer(catalog, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, &usageError{err}
+	}
+	ix, err := subscribers.Load(ctx, s.topo.Subscribers, nil)
+	if err != nil {
+		return nil, err
+	}
+	dcfg := cfg.dispatcherConfig().WithDefaults()
+	return &publisher{ctx: ctx, cfg: cfg, s: s, index: ix, renderer: renderer, unrated: dcfg.UnratedPriority,
+		maxBytes: dcfg.MaxEventBytes, allowFallback: allowFallback}, nil
+}
+
+// publish validates one event, checks its languages and publishes it.
+func (p *publisher) publish(raw []byte) (*publishAnswer, error) {
+	ev, err := incident.Decode(raw, p.maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	cov, err := dispatcher.UpdateCoverage(p.index, p.renderer, ev, p.unrated, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := dispatcher.CheckLocales(p.renderer, p.cfg.RequireLocales, ev, p.unrated, cov); err != nil && !p.allowFallback {
+		return &publishAnswer{Coverage: cov}, err
+	}
+	res, err := dispatcher.PublishDecoded(p.ctx, p.s.b.JS, ev, raw)
+	if err != nil {
+		return nil, err
+	}
+	return &publishAnswer{PublishResult: *res, Coverage: cov}, nil
+}
+
+// printCoverage writes an update's translation coverage, one line per
+// language of its audience.
+func printCoverage(w io.Writer, cov *dispatcher.Coverage) {
+	if cov == nil {
+		return
+	}
+	carried := strings.Join(cov.Carried, ", ")
+	if carried == "" {
+		carried = "none identified (the text goes out whole)"
+	}
+	fmt.Fprintf(w, "  languages: %s; audience %d subscribers, %d get a fallback\n", carried, cov.Subscribers, cov.Fallback)
+	for _, l := range cov.Locales {
+		if l.Carried {
+			fmt.Fprintf(w, "  %-4s carried      %d subscribers\n", l.Locale, l.Subscribers)
+			continue
+		}
+		fmt.Fprintf(w, "  %-4s not carried  %d subscribers, %d read it in %s\n", l.Locale, l.Subscribers, l.Fallback, l.WrittenIn)
+	}
 }
 
 // readInput reads a file, or stdin for "-".
@@ -107,8 +199,10 @@ type rawEvent struct {
 }
 
 // splitEvents accepts one JSON object, a JSON array of objects, or JSONL
-// (one object per line; blank lines and lines starting with # skipped).
+// (one object per line; blank lines and lines starting with # skipped),
+// after a UTF-8 byte order mark if there is one.
 func splitEvents(data []byte) ([]rawEvent, error) {
+	data = incident.TrimBOM(data)
 	trimmed := bytes.TrimSpace(data)
 	switch {
 	case len(trimmed) == 0:
@@ -137,14 +231,15 @@ func splitEvents(data []byte) ([]rawEvent, error) {
 	return out, nil
 }
 
-// rejectedError is the HTTP API's refusal of an event (400, 413).
-type rejectedError struct{ msg string }
-
-func (e *rejectedError) Error() string { return e.msg }
-
-// postEvent publishes through POST /v1/incidents.
-func postEvent(ctx context.Context, client *http.Client, base, token string, raw []byte) (*dispatcher.PublishResult, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/v1/incidents", bytes.NewReader(raw))
+// postEvent publishes through POST /v1/incidents. Refusals come back as
+// the errors a local publish gives: incident.FieldErrors naming the fields,
+// *incident.TooLargeError, *dispatcher.MissingLocalesError.
+func postEvent(ctx context.Context, client *http.Client, base, token string, raw []byte, allowFallback bool) (*publishAnswer, error) {
+	u := strings.TrimRight(base, "/") + "/v1/incidents"
+	if allowFallback {
+		u += "?allow_fallback=true"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(raw))
 	if err != nil {
 		return nil, err
 	}
@@ -156,19 +251,36 @@ func postEvent(ctx context.Context, client *http.Client, base, token string, raw
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	switch {
-	case resp.StatusCode == http.StatusAccepted:
-		var res dispatcher.PublishResult
+	var refusal struct {
+		Error    string               `json:"error"`
+		Fields   incident.FieldErrors `json:"fields"`
+		Missing  []string             `json:"missing_locales"`
+		Coverage *dispatcher.Coverage `json:"coverage"`
+	}
+	switch resp.StatusCode {
+	case http.StatusAccepted:
+		var res publishAnswer
 		if err := json.Unmarshal(body, &res); err != nil {
 			return nil, fmt.Errorf("unreadable answer: %w", err)
 		}
 		return &res, nil
-	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusRequestEntityTooLarge:
-		var e struct {
-			Error string `json:"error"`
+	case http.StatusBadRequest:
+		if err := json.Unmarshal(body, &refusal); err != nil {
+			return nil, fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
 		}
-		_ = json.Unmarshal(body, &e)
-		return nil, &rejectedError{msg: orDefault(e.Error, resp.Status)}
+		if len(refusal.Missing) > 0 {
+			var ev struct {
+				Priority incident.Priority `json:"priority"`
+			}
+			_ = json.Unmarshal(raw, &ev)
+			return &publishAnswer{Coverage: refusal.Coverage}, &dispatcher.MissingLocalesError{Priority: ev.Priority, Missing: refusal.Missing}
+		}
+		if len(refusal.Fields) > 0 {
+			return nil, refusal.Fields
+		}
+		return nil, incident.FieldErrors{{Field: "(event)", Message: refusal.Error}}
+	case http.StatusRequestEntityTooLarge:
+		return nil, &incident.TooLargeError{Size: len(raw)}
 	default:
 		return nil, fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/time/rate"
 
+	"github.com/heraldhq/herald/api"
 	"github.com/heraldhq/herald/broker"
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/channels/email"
@@ -27,7 +28,6 @@ import (
 	"github.com/heraldhq/herald/channels/webhook"
 	"github.com/heraldhq/herald/dispatcher"
 	"github.com/heraldhq/herald/egress"
-	"github.com/heraldhq/herald/templates"
 )
 
 func cmdServe(ctx context.Context, args []string, io *stdio) error {
@@ -44,6 +44,7 @@ func cmdServe(ctx context.Context, args []string, io *stdio) error {
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error (env HERALD_LOG_LEVEL)")
 	allow := fs.String("webhook-allow", "", "comma-separated address `ranges` webhooks may reach despite the SSRF guard, e.g. 127.0.0.1/32 (env HERALD_WEBHOOK_ALLOW)")
 	allowHTTP := fs.Bool("webhook-allow-http", false, "accept http:// webhook URLs (tests and private networks only)")
+	strict := fs.Bool("strict", false, "refuse to start when a channel that has endpoints has no provider, and refuse new endpoints on such channels (env HERALD_STRICT)")
 	fs.Usage = func() {
 		fmt.Fprint(io.err, `Usage: herald serve [flags]
 
@@ -86,6 +87,7 @@ Flags:
 	}
 	cfg.Webhook.AllowHTTP = cfg.Webhook.AllowHTTP || *allowHTTP
 	cfg.NATS.SyncAlways = cfg.NATS.SyncAlways || *syncAlways
+	cfg.Strict = cfg.Strict || *strict
 	if *replicas != 0 {
 		cfg.NATS.Replicas = *replicas
 	}
@@ -108,9 +110,7 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	if cfg.AdminToken, tokenPath, err = persistedSecret(cfg.AdminToken, cfg.Data, "admin-token"); err != nil {
 		return fmt.Errorf("admin token: %w", err)
 	}
-	if tokenPath != "" {
-		logger.Info("admin token kept in the data directory (set HERALD_ADMIN_TOKEN to choose it)", "file", tokenPath)
-	}
+	startupWarnings(cfg, tokenPath, logger)
 	if cfg.SecretKey, keyPath, err = persistedSecret(cfg.SecretKey, cfg.Data, "secret-key"); err != nil {
 		return fmt.Errorf("secret key: %w", err)
 	}
@@ -121,13 +121,9 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	if err != nil {
 		return &usageError{err}
 	}
-	renderer, err := templates.New(templates.Config{
-		Dir: cfg.Templates.Dir, Components: catalog, Fallback: cfg.Templates.Fallback,
-		SMSSegments: cfg.Templates.SMSSegments, PublicURL: cfg.PublicURL, Logger: logger.With("component", "templates"),
-		ListID: cfg.Email.ListID, UnsubscribeMailto: cfg.Email.UnsubscribeMailto,
-	})
+	renderer, err := cfg.renderer(catalog, logger.With("component", "templates"))
 	if err != nil {
-		return &usageError{fmt.Errorf("templates: %w", err)}
+		return &usageError{err}
 	}
 	allow, err := cfg.webhookAllow()
 	if err != nil {
@@ -156,12 +152,15 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	dcfg := cfg.dispatcherConfig()
 	dcfg.Logger, dcfg.Registerer = logger, reg
-	var topo *dispatcher.Topology
+	topo, err := dispatcher.Setup(ctx, b.JS, dcfg)
+	if err != nil {
+		return err
+	}
+	if err := checkStrict(ctx, cfg, topo.Subscribers, logger); err != nil {
+		return &usageError{err}
+	}
 	if cfg.Slack.live() {
 		// The Slack channel keeps its threads in a bucket of the topology.
-		if topo, err = dispatcher.Setup(ctx, b.JS, dcfg); err != nil {
-			return err
-		}
 		sl, err := newSlack(cfg, allow, topo, logger)
 		if err != nil {
 			return &usageError{err}
@@ -183,12 +182,19 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 		logger.Info("channel", "name", name, "mode", mode)
 	}
 
+	admin, err := api.New(d, api.Config{
+		AdminToken: cfg.AdminToken, Gatherer: reg, Public: d.PublicHandler(hooks(d, chans)),
+		RequireLocales: cfg.RequireLocales, Logger: logger.With("component", "api"),
+	})
+	if err != nil {
+		return &usageError{err}
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           d.Handler(dispatcher.APIOptions{AdminToken: cfg.AdminToken, Gatherer: reg, Hooks: hooks(d, chans)}),
+		Handler:           admin,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -267,10 +273,17 @@ func buildChannels(cfg *fileConfig, allow []netip.Prefix, logger *slog.Logger) (
 		closers = append(closers, ch)
 	}
 	if s := cfg.SMS; s.AccountSID != "" {
+		// Twilio signs status callbacks with the account's auth token: an
+		// API key alone sends, but receipts are then switched off.
+		callback := sms.CallbackURL(cfg.PublicURL)
+		if s.AuthToken.IsZero() {
+			callback = ""
+			logger.Warn("SMS delivery receipts are off: Twilio signs its status callbacks with the account's auth token, which is not set (sms.auth_token / HERALD_TWILIO_AUTH_TOKEN)")
+		}
 		ch, err := sms.New(sms.Config{
 			AccountSID: s.AccountSID, AuthToken: s.AuthToken, APIKey: s.APIKey, APISecret: s.APISecret,
 			From: s.From, MessagingServiceSID: s.MessagingServiceSID, BaseURL: s.BaseURL,
-			StatusCallback: sms.CallbackURL(cfg.PublicURL), Rate: rate.Inf, // sms.rate: see dispatcherConfig
+			StatusCallback: callback, Rate: rate.Inf, // sms.rate: see dispatcherConfig
 			Logger: logger.With("channel", channels.SMS),
 		})
 		if err != nil {
@@ -303,13 +316,7 @@ func newSlack(cfg *fileConfig, allow []netip.Prefix, topo *dispatcher.Topology, 
 	if err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
 	}
-	ch, err := slack.New(slack.Config{
-		// slack.per_channel_interval is the delivery loop's pace (see
-		// dispatcherConfig): applied once, by the loop, which holds no
-		// send slot while a job waits for its turn.
-		BotToken: cfg.Slack.BotToken, HTTPClient: client, PerChannelInterval: -1,
-		Threads: slack.NewKVThreads(topo.SlackThreads), Logger: logger.With("channel", channels.Slack),
-	})
+	ch, err := slack.New(cfg.slackConfig(client, slack.NewKVThreads(topo.SlackThreads), logger.With("channel", channels.Slack)))
 	if err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
 	}

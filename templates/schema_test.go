@@ -1,0 +1,132 @@
+package templates
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/heraldhq/herald/incident"
+)
+
+// webhookSchemaPath is the published contract of the webhook payload.
+const webhookSchemaPath = "../docs/webhook.schema.json"
+
+// webhookSchema compiles docs/webhook.schema.json, formats asserted.
+func webhookSchema(tb testing.TB) *jsonschema.Schema {
+	tb.Helper()
+	f, err := os.Open(webhookSchemaPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		tb.Fatalf("%s: %v", webhookSchemaPath, err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	const id = "https://github.com/heraldhq/herald/docs/webhook.schema.json"
+	if err := c.AddResource(id, doc); err != nil {
+		tb.Fatal(err)
+	}
+	sch, err := c.Compile(id)
+	if err != nil {
+		tb.Fatalf("%s: %v", webhookSchemaPath, err)
+	}
+	return sch
+}
+
+func validatePayload(tb testing.TB, sch *jsonschema.Schema, body []byte) error {
+	tb.Helper()
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+	if err != nil {
+		tb.Fatalf("payload is not JSON: %v", err)
+	}
+	return sch.Validate(inst)
+}
+
+// TestWebhookPayloadsMatchTheSchema renders every corpus update as the
+// webhook payload of a reader of every language (and of languages Herald
+// does not write, which fall back), plus a per-locale update and the
+// endpoint-disabled notice, and validates each against the published
+// schema.
+func TestWebhookPayloadsMatchTheSchema(t *testing.T) {
+	t.Parallel()
+	sch := webhookSchema(t)
+	r := newTestRenderer(t, testConfig())
+	events := loadCorpus(t)
+	start := time.Date(2025, 5, 3, 9, 12, 0, 0, time.FixedZone("CEST", 2*3600))
+	events = append(events, &incident.Event{
+		ID: "LOC-1:2", IncidentID: "LOC-1", Sequence: 2, Status: incident.Resolved, Priority: incident.P1,
+		Components: []string{"oney", "3ds"}, StartedAt: &start, PublishedAt: &start,
+		Title: incident.LocalizedText(map[string]string{"fr": "Panne", "en-GB": "Outage"}),
+		Body:  incident.LocalizedText(map[string]string{"fr": "C'est réparé.", "en-GB": "It is fixed."}),
+	})
+	headers := 0
+	for _, ev := range events {
+		for _, locale := range []string{"fr-FR", "en-GB", "it-CH", "de-DE"} {
+			out, err := r.Render(Update{Event: ev, AcceptedAt: acceptedAt}, ChannelWebhook, testRecipient(t, locale))
+			if err != nil {
+				t.Fatalf("%s for %s: %v", ev.ID, locale, err)
+			}
+			if err := validatePayload(t, sch, out.Body); err != nil {
+				t.Fatalf("%s for %s does not match the schema: %v\n%s", ev.ID, locale, err, out.Body)
+			}
+			if bytes.Contains(out.Body, []byte(`"header":{`)) {
+				headers++
+			}
+		}
+	}
+	if headers == 0 {
+		t.Error("no payload had a parsed header: the schema's header part went untested")
+	}
+	n := Notice{Kind: NoticeEndpointDisabled, EndpointID: "e4", EndpointChannel: ChannelWebhook, Reason: "HTTP 410 Gone", At: acceptedAt}
+	for _, locale := range []string{"fr-FR", "it-IT"} {
+		out, err := r.RenderNotice(n, ChannelWebhook, testRecipient(t, locale))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := validatePayload(t, sch, out.Body); err != nil {
+			t.Fatalf("notice for %s does not match the schema: %v\n%s", locale, err, out.Body)
+		}
+	}
+}
+
+// TestWebhookSchemaRefuses: the schema is not a blank cheque: payloads
+// that break the contract are refused.
+func TestWebhookSchemaRefuses(t *testing.T) {
+	t.Parallel()
+	sch := webhookSchema(t)
+	r := newTestRenderer(t, testConfig())
+	ev := corpusEvent(t, loadCorpus(t), "TSR-1723:1")
+	out, err := r.Render(Update{Event: ev, AcceptedAt: acceptedAt}, ChannelWebhook, testRecipient(t, "fr-FR"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := string(out.Body)
+	if err := validatePayload(t, sch, out.Body); err != nil {
+		t.Fatalf("the payload itself: %v", err)
+	}
+	for name, edit := range map[string][2]string{
+		"unknown type":           {`"type":"incident.updated"`, `"type":"incident.deleted"`},
+		"status not an enum":     {`"status":"monitoring"`, `"status":"fixed"`},
+		"sequence 0":             {`"sequence":1`, `"sequence":0`},
+		"version 2":              {`"schema_version":1`, `"schema_version":2`},
+		"timestamp not RFC 3339": {`"timestamp":"2025-05-03T14:11:00Z"`, `"timestamp":"03/05/2025"`},
+		"unknown data field":     {`"truncated":false`, `"truncated":false,"extra":1`},
+		"priority P5":            {`"priority":null`, `"priority":"P5"`},
+		"header start as text":   {`"start":"2025-05-03"`, `"start":"3 May"`},
+	} {
+		bad := strings.Replace(good, edit[0], edit[1], 1)
+		if bad == good {
+			t.Fatalf("%s: the payload has no %s", name, edit[0])
+		}
+		if err := validatePayload(t, sch, []byte(bad)); err == nil {
+			t.Errorf("%s: the schema accepted it", name)
+		}
+	}
+}
