@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -96,6 +98,10 @@ type Store struct {
 	cfg StoreConfig
 	kv  jetstream.KeyValue
 	pub Publisher
+	// locks serialise this process's publishes of one incident (the
+	// claim keeps other processes out; within one process the holder is
+	// the same), striped by the record key's hash.
+	locks [64]sync.Mutex
 }
 
 // OpenStore creates the bucket (or opens it) and returns a store that
@@ -208,6 +214,9 @@ func (s *Store) Publish(ctx context.Context, sourceKind string, inc *Incident, b
 		return res, nil
 	}
 	key := recordKey(sourceKind, inc.ID)
+	lock := &s.locks[fnv32(key)%uint32(len(s.locks))]
+	lock.Lock()
+	defer lock.Unlock()
 	var mine []Update
 	var seqs []int64
 	var holder string
@@ -501,6 +510,13 @@ func (s *Store) Release(ctx context.Context, source string) error {
 		return nil // renewed or taken meanwhile: not ours to remove
 	}
 	return err
+}
+
+// fnv32 is the FNV-1a hash of s.
+func fnv32(s string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(s))
+	return h.Sum32()
 }
 
 // sortedKeys returns m's keys in order.
