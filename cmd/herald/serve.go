@@ -124,7 +124,7 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	renderer, err := templates.New(templates.Config{
 		Dir: cfg.Templates.Dir, Components: catalog, Fallback: cfg.Templates.Fallback,
 		SMSSegments: cfg.Templates.SMSSegments, PublicURL: cfg.PublicURL, Logger: logger.With("component", "templates"),
-		ListID: cfg.Email.ListID, UnsubscribeMailto: cfg.Email.UnsubscribeMailto,
+		ListID: cfg.Email.ListID, UnsubscribeMailto: cfg.Email.UnsubscribeMailto, CalendarOrganizer: cfg.Email.From,
 	})
 	if err != nil {
 		return &usageError{fmt.Errorf("templates: %w", err)}
