@@ -172,8 +172,9 @@ func DefaultImpact() map[string]incident.Priority {
 	return map[string]incident.Priority{"critical": incident.P1, "major": incident.P2, "minor": incident.P3, "none": incident.P4}
 }
 
-// validate checks the map's values.
-func (m Mapping) validate() error {
+// Validate checks the maps: component ids and priorities well formed,
+// impacts known.
+func (m Mapping) Validate() error {
 	for k, v := range m.Components {
 		if !incident.ValidComponentID(v) {
 			return fmt.Errorf("component map: %q maps to %q, not a component id (lower-case letters, digits and '-')", k, v)

@@ -49,7 +49,7 @@ func NewStatuspagePoller(cfg StatuspagePollerConfig, store *Store) (*StatuspageP
 	if err != nil {
 		return nil, fmt.Errorf("ingest: source %s: %w", cfg.Name, err)
 	}
-	if err := cfg.Mapping.validate(); err != nil {
+	if err := cfg.Mapping.Validate(); err != nil {
 		return nil, fmt.Errorf("ingest: source %s: %w", cfg.Name, err)
 	}
 	base.Path, base.RawQuery, base.Fragment = strings.TrimSuffix(base.Path, "/"), "", ""

@@ -67,7 +67,7 @@ func (c WebhookConfig) validate() error {
 	if c.MaxBytes < 0 {
 		return errors.New("ingest: the payload limit must not be negative")
 	}
-	return c.Mapping.validate()
+	return c.Mapping.Validate()
 }
 
 // CheckToken reports whether tok is fit to be a webhook token.

@@ -67,6 +67,8 @@ type fileConfig struct {
 	// Slack configures the Slack channel; unless live, Slack messages go
 	// to the outbox.
 	Slack slackConfig `yaml:"slack" toml:"slack"`
+	// Ingest configures the status-page sources (see ingest.go).
+	Ingest ingestConfig `yaml:"ingest" toml:"ingest"`
 }
 
 type slackConfig struct {
@@ -306,6 +308,8 @@ func loadConfig(path string, env func(string) string) (*fileConfig, error) {
 	sec(&cfg.SMS.AuthToken, "HERALD_TWILIO_AUTH_TOKEN")
 	str(&cfg.SMS.APIKey, "HERALD_TWILIO_API_KEY")
 	sec(&cfg.SMS.APISecret, "HERALD_TWILIO_API_SECRET")
+	sec(&cfg.Ingest.Statuspage.Token, "HERALD_STATUSPAGE_TOKEN")
+	str(&cfg.Ingest.Statuspage.URL, "HERALD_STATUSPAGE_URL")
 	if v := env("HERALD_WEBHOOK_ALLOW"); v != "" {
 		cfg.Webhook.Allow = strings.Split(v, ",")
 	}

@@ -57,6 +57,7 @@ func commands() []command {
 		{"dlq", "list or replay dead letters", cmdDLQ},
 		{"suppressions", "list or lift suppressed addresses", cmdSuppressions},
 		{"preview", "render an update as a subscriber would receive it", cmdPreview},
+		{"ingest", "test the conversion of a saved status-page payload or feed", cmdIngest},
 	}
 }
 

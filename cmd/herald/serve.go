@@ -183,12 +183,24 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 		logger.Info("channel", "name", name, "mode", mode)
 	}
 
+	// Status-page sources (package ingest): the Statuspage receiver and
+	// GET /v1/sources are mounted as hooks; the pollers run beside the
+	// dispatcher.
+	src, err := buildSources(ctx, cfg, b.JS, allow, logger)
+	if err != nil {
+		return err
+	}
+	hks := hooks(d, chans)
+	for pattern, h := range src.hooks {
+		hks[pattern] = h
+	}
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           d.Handler(dispatcher.APIOptions{AdminToken: cfg.AdminToken, Gatherer: reg, Hooks: hooks(d, chans)}),
+		Handler:           d.Handler(dispatcher.APIOptions{AdminToken: cfg.AdminToken, Gatherer: reg, Hooks: hks}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -203,6 +215,7 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	defer stopRun()
 	runErr := make(chan error, 1)
 	go func() { runErr <- d.Run(runCtx) }()
+	waitSources := src.start(runCtx)
 	select {
 	case <-ctx.Done():
 		logger.Info("stopping: finishing sends in flight")
@@ -219,6 +232,7 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	_ = srv.Shutdown(shutdownCtx)
 	stopRun()
 	err = <-runErr
+	waitSources()
 	logger.Info("stopped")
 	return err
 }
