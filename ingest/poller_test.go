@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -375,5 +376,32 @@ func TestPollerConfig(t *testing.T) {
 		if _, err := ingest.NewStatuspagePoller(tc.cfg, store); err == nil {
 			t.Errorf("%s: accepted", tc.name)
 		}
+	}
+}
+
+// TestPollerRunReleasesItsLease: Run polls at once; when its context ends
+// it returns and gives the lease up, so another process polls right away.
+func TestPollerRunReleasesItsLease(t *testing.T) {
+	t.Parallel()
+	bu := setup(t)
+	p := pageWithHistory(t)
+	sp := newPoller(t, bu, bu.store("p1"), p, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- sp.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(bu.events()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not poll")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	other := newPoller(t, bu, bu.store("p2"), p, nil)
+	if rep, err := other.PollOnce(t.Context()); err != nil || !rep.Polled {
+		t.Fatalf("after Run stopped, another process could not poll: %+v %v", rep, err)
 	}
 }
