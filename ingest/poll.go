@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -341,7 +343,7 @@ func (p *poller) Status(ctx context.Context) (SourceStatus, error) {
 	st.LastPoll, st.LastSuccess, st.LastStatus = cur.LastPoll, cur.LastSuccess, cur.LastStatus
 	st.LastError, st.Failures, st.NextPoll = cur.LastError, cur.Failures, cur.NextPoll
 	st.Published, st.Holder = cur.Published, cur.Holder
-	for _, path := range sortedKeys(cur.Resources) {
+	for _, path := range slices.Sorted(maps.Keys(cur.Resources)) {
 		v := cur.Resources[path]
 		st.Resources = append(st.Resources, ResourceStatus{Path: path, ETag: v.ETag, LastModified: v.LastModified})
 	}

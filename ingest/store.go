@@ -10,7 +10,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
@@ -517,14 +516,4 @@ func fnv32(s string) uint32 {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(s))
 	return h.Sum32()
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
