@@ -105,7 +105,7 @@ func NewFeedPoller(cfg FeedPollerConfig, store *Store) (*FeedPoller, error) {
 		return nil, err
 	}
 	fp := &FeedPoller{FeedConverter: fc}
-	if fp.poller, err = newPoller(cfg.PollConfig, "feed", u.String(), store, func(ctx context.Context, cur *Cursor) (int, int, error) {
+	if fp.poller, err = newPoller(cfg.PollConfig, "feed", u.String(), []string{u.Path}, store, func(ctx context.Context, cur *Cursor) (int, int, error) {
 		return fp.pollFeed(ctx, cur, u.String())
 	}); err != nil {
 		return nil, err

@@ -198,13 +198,15 @@ type poller struct {
 	url   string
 	store *Store
 	poll  pollFunc
+	// paths are the URL paths the source reads.
+	paths []string
 
 	mu      sync.Mutex
 	next    time.Time
 	leading bool
 }
 
-func newPoller(cfg PollConfig, kind, url string, store *Store, poll pollFunc) (*poller, error) {
+func newPoller(cfg PollConfig, kind, url string, paths []string, store *Store, poll pollFunc) (*poller, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -212,7 +214,7 @@ func newPoller(cfg PollConfig, kind, url string, store *Store, poll pollFunc) (*
 	if store == nil {
 		return nil, errors.New("ingest: a store is required")
 	}
-	return &poller{cfg: cfg, kind: kind, url: url, store: store, poll: poll}, nil
+	return &poller{cfg: cfg, kind: kind, url: url, paths: paths, store: store, poll: poll}, nil
 }
 
 // PollReport says what one poll did.
@@ -246,10 +248,20 @@ func (p *poller) PollOnce(ctx context.Context) (PollReport, error) {
 		return rep, nil
 	}
 	cur, _, err := p.store.LoadCursor(ctx, p.cfg.Name)
-	if err != nil && cur.Resources == nil && !errors.Is(err, context.Canceled) {
-		// A corrupt cursor: start again; the records of what was
-		// published keep anything from being published twice.
-		p.cfg.Logger.Warn("source cursor unreadable; starting afresh", "source", p.cfg.Name, "err", err)
+	switch {
+	case errors.Is(err, ErrCorrupt):
+		// Start again, as a source already read: the records of what was
+		// published keep anything from going out twice, and nothing new
+		// is taken for history.
+		p.cfg.Logger.Warn("source cursor unreadable; polling without validators", "source", p.cfg.Name, "err", err)
+		cur = Cursor{Resources: map[string]Validators{}}
+		for _, path := range p.paths {
+			cur.Resources[path] = Validators{Read: true}
+		}
+	case err != nil:
+		rep := PollReport{Next: p.plan(now, 1, 0)}
+		p.setLocal(rep.Next, true)
+		return rep, err
 	}
 	if cur.Resources == nil {
 		cur.Resources = map[string]Validators{}

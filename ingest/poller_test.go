@@ -405,3 +405,37 @@ func TestPollerRunReleasesItsLease(t *testing.T) {
 		t.Fatalf("after Run stopped, another process could not poll: %+v %v", rep, err)
 	}
 }
+
+// TestStatuspagePollerCorruptCursor: a cursor that does not decode is
+// replaced; the poll goes on as for a page already read (what is new is
+// published, what was published is not again).
+func TestStatuspagePollerCorruptCursor(t *testing.T) {
+	t.Parallel()
+	bu := setup(t)
+	p := pageWithHistory(t)
+	sp := newPoller(t, bu, bu.store("p1"), p, nil)
+	if _, err := sp.PollOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := bu.js.KeyValue(t.Context(), ingest.DefaultBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), "cursor.status", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	p.change(func(p *page) {
+		p.incidents = append(p.incidents, spIncident("new2", "resolved", spUpdate("r1", "investigating", "2025-05-20T11:00:00Z"), spUpdate("r2", "resolved", "2025-05-20T11:20:00Z")))
+	})
+	bu.clock.Advance(time.Minute)
+	rep, err := sp.PollOnce(t.Context())
+	if err != nil || rep.Published != 2 {
+		t.Fatalf("poll with a corrupt cursor: %+v %v", rep, err)
+	}
+	if got := ids(bu.events()); !slices.Equal(got, []string{"a2", "m1", "r1", "r2"}) {
+		t.Fatalf("stream holds %v", got)
+	}
+	if st, err := sp.Status(t.Context()); err != nil || len(st.Resources) != 2 || st.Resources[0].ETag == "" {
+		t.Fatalf("cursor not rewritten: %+v %v", st, err)
+	}
+}

@@ -54,7 +54,7 @@ func NewStatuspagePoller(cfg StatuspagePollerConfig, store *Store) (*StatuspageP
 	}
 	base.Path, base.RawQuery, base.Fragment = strings.TrimSuffix(base.Path, "/"), "", ""
 	sp := &StatuspagePoller{base: base, mapping: cfg.Mapping}
-	if sp.poller, err = newPoller(cfg.PollConfig, "statuspage-api", base.String(), store, sp.pollOnce); err != nil {
+	if sp.poller, err = newPoller(cfg.PollConfig, "statuspage-api", base.String(), []string{PathIncidents, PathMaintenances}, store, sp.pollOnce); err != nil {
 		return nil, err
 	}
 	return sp, nil

@@ -419,6 +419,9 @@ func cursorKey(source string) string { return "cursor." + source }
 // leaseKey is the bucket key of a source's poll lease.
 func leaseKey(source string) string { return "lease." + source }
 
+// ErrCorrupt is wrapped by the error of a cursor that does not decode.
+var ErrCorrupt = errors.New("corrupt record")
+
 // LoadCursor reads a source's cursor; the zero Cursor when there is none.
 func (s *Store) LoadCursor(ctx context.Context, source string) (Cursor, uint64, error) {
 	var c Cursor
@@ -430,7 +433,7 @@ func (s *Store) LoadCursor(ctx context.Context, source string) (Cursor, uint64, 
 		return c, 0, fmt.Errorf("ingest: read the cursor of %s: %w", source, err)
 	}
 	if err := json.Unmarshal(e.Value(), &c); err != nil {
-		return Cursor{}, e.Revision(), fmt.Errorf("ingest: the cursor of %s is corrupt: %w", source, err)
+		return Cursor{}, e.Revision(), fmt.Errorf("ingest: the cursor of %s: %w: %v", source, ErrCorrupt, err)
 	}
 	return c, e.Revision(), nil
 }
