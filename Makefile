@@ -42,6 +42,9 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzCheckURL$$' -fuzztime $(FUZZTIME) ./egress/
 	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./incident/
 	go test -run '^$$' -fuzz '^FuzzCheckKeys$$' -fuzztime $(FUZZTIME) ./incident/
+	go test -run '^$$' -fuzz '^FuzzStatuspagePayload$$' -fuzztime $(FUZZTIME) ./ingest/
+	go test -run '^$$' -fuzz '^FuzzStatuspageList$$' -fuzztime $(FUZZTIME) ./ingest/
+	go test -run '^$$' -fuzz '^FuzzFeed$$' -fuzztime $(FUZZTIME) ./ingest/
 	go test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./subscribers/
 	go test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./subscribers/
 	go test -run '^$$' -fuzz '^FuzzMarkdown$$' -fuzztime $(FUZZTIME) ./templates/

@@ -83,8 +83,22 @@ type Message struct {
 	ContentType string
 	// Headers are extra headers to set (email List-Unsubscribe…).
 	Headers map[string]string
+	// Attachments are files the message carries (email only: the
+	// iCalendar event of a maintenance). Read-only.
+	Attachments []Attachment
 	// Attempt is the 1-based attempt number of this send.
 	Attempt int
+}
+
+// Attachment is a file attached to a message.
+type Attachment struct {
+	// Filename is the name the recipient sees ("maintenance.ics").
+	Filename string
+	// ContentType is the media type with its parameters
+	// ("text/calendar; charset=UTF-8; method=PUBLISH").
+	ContentType string
+	// Data is the content.
+	Data []byte
 }
 
 // Receipt is what the provider said when it accepted a message.

@@ -47,6 +47,9 @@ func (dl *deliverer) render(ctx context.Context, j *Job, sub *subscribers.Subscr
 	}
 	m.Locale, m.Subject, m.Text, m.HTML = r.Locale, r.Subject, r.Text, r.HTML
 	m.Body, m.Parent, m.ContentType, m.Headers = r.Body, r.Parent, r.ContentType, r.Headers
+	for _, a := range r.Attachments { // the .ics of a maintenance email
+		m.Attachments = append(m.Attachments, channels.Attachment(a))
+	}
 	return m, r, nil
 }
 

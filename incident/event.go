@@ -65,7 +65,21 @@ type Event struct {
 	// Notify, when false, records the update without notifying anyone
 	// (the operator's "quiet fix"). Defaults to true.
 	Notify *bool `json:"notify,omitempty"`
+	// ScheduledFor and ScheduledUntil are the window of a maintenance:
+	// when it starts and when it is planned to end. Optional, but both are
+	// required when Status is scheduled, and one is never given without
+	// the other; ScheduledUntil is after ScheduledFor. A later update of
+	// the same maintenance carrying another window has moved it.
+	ScheduledFor   *time.Time `json:"scheduled_for,omitempty"`
+	ScheduledUntil *time.Time `json:"scheduled_until,omitempty"`
+	// Cancelled marks a maintenance called off: its update has status
+	// completed and the window it no longer holds. Defaults to false.
+	Cancelled bool `json:"cancelled,omitempty"`
 }
+
+// IsMaintenance reports whether the update is about a scheduled
+// maintenance: it carries a window.
+func (e *Event) IsMaintenance() bool { return e.ScheduledFor != nil }
 
 // ShouldNotify reports whether subscribers are to be notified of this update.
 func (e *Event) ShouldNotify() bool { return e.Notify == nil || *e.Notify }
@@ -372,10 +386,36 @@ func (e *Event) Validate() error {
 	if e.StartedAt != nil && e.PublishedAt != nil && e.PublishedAt.Before(*e.StartedAt) {
 		fe.Addf("published_at", "must not be before started_at")
 	}
+	e.validateWindow(&fe)
 	if len(fe) == 0 {
 		return nil
 	}
 	return fe
+}
+
+// validateWindow checks the maintenance window and the cancellation mark.
+func (e *Event) validateWindow(fe *FieldErrors) {
+	switch {
+	case e.ScheduledFor == nil && e.ScheduledUntil == nil:
+		if e.Status == Scheduled {
+			fe.Addf("scheduled_for", "is required when status is scheduled")
+			fe.Addf("scheduled_until", "is required when status is scheduled")
+		}
+	case e.ScheduledFor == nil:
+		fe.Addf("scheduled_for", "is required with scheduled_until")
+	case e.ScheduledUntil == nil:
+		fe.Addf("scheduled_until", "is required with scheduled_for")
+	case !e.ScheduledUntil.After(*e.ScheduledFor):
+		fe.Addf("scheduled_until", "must be after scheduled_for")
+	}
+	if e.Cancelled {
+		switch {
+		case e.ScheduledFor == nil:
+			fe.Addf("cancelled", "is only for a maintenance (with scheduled_for and scheduled_until)")
+		case e.Status != Completed:
+			fe.Addf("cancelled", "requires status completed")
+		}
+	}
 }
 
 func validateText(fe *FieldErrors, field string, t Text, maxRunes int) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 const valid = `{"id":"TSR-1610:3","incident_id":"TSR-1610","sequence":3,"status":"monitoring","priority":"P2",
@@ -80,6 +81,16 @@ func TestDecodeErrors(t *testing.T) {
 		{"url credentials", base(`"status"`, `"url":"https://u:p@x.example/","status"`), "url", "credentials"},
 		{"bad time", base(`"status"`, `"started_at":"yesterday","status"`), "started_at/published_at", "RFC 3339"},
 		{"published before start", base(`"status"`, `"started_at":"2025-01-02T00:00:00Z","published_at":"2025-01-01T00:00:00Z","status"`), "published_at", "before started_at"},
+		{"scheduled without window", base(`"resolved"`, `"scheduled"`), "scheduled_for", "required when status is scheduled"},
+		{"scheduled without end", base(`"resolved"`, `"scheduled"`), "scheduled_until", "required when status is scheduled"},
+		{"window start alone", base(`"status"`, `"scheduled_for":"2025-01-02T00:00:00Z","status"`), "scheduled_until", "required with scheduled_for"},
+		{"window end alone", base(`"status"`, `"scheduled_until":"2025-01-02T00:00:00Z","status"`), "scheduled_for", "required with scheduled_until"},
+		{"window reversed", base(`"status"`, `"scheduled_for":"2025-01-02T00:00:00Z","scheduled_until":"2025-01-01T00:00:00Z","status"`), "scheduled_until", "after scheduled_for"},
+		{"window empty", base(`"status"`, `"scheduled_for":"2025-01-02T00:00:00Z","scheduled_until":"2025-01-02T00:00:00Z","status"`), "scheduled_until", "after scheduled_for"},
+		{"window bad time", base(`"status"`, `"scheduled_for":"soon","status"`), "started_at/published_at", "RFC 3339"},
+		{"cancelled incident", base(`"status"`, `"cancelled":true,"status"`), "cancelled", "only for a maintenance"},
+		{"cancelled not completed", base(`"status":"resolved"`, `"status":"in_progress","cancelled":true,"scheduled_for":"2025-01-01T00:00:00Z","scheduled_until":"2025-01-02T00:00:00Z"`), "cancelled", "requires status completed"},
+		{"cancelled not boolean", base(`"status"`, `"cancelled":"yes","status"`), "cancelled", "must be a boolean"},
 	} {
 		_, err := Decode([]byte(tc.input), 0)
 		var fe FieldErrors
@@ -98,6 +109,49 @@ func TestDecodeErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeMaintenance decodes the updates of a maintenance: announced
+// with its window, then cancelled.
+func TestDecodeMaintenance(t *testing.T) {
+	t.Parallel()
+	ev, err := Decode([]byte(maintenance), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, until := time.Date(2025, 6, 1, 22, 0, 0, 0, time.UTC), time.Date(2025, 6, 2, 2, 0, 0, 0, time.UTC)
+	if ev.Status != Scheduled || !ev.IsMaintenance() || ev.Cancelled ||
+		ev.ScheduledFor == nil || !ev.ScheduledFor.Equal(from) || ev.ScheduledUntil == nil || !ev.ScheduledUntil.Equal(until) {
+		t.Fatalf("decoded %+v", ev)
+	}
+	cancel := strings.Replace(strings.Replace(maintenance, `"scheduled"`, `"completed"`, 1), `"sequence":1`, `"sequence":2,"cancelled":true`, 1)
+	ev, err = Decode([]byte(cancel), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ev.Cancelled || ev.Status != Completed || !ev.Status.Closed() {
+		t.Fatalf("decoded %+v", ev)
+	}
+	again, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"scheduled_for":"2025-06-02T00:00:00+02:00"`, `"scheduled_until":"2025-06-02T04:00:00+02:00"`, `"cancelled":true`} {
+		if !strings.Contains(string(again), want) {
+			t.Errorf("encoded %s lacks %s", again, want)
+		}
+	}
+	plain, _ := Decode([]byte(valid), 0)
+	if plain.IsMaintenance() {
+		t.Error("an incident without a window counts as a maintenance")
+	}
+	if b, _ := json.Marshal(plain); strings.Contains(string(b), "scheduled_") || strings.Contains(string(b), "cancelled") {
+		t.Errorf("an incident encodes maintenance fields: %s", b)
+	}
+}
+
+const maintenance = `{"id":"MNT-7:1","incident_id":"MNT-7","sequence":1,"status":"scheduled","components":["payouts"],
+"title":"Maintenance des virements / Payouts maintenance","body":"FR ... EN ...",
+"scheduled_for":"2025-06-02T00:00:00+02:00","scheduled_until":"2025-06-02T04:00:00+02:00"}`
 
 func TestDecodeTooLarge(t *testing.T) {
 	t.Parallel()
@@ -188,6 +242,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"id":"a:1","incident_id":"a","sequence":1,"status":"resolved","title":{"fr":"x"},"body":"y"}`))
 	f.Add([]byte(`{"id":"","sequence":-1}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(maintenance))
+	f.Add([]byte(`{"id":"m:2","incident_id":"m","sequence":2,"status":"completed","cancelled":true,"title":"T","body":"B","scheduled_for":"2025-06-01T22:00:00Z","scheduled_until":"2025-06-02T02:00:00Z"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ev, err := Decode(data, 0)
 		if err != nil {
@@ -207,7 +263,9 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded event rejected: %v\n%s", err, again)
 		}
-		if back.ID != ev.ID || back.Sequence != ev.Sequence || back.Title.String() != ev.Title.String() || back.Body.String() != ev.Body.String() {
+		if back.ID != ev.ID || back.Sequence != ev.Sequence || back.Title.String() != ev.Title.String() || back.Body.String() != ev.Body.String() ||
+			back.Cancelled != ev.Cancelled || back.IsMaintenance() != ev.IsMaintenance() ||
+			(ev.IsMaintenance() && (!back.ScheduledFor.Equal(*ev.ScheduledFor) || !back.ScheduledUntil.Equal(*ev.ScheduledUntil))) {
 			t.Fatalf("round trip changed the event: %+v != %+v", back, ev)
 		}
 	})

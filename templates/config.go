@@ -50,6 +50,15 @@ type Config struct {
 	// List-Unsubscribe ("unsubscribe@status.example.com"). Defaults to
 	// none (https form only).
 	UnsubscribeMailto string
+	// CalendarOrganizer is the ORGANIZER of the iCalendar event attached
+	// to maintenance emails: an email address, usually the From of
+	// emails ("Status <status@example.com>" or a bare address). Defaults
+	// to none.
+	CalendarOrganizer string
+	// CalendarDomain ends the UID of a maintenance's calendar event,
+	// "<incident id>@<domain>", which must never change for a
+	// maintenance. Defaults to the host of PublicURL, else "herald".
+	CalendarDomain string
 	// MaxBodyRunes caps the body of emails and Slack messages, in
 	// characters; longer bodies are cut on a block or word boundary and
 	// end with a link to the full update. Defaults to 12000.
@@ -98,6 +107,12 @@ func (c Config) WithDefaults() Config {
 			c.ListID = "Incident notifications <incidents." + u.Hostname() + ">"
 		}
 	}
+	if c.CalendarDomain == "" {
+		c.CalendarDomain = "herald"
+		if u, err := url.Parse(c.PublicURL); err == nil && u.Hostname() != "" {
+			c.CalendarDomain = u.Hostname()
+		}
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -131,6 +146,14 @@ func (c Config) validate() error {
 	}
 	if strings.ContainsAny(c.ListID, "\r\n") {
 		errs = append(errs, errors.New("list id: must be one line"))
+	}
+	if c.CalendarOrganizer != "" {
+		if _, err := mail.ParseAddress(c.CalendarOrganizer); err != nil {
+			errs = append(errs, errors.New("calendar organizer: must be an email address"))
+		}
+	}
+	if strings.ContainsFunc(c.CalendarDomain, func(r rune) bool { return r <= ' ' || r == '@' || r == 0x7f }) {
+		errs = append(errs, errors.New("calendar domain: must be a host name"))
 	}
 	if c.UnsubscribeMailto != "" {
 		if a, err := mail.ParseAddress(c.UnsubscribeMailto); err != nil || a.Name != "" || strings.ContainsAny(c.UnsubscribeMailto, "<>?\r\n") {

@@ -27,7 +27,15 @@ func (r *Renderer) renderEmail(p *prepared, lp langPair, loc *time.Location, sha
 	if err != nil {
 		return nil, err
 	}
-	return &Rendered{Locale: lp.text, Frame: lp.frame, Subject: v.Subject, Text: tidyText(text), HTML: htmlPart}, nil
+	out := &Rendered{Locale: lp.text, Frame: lp.frame, Subject: v.Subject, Text: tidyText(text), HTML: htmlPart}
+	cal, err := r.calendar(p, v)
+	if err != nil {
+		return nil, err
+	}
+	if cal != nil {
+		out.Attachments = []Attachment{*cal}
+	}
+	return out, nil
 }
 
 // subjectLine returns s on one line, without control characters and

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/heraldhq/herald/incident"
 	"github.com/heraldhq/herald/internal/golden"
@@ -27,6 +28,12 @@ var goldenUpdates = []string{
 	"INC-aa19fae6:5", // French then English, no markers
 }
 
+// The maintenance window of localizedGolden.
+var (
+	windowStart = time.Date(2025, 5, 6, 20, 0, 0, 0, time.UTC)
+	windowEnd   = time.Date(2025, 5, 6, 21, 0, 0, 0, time.UTC)
+)
+
 // localizedGolden is an event giving its texts per locale.
 func localizedGolden() *incident.Event {
 	return &incident.Event{ID: "LOC-1:2", IncidentID: "LOC-1", Sequence: 2, Status: incident.Scheduled, Priority: incident.P3,
@@ -38,7 +45,7 @@ func localizedGolden() *incident.Event {
 			"en": "The portal will be **unavailable** from 10 PM to 11 PM.\n\n* Payouts: no impact\n* [Details](https://status.example.com/m/1)",
 			"it": "Il portale sarà **non disponibile** dalle 22 alle 23.\n\n* Bonifici: nessun impatto\n* [Dettagli](https://status.example.com/m/1)"}),
 		URL:       "https://status.example.com/incidents/LOC-1",
-		StartedAt: &acceptedAt, PublishedAt: &acceptedAt}
+		StartedAt: &acceptedAt, PublishedAt: &acceptedAt, ScheduledFor: &windowStart, ScheduledUntil: &windowEnd}
 }
 
 // TestGolden renders the representative updates in every language and

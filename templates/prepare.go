@@ -93,6 +93,11 @@ func (r *Renderer) fingerprint(u Update) uint64 {
 	str(ev.URL)
 	tm(ev.StartedAt)
 	tm(ev.PublishedAt)
+	tm(ev.ScheduledFor)
+	tm(ev.ScheduledUntil)
+	if ev.Cancelled {
+		num(1)
+	}
 	if ev.PublishedAt == nil {
 		a := u.AcceptedAt
 		tm(&a)

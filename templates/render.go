@@ -125,6 +125,9 @@ type Rendered struct {
 	// the same formats; the channel refuses the headers it writes itself
 	// (From, To, Subject, Date, Message-ID…), so none are here.
 	Headers map[string]string
+	// Attachments are the email's files: the iCalendar event of an
+	// update about a maintenance (see CalendarFilename). Nil otherwise.
+	Attachments []Attachment
 	// Segments and Encoding describe an SMS: the number of parts and
 	// "GSM-7" or "UCS-2". Zero for other channels.
 	Segments int

@@ -66,7 +66,17 @@ func TestWebhookPayloadsMatchTheSchema(t *testing.T) {
 		Title: incident.LocalizedText(map[string]string{"fr": "Panne", "en-GB": "Outage"}),
 		Body:  incident.LocalizedText(map[string]string{"fr": "C'est réparé.", "en-GB": "It is fixed."}),
 	})
-	headers := 0
+	// A maintenance, announced then called off.
+	maintenance := localizedGolden()
+	cancelled := localizedGolden()
+	cancelled.ID, cancelled.Sequence, cancelled.Status, cancelled.Cancelled = "LOC-1:3", 3, incident.Completed, true
+	events = append(events, maintenance, cancelled)
+	headers, windows := 0, 0
+	defer func() {
+		if windows == 0 {
+			t.Error("no payload had a maintenance window: the schema's window part went untested")
+		}
+	}()
 	for _, ev := range events {
 		for _, locale := range []string{"fr-FR", "en-GB", "it-CH", "de-DE"} {
 			out, err := r.Render(Update{Event: ev, AcceptedAt: acceptedAt}, ChannelWebhook, testRecipient(t, locale))
@@ -78,6 +88,9 @@ func TestWebhookPayloadsMatchTheSchema(t *testing.T) {
 			}
 			if bytes.Contains(out.Body, []byte(`"header":{`)) {
 				headers++
+			}
+			if bytes.Contains(out.Body, []byte(`"scheduled_for":`)) {
+				windows++
 			}
 		}
 	}

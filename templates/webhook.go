@@ -47,7 +47,12 @@ type webhookData struct {
 	URL           *string            `json:"url"`
 	StartedAt     *string            `json:"started_at"`
 	PublishedAt   string             `json:"published_at"`
-	Truncated     bool               `json:"truncated"`
+	// ScheduledFor and ScheduledUntil are a maintenance's window,
+	// Cancelled marks a maintenance called off; absent for incidents.
+	ScheduledFor   *string `json:"scheduled_for,omitempty"`
+	ScheduledUntil *string `json:"scheduled_until,omitempty"`
+	Cancelled      bool    `json:"cancelled,omitempty"`
+	Truncated      bool    `json:"truncated"`
 }
 
 type webhookComponent struct {
@@ -110,6 +115,10 @@ func (r *Renderer) renderWebhook(p *prepared, lp langPair) (*Rendered, error) {
 	if ev.StartedAt != nil {
 		s := ev.StartedAt.Format(time.RFC3339)
 		d.StartedAt = &s
+	}
+	if ev.ScheduledFor != nil && ev.ScheduledUntil != nil {
+		from, until := ev.ScheduledFor.Format(time.RFC3339), ev.ScheduledUntil.Format(time.RFC3339)
+		d.ScheduledFor, d.ScheduledUntil, d.Cancelled = &from, &until, ev.Cancelled
 	}
 	d.Header = webhookHeaderOf(p.header)
 	payload := webhookPayload{Type: WebhookTypeUpdate, Timestamp: d.PublishedAt, Data: d}

@@ -7,9 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"mime"
 	"net/mail"
 	"net/textproto"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -169,7 +172,18 @@ func (r *Renderer) compose(ep channels.Endpoint, msg *channels.Message, date tim
 		return envelope{}, err
 	}
 
-	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent(), gomail.WithBoundary(r.boundary(msg)))
+	if err := checkAttachments(msg.Attachments); err != nil {
+		return envelope{}, err
+	}
+	opts := []gomail.MsgOption{gomail.WithNoDefaultUserAgent()}
+	if len(msg.Attachments) == 0 {
+		// go-mail gives every multipart level the one boundary it is
+		// given, which only suits a message with a single level
+		// (multipart/alternative); with attachments (multipart/mixed
+		// around it) each level draws its own, replaced below.
+		opts = append(opts, gomail.WithBoundary(r.boundary(msg)))
+	}
+	m := gomail.NewMsg(opts...)
 	m.FromMailAddress(r.from)
 	if err := m.AddToFormat(ep.Name, rcpt.Address); err != nil {
 		return envelope{}, errInvalidAddress
@@ -217,12 +231,21 @@ func (r *Renderer) compose(ep channels.Endpoint, msg *channels.Message, date tim
 	} else {
 		m.SetBodyString(gomail.TypeTextHTML, msg.HTML)
 	}
+	for _, a := range msg.Attachments {
+		if err := m.AttachReader(a.Filename, bytes.NewReader(a.Data),
+			gomail.WithFileContentType(gomail.ContentType(a.ContentType)), gomail.WithFileEncoding(gomail.EncodingB64)); err != nil {
+			return envelope{}, fmt.Errorf("attachment %s: %w", a.Filename, err)
+		}
+	}
 	var buf bytes.Buffer
 	buf.Grow(2048 + 2*(len(msg.Text)+len(msg.HTML)))
 	if _, err := m.WriteTo(&buf); err != nil {
 		return envelope{}, fmt.Errorf("rendering: %w", err)
 	}
 	data := buf.Bytes()
+	if len(msg.Attachments) > 0 {
+		data = r.stableBoundaries(msg, data)
+	}
 	if r.dkim != nil {
 		if data, err = r.sign(data, signed); err != nil {
 			return envelope{}, err
@@ -263,6 +286,26 @@ func (r *Renderer) sign(data []byte, signed []string) ([]byte, error) {
 	return append(append(out, sig...), data...), nil
 }
 
+// maxAttachmentBytes bounds one attachment.
+const maxAttachmentBytes = 1 << 20
+
+// checkAttachments refuses attachments whose name or media type would
+// break the MIME headers, and oversized ones.
+func checkAttachments(as []channels.Attachment) error {
+	for _, a := range as {
+		switch {
+		case a.Filename == "" || len(a.Filename) > 255 || strings.ContainsAny(a.Filename, "\"/\\") || strings.ContainsFunc(a.Filename, isControl):
+			return fmt.Errorf("attachment name %q is not a plain file name", summarize(a.Filename, 64))
+		case len(a.Data) > maxAttachmentBytes:
+			return fmt.Errorf("attachment %s is %d bytes, over %d", a.Filename, len(a.Data), maxAttachmentBytes)
+		}
+		if _, _, err := mime.ParseMediaType(a.ContentType); err != nil || strings.ContainsFunc(a.ContentType, isControl) {
+			return fmt.Errorf("attachment %s: invalid media type %q", a.Filename, summarize(a.ContentType, 64))
+		}
+	}
+	return nil
+}
+
 // errInvalidAddress is the error for an endpoint address that is not an
 // email address.
 var errInvalidAddress = errors.New("the endpoint's address is not a valid email address")
@@ -277,6 +320,25 @@ func (r *Renderer) boundary(msg *channels.Message) string {
 		return ""
 	}
 	return b
+}
+
+// drawnBoundary matches the boundaries go-mail draws (30 random bytes in
+// hex) where a multipart starts.
+var drawnBoundary = regexp.MustCompile(`boundary=([0-9a-f]{60})\r\n`)
+
+// stableBoundaries replaces the boundaries go-mail drew for the levels of
+// a message with attachments by ones derived from the delivery id (the
+// first level's, then the next...), so that a message renders to the same
+// bytes every time, as one without attachments does.
+func (r *Renderer) stableBoundaries(msg *channels.Message, data []byte) []byte {
+	base := r.boundary(msg)
+	if base == "" {
+		return data
+	}
+	for i, m := range drawnBoundary.FindAllSubmatch(data, -1) {
+		data = bytes.ReplaceAll(data, m[1], []byte(base+"-"+strconv.Itoa(i)))
+	}
+	return data
 }
 
 // headerKey is a header of Message.Headers: the key as given and the name

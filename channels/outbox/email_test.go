@@ -123,6 +123,11 @@ func TestEmailIsWhatTheEmailChannelSends(t *testing.T) {
 		Headers: map[string]string{"List-Unsubscribe": "<mailto:unsubscribe@herald.example?subject=unsubscribe>"}}
 	textOnly := emailMessage()
 	textOnly.ID, textOnly.HTML = "dlv_text_only", ""
+	// A maintenance notification carries its calendar event.
+	withCalendar := emailMessage()
+	withCalendar.ID = "dlv_maintenance"
+	withCalendar.Attachments = []channels.Attachment{{Filename: "maintenance.ics", ContentType: "text/calendar; charset=UTF-8; method=PUBLISH",
+		Data: []byte("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:PUBLISH\r\nEND:VCALENDAR\r\n")}}
 	for _, tc := range []struct {
 		name string
 		mod  func(*email.Config)
@@ -158,7 +163,7 @@ func TestEmailIsWhatTheEmailChannelSends(t *testing.T) {
 				t.Fatal(err)
 			}
 			ep := channels.Endpoint{Address: "ops@dupont.example", Name: "Boulangerie Dupont"}
-			for _, msg := range []*channels.Message{emailMessage(), textOnly, notice} {
+			for _, msg := range []*channels.Message{emailMessage(), textOnly, notice, withCalendar} {
 				if _, err := smtpChannel.Send(t.Context(), ep, msg); err != nil {
 					t.Fatalf("%s: SMTP: %v", msg.ID, err)
 				}

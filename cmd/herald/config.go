@@ -80,6 +80,8 @@ type fileConfig struct {
 	// and refuses new endpoints on such channels. Env HERALD_STRICT, flag
 	// --strict. Defaults to false.
 	Strict bool `yaml:"strict" toml:"strict"`
+	// Ingest configures the status-page sources (see ingest.go).
+	Ingest ingestConfig `yaml:"ingest" toml:"ingest"`
 }
 
 type slackConfig struct {
@@ -339,6 +341,8 @@ func loadConfig(path string, env func(string) string) (*fileConfig, error) {
 	if err := cfg.RequireLocales.Validate(); err != nil {
 		return nil, err
 	}
+	sec(&cfg.Ingest.Statuspage.Token, "HERALD_STATUSPAGE_TOKEN")
+	str(&cfg.Ingest.Statuspage.URL, "HERALD_STATUSPAGE_URL")
 	if v := env("HERALD_WEBHOOK_ALLOW"); v != "" {
 		cfg.Webhook.Allow = strings.Split(v, ",")
 	}
@@ -560,7 +564,7 @@ func (c *fileConfig) renderer(catalog *incident.Catalog, logger *slog.Logger) (*
 	r, err := templates.New(templates.Config{
 		Dir: c.Templates.Dir, Components: catalog, Fallback: c.Templates.Fallback,
 		SMSSegments: c.Templates.SMSSegments, PublicURL: c.PublicURL, Logger: logger,
-		ListID: c.Email.ListID, UnsubscribeMailto: c.Email.UnsubscribeMailto,
+		ListID: c.Email.ListID, UnsubscribeMailto: c.Email.UnsubscribeMailto, CalendarOrganizer: c.Email.From,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)

@@ -58,6 +58,7 @@ func commands() []command {
 		{"suppressions", "list or lift suppressed addresses", cmdSuppressions},
 		{"preview", "render an update as a subscriber would receive it", cmdPreview},
 		{"version", "print the version Herald was built from", cmdVersion},
+		{"ingest", "test the conversion of a saved status-page payload or feed", cmdIngest},
 	}
 }
 

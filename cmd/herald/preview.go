@@ -80,6 +80,7 @@ func cmdPreview(_ context.Context, args []string, io *stdio) error {
 	r, err := templates.New(templates.Config{
 		Dir: cfg.Templates.Dir, Components: catalog, Fallback: cfg.Templates.Fallback,
 		SMSSegments: cfg.Templates.SMSSegments, PublicURL: orDefault(cfg.PublicURL, "http://localhost:8080"),
+		CalendarOrganizer: cfg.Email.From,
 	})
 	if err != nil {
 		return &usageError{err}
@@ -135,7 +136,9 @@ func previewEmail(cfg *fileConfig, rendered *templates.Rendered, name string) ([
 	if err != nil {
 		return nil, err
 	}
-	return r.Render(channels.Endpoint{Address: "subscriber@example.com", Name: name},
-		&channels.Message{ID: "preview", Locale: rendered.Locale, Subject: rendered.Subject, Text: rendered.Text, HTML: rendered.HTML, Headers: rendered.Headers},
-		time.Now())
+	msg := &channels.Message{ID: "preview", Locale: rendered.Locale, Subject: rendered.Subject, Text: rendered.Text, HTML: rendered.HTML, Headers: rendered.Headers}
+	for _, a := range rendered.Attachments {
+		msg.Attachments = append(msg.Attachments, channels.Attachment(a))
+	}
+	return r.Render(channels.Endpoint{Address: "subscriber@example.com", Name: name}, msg, time.Now())
 }

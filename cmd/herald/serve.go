@@ -182,8 +182,20 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 		logger.Info("channel", "name", name, "mode", mode)
 	}
 
+	// Status-page sources (package ingest): the Statuspage receiver and
+	// GET /v1/sources are mounted as hooks; the pollers run beside the
+	// dispatcher.
+	src, err := buildSources(ctx, cfg, b.JS, allow, logger)
+	if err != nil {
+		return err
+	}
+	hks := hooks(d, chans)
+	for pattern, h := range src.hooks {
+		hks[pattern] = h
+	}
+
 	admin, err := api.New(d, api.Config{
-		AdminToken: cfg.AdminToken, Gatherer: reg, Public: d.PublicHandler(hooks(d, chans)),
+		AdminToken: cfg.AdminToken, Gatherer: reg, Public: d.PublicHandler(hks),
 		RequireLocales: cfg.RequireLocales, Logger: logger.With("component", "api"),
 	})
 	if err != nil {
@@ -209,6 +221,7 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	defer stopRun()
 	runErr := make(chan error, 1)
 	go func() { runErr <- d.Run(runCtx) }()
+	waitSources := src.start(runCtx)
 	select {
 	case <-ctx.Done():
 		logger.Info("stopping: finishing sends in flight")
@@ -225,6 +238,7 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	_ = srv.Shutdown(shutdownCtx)
 	stopRun()
 	err = <-runErr
+	waitSources()
 	logger.Info("stopped")
 	return err
 }
