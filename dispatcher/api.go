@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"net/http"
 	"strconv"
@@ -50,8 +49,6 @@ const maxSubscriberBytes = 256 << 10
 //	POST   /v1/deadletters/{seq}/replay
 //	GET    /v1/suppressions
 //	DELETE /v1/suppressions/{address}
-//	GET    /unsubscribe/{token}         confirmation page (public)
-//	POST   /unsubscribe/{token}         one-click unsubscribe, RFC 8058 (public)
 //	GET    /healthz, /readyz, /metrics
 //
 // Everything under /v1 requires "Authorization: Bearer <admin token>".
@@ -70,8 +67,6 @@ func (d *Dispatcher) Handler(opts APIOptions) http.Handler {
 	admin("POST /v1/deadletters/{seq}/replay", api.replay)
 	admin("GET /v1/suppressions", api.suppressions)
 	admin("DELETE /v1/suppressions/{address}", api.unsuppress)
-	mux.HandleFunc("GET /unsubscribe/{token}", api.unsubscribePage)
-	mux.HandleFunc("POST /unsubscribe/{token}", api.unsubscribe)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !d.Ready() {
@@ -338,55 +333,6 @@ func (a *api) unsuppress(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
-}
-
-var unsubscribeTmpl = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{{.Title}}</title></head>
-<body style="font-family:sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem">
-<h1 style="font-size:1.3rem">{{.Title}}</h1><p>{{.Text}}</p>
-{{if .Form}}<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">
-<button type="submit" style="padding:.6rem 1.2rem">Unsubscribe / Se désabonner / Annulla iscrizione</button></form>{{end}}
-</body></html>`))
-
-type pageData struct {
-	Title, Text string
-	Form        bool
-}
-
-func (a *api) unsubscribePage(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if _, _, err := a.d.links.open(r.PathValue("token")); err != nil {
-		w.WriteHeader(http.StatusNotFound)
-		_ = unsubscribeTmpl.Execute(w, pageData{Title: "Link not valid", Text: "This unsubscribe link is not valid. / Ce lien de désabonnement n'est pas valide. / Questo link non è valido."})
-		return
-	}
-	_ = unsubscribeTmpl.Execute(w, pageData{Title: "Stop these notifications?", Text: "Confirm to stop receiving incident notifications at this address. / Confirmez pour ne plus recevoir les notifications d'incident à cette adresse. / Conferma per non ricevere più le notifiche di incidente a questo indirizzo.", Form: true})
-}
-
-// unsubscribe disables the endpoint named by the token. It is idempotent
-// and needs no login, per RFC 8058 one-click unsubscribe.
-func (a *api) unsubscribe(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	subID, epID, err := a.d.links.open(r.PathValue("token"))
-	if err != nil {
-		writeError(w, http.StatusNotFound, "invalid unsubscribe link", nil)
-		return
-	}
-	_, _, err = a.d.store.DisableEndpoint(r.Context(), subID, epID, "unsubscribed", a.d.cfg.Now().UTC())
-	if err != nil && !errors.Is(err, subscribers.ErrNotFound) {
-		writeError(w, http.StatusServiceUnavailable, "try again later", nil)
-		return
-	}
-	a.d.logger.Info("endpoint unsubscribed", "subscriber", subID, "endpoint", epID)
-	if strings.Contains(r.Header.Get("Accept"), "text/html") {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = unsubscribeTmpl.Execute(w, pageData{Title: "Unsubscribed", Text: "You will no longer receive incident notifications at this address. / Vous ne recevrez plus de notifications d'incident à cette adresse. / Non riceverai più notifiche di incidente a questo indirizzo."})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "unsubscribed"})
 }
 
 // fieldProblem is one invalid field in an error answer.

@@ -330,7 +330,13 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 		}
 	}
 
-	sub, ep, err := d.resolve(ctx, j)
+	var sub *subscribers.Subscriber
+	var ep *subscribers.Endpoint
+	if j.To != nil {
+		sub, ep = j.directTarget() // a notice addressed directly
+	} else {
+		sub, ep, err = d.resolve(ctx, j)
+	}
 	if err != nil {
 		a.log().Warn("resolving the endpoint", "err", err)
 		dl.nakTransient(a)
@@ -361,6 +367,9 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 			return
 		}
 	}
+	if dl.capSMS(ctx, a) {
+		return
+	}
 
 	m, rendered, err := dl.render(ctx, j, sub, ep, loc, a.number)
 	if err != nil {
@@ -379,7 +388,7 @@ func (dl *deliverer) handle(ctx, waitCtx context.Context, msg jetstream.Msg) {
 	}
 	a.rec.Locale, a.rec.Requested, a.rec.Fallback = rendered.Locale, rendered.Requested, rendered.Fallback
 
-	target := channels.Endpoint{SubscriberID: sub.ID, ID: ep.ID, Address: ep.Target(), Secret: ep.Secret, Name: sub.Name}
+	target := channels.Endpoint{SubscriberID: sub.ID, ID: ep.ID, Address: ep.Target(), Secret: ep.SigningSecret(d.cfg.Now()), Name: sub.Name}
 	key := destinationKey(dl.name, target.Address)
 	release, refused, err := dl.dests.acquire(waitCtx, key)
 	if err != nil { // stopping
@@ -478,8 +487,9 @@ func (dl *deliverer) handBack(a *attempt) {
 func (dl *deliverer) render(ctx context.Context, j *Job, sub *subscribers.Subscriber, ep *subscribers.Endpoint, loc *time.Location, number int) (*channels.Message, *templates.Rendered, error) {
 	d := dl.d
 	rc := templates.Recipient{Locale: sub.Locale, Location: loc, Name: sub.Name}
-	if j.Channel == channels.Email {
-		rc.UnsubscribeURL = d.links.unsubscribeURL(sub.ID, ep.ID)
+	if j.To == nil && (j.Channel == channels.Email || j.Channel == channels.Slack) {
+		rc.UnsubscribeURL = d.links.UnsubscribeURL(sub.ID, ep.ID, ep.Target())
+		rc.PreferencesURL = d.links.PreferencesURL(sub.ID, ep.ID, ep.Target())
 	}
 	m := &channels.Message{ID: j.ID, Kind: j.Kind, Attempt: number}
 	var r *templates.Rendered
@@ -493,6 +503,11 @@ func (dl *deliverer) render(ctx context.Context, j *Job, sub *subscribers.Subscr
 			return nil, nil, err
 		}
 		m.IncidentID, m.Sequence, m.Status, m.Closed = u.Event.IncidentID, u.Event.Sequence, string(u.Event.Status), u.Event.Status.Closed()
+	case KindConfirm, KindFollowConfirm, KindManageLink, KindCode:
+		var err error
+		if r, err = d.renderDirect(j, rc); err != nil {
+			return nil, nil, err
+		}
 	case KindEndpointDisabled:
 		at, _ := time.Parse(time.RFC3339, j.Notice.At)
 		var err error

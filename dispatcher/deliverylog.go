@@ -53,7 +53,7 @@ const (
 // seeing it as its last record must not send again.
 func (o Outcome) final() bool {
 	switch o {
-	case Delivered, Outboxed, Failed, Suppressed, Superseded, Unsubscribed, Disabled, Receipt:
+	case Delivered, Outboxed, Failed, Suppressed, Superseded, Unsubscribed, Disabled, Receipt, Capped:
 		return true
 	}
 	return false

@@ -137,7 +137,7 @@ func (f *fanout) handle(ctx context.Context, msg jetstream.Msg) {
 	if prio == "" {
 		prio = d.cfg.UnratedPriority
 	}
-	targets := d.index.Audience(subscribers.Query{Components: ev.Components, Priority: prio, Status: ev.Status})
+	targets := d.index.Audience(subscribers.Query{Components: ev.Components, Priority: prio, Status: ev.Status, IncidentID: ev.IncidentID, Sequence: ev.Sequence})
 	n, err := f.publish(ctx, ev, md.Sequence.Stream, prio, targets, recheck)
 	stopProgress()
 	if err != nil {
