@@ -29,6 +29,13 @@ const (
 	Manage
 	// Confirm confirms an address (double opt-in).
 	Confirm
+	// Login opens the preference centre once: the magic link a merchant
+	// asks for on the manage page.
+	Login
+	// Code names the phone number a confirmation code was sent to, in the
+	// form where the code is typed; it is no link, and confirms nothing
+	// without the code.
+	Code
 )
 
 // String returns the purpose's name.
@@ -40,12 +47,19 @@ func (p Purpose) String() string {
 		return "manage"
 	case Confirm:
 		return "confirm"
+	case Login:
+		return "login"
+	case Code:
+		return "code"
 	}
 	return fmt.Sprintf("purpose(%d)", byte(p))
 }
 
 // path is the URL path under which links of the purpose are served.
 func (p Purpose) path() string {
+	if p == Login {
+		return "/manage/"
+	}
 	return "/" + p.String() + "/"
 }
 

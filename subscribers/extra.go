@@ -124,3 +124,18 @@ func (x *Index) Followers(incidentID string) map[string]bool {
 	}
 	return out
 }
+
+// EndedFollowers returns the ids of the followers whose following ended.
+func (x *Index) EndedFollowers() []string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var out []string
+	for _, fs := range x.extra.follows {
+		for _, f := range fs {
+			if f.ended != 0 {
+				out = append(out, f.id)
+			}
+		}
+	}
+	return out
+}
