@@ -2,7 +2,8 @@ package portal
 
 import (
 	"context"
-	"os"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,8 +17,8 @@ type browser struct {
 	e   *env
 }
 
-// newBrowser starts Chromium with the flags a closed network needs (no
-// background connections) and a fresh profile.
+// browser starts Chromium with the flags a closed network needs (no
+// background connections), a fresh profile and a phone's width.
 func (e *env) browser() *browser {
 	t := e.t
 	t.Helper()
@@ -34,48 +35,114 @@ func (e *env) browser() *browser {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(420, 900), // a phone's width
+		chromedp.WindowSize(412, 915),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-	if err := chromedp.Run(ctx); err != nil {
+	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("starting Chromium: %v", err)
 	}
 	return &browser{t: t, ctx: ctx, e: e}
 }
 
-// run runs chromedp actions, failing the test on error.
-func (b *browser) run(what string, actions ...chromedp.Action) {
+// do runs actions, failing the test on error; each call is bounded.
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	if err := chromedp.Run(b.ctx, actions...); err != nil {
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
 		b.t.Fatalf("%s: %v", what, err)
 	}
+}
+
+// eval evaluates a JavaScript expression in the page (through DevTools:
+// the pages themselves run no script).
+func eval[T any](b *browser, expr string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return v
 }
 
 // open loads a page of the portal (a path, or a link from a message).
 func (b *browser) open(path string) {
 	b.t.Helper()
-	b.run("open "+path, chromedp.Navigate(b.e.clientURL(path)), chromedp.WaitReady("body"))
+	b.do("open "+path, chromedp.Navigate(b.e.clientURL(path)))
+	b.loaded()
+}
+
+// loaded waits until the page is complete.
+func (b *browser) loaded() {
+	b.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !eval[bool](b, `document.readyState === "complete" && !!document.body && !document.body.dataset.left`) {
+		if time.Now().After(deadline) {
+			b.t.Fatal("the page did not load")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // text returns the text of the page's main element.
 func (b *browser) text() string {
 	b.t.Helper()
-	var s string
-	b.run("read the page", chromedp.Text("main", &s, chromedp.ByQuery))
-	return s
+	return eval[string](b, `document.querySelector("main").innerText`)
 }
 
-// submit clicks the submit button of the form matching sel and waits for
-// the next page.
-func (b *browser) submit(sel string) {
+// status returns the page's HTTP status, as the server answered it.
+func (b *browser) title() string { return eval[string](b, `document.title`) }
+
+// fill types into the field with the id.
+func (b *browser) fill(id, value string) {
 	b.t.Helper()
-	b.run("submit "+sel, chromedp.Click(sel+` button[type=submit]`, chromedp.ByQuery), chromedp.WaitReady("body"))
-	time.Sleep(0)
+	eval[bool](b, fmt.Sprintf(`(document.getElementById(%q).value = "", true)`, id))
+	b.do("fill "+id, chromedp.SendKeys(chromedp.CSS("#"+id), value))
+}
+
+// choose picks an option of a select.
+func (b *browser) choose(id, value string) {
+	b.t.Helper()
+	if !eval[bool](b, fmt.Sprintf(`(s => { s.value = %q; return s.value === %q })(document.getElementById(%q))`, value, value, id)) {
+		b.t.Fatalf("%s has no option %q", id, value)
+	}
+}
+
+// check sets a checkbox of the named group to on or off.
+func (b *browser) check(name, value string, on bool) {
+	b.t.Helper()
+	sel := fmt.Sprintf(`input[name=%q][value=%q]`, name, value)
+	if eval[bool](b, fmt.Sprintf(`document.querySelector(%q).checked`, sel)) != on {
+		b.do("check "+sel, chromedp.Click(chromedp.CSS(sel)))
+	}
+}
+
+// submit clicks the submit button of the form whose action is action (the
+// first form when empty) and waits for the next page.
+func (b *browser) submit(action string) {
+	b.t.Helper()
+	sel := "form button[type=submit]"
+	if action != "" {
+		sel = fmt.Sprintf(`form[action=%q] button[type=submit]`, action)
+	}
+	eval[bool](b, `(document.body.dataset.left = "1", true)`)
+	b.do("submit "+sel, chromedp.Click(chromedp.CSS(sel)))
+	b.loaded()
+}
+
+// expect fails unless the page's main text holds every string.
+func (b *browser) expect(what string, want ...string) {
+	b.t.Helper()
+	got := b.text()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			b.t.Fatalf("%s: the page lacks %q:\n%s", what, w, got)
+		}
+	}
 }
 
 func (e *env) clientURL(path string) string { return (&client{base: e.url}).abs(path) }
-
-var _ = os.Getenv

@@ -342,6 +342,9 @@ func (s *Server) manageAction(w http.ResponseWriter, r *http.Request) {
 	case "preferences":
 		p := readPrefs(r)
 		p.apply(next)
+		if p.Locale != "" {
+			lang = p.Locale // the page follows the language chosen
+		}
 		put(next, flash{Key: "manage.saved"})
 	case "pause":
 		next.Paused = r.PostFormValue("paused") == "1"
