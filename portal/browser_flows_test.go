@@ -1,9 +1,15 @@
 package portal
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/heraldhq/herald/subscribers"
 )
@@ -186,4 +192,182 @@ func TestBrowserMagicLinkPreferences(t *testing.T) {
 	b2 := e.browser()
 	b2.open(magic)
 	b2.expect("a used link", "already used")
+}
+
+// hookReceiver records the webhooks it receives.
+type hookReceiver struct {
+	url  string
+	mu   sync.Mutex
+	got  []receivedHook
+	code int
+}
+
+type receivedHook struct {
+	header http.Header
+	body   []byte
+}
+
+func startHookReceiver(t *testing.T) *hookReceiver {
+	h := &hookReceiver{code: http.StatusAccepted}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		h.got = append(h.got, receivedHook{header: r.Header.Clone(), body: body})
+		code := h.code
+		h.mu.Unlock()
+		w.WriteHeader(code)
+	}))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL + "/hooks/status"
+	return h
+}
+
+func (h *hookReceiver) last(t *testing.T) receivedHook {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.got) == 0 {
+		t.Fatal("no webhook received")
+	}
+	return h.got[len(h.got)-1]
+}
+
+// verify checks a received webhook's signature with the Standard Webhooks
+// library and the secret.
+func verify(t *testing.T, secret string, h receivedHook) error {
+	t.Helper()
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wh.Verify(h.body, h.header)
+}
+
+// TestBrowserWebhook: a merchant adds a webhook, sees its secret once,
+// sends the test event (signed: the Standard Webhooks library verifies it)
+// and sees the answer's status; after a rotation both secrets verify
+// during the overlap, and notifications are signed with both.
+func TestBrowserWebhook(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	recv := startHookReceiver(t)
+	e.operatorSubscriber(&subscribers.Subscriber{ID: "p_7", Locale: "en",
+		Endpoints: []subscribers.Endpoint{{ID: "mail", Channel: "email", Address: "dev@partner.example"}}})
+	b := e.browser()
+	e.login(b, "dev@partner.example", 1)
+	b.fill("add-webhook", recv.url)
+	b.submit("/manage/do/add-webhook")
+	b.expect("after adding", "shown only once")
+	first := eval[string](b, `document.querySelector(".secret code").innerText`)
+	if !strings.HasPrefix(first, "whsec_") {
+		t.Fatalf("secret %q", first)
+	}
+	b.open("/manage")
+	if strings.Contains(b.text(), first) {
+		t.Fatal("the secret is shown a second time")
+	}
+	b.submit("/manage/do/test")
+	b.expect("after the test event", "HTTP status 202")
+	h := recv.last(t)
+	if err := verify(t, first, h); err != nil {
+		t.Fatalf("test event signature: %v", err)
+	}
+	if !strings.Contains(string(h.body), `"type":"test"`) {
+		t.Fatalf("test event body %s", h.body)
+	}
+	b.submit("/manage/do/rotate")
+	b.expect("after rotating", "previous secret keeps signing")
+	second := eval[string](b, `document.querySelector(".secret code").innerText`)
+	if second == first || !strings.HasPrefix(second, "whsec_") {
+		t.Fatalf("rotated secret %q", second)
+	}
+	b.submit("/manage/do/test")
+	h = recv.last(t)
+	for _, s := range []string{first, second} {
+		if err := verify(t, s, h); err != nil {
+			t.Fatalf("during the overlap, the signature does not verify with a secret: %v", err)
+		}
+	}
+	// Notifications too carry both signatures.
+	e.publish(event("INC-9", 1, "investigating"))
+	e.waitFor("the notification", 20*time.Second, func() bool {
+		return strings.Contains(string(recv.last(t).body), "INC-9")
+	})
+	for _, s := range []string{first, second} {
+		if err := verify(t, s, recv.last(t)); err != nil {
+			t.Fatalf("the notification does not verify with a secret: %v", err)
+		}
+	}
+	// After the overlap, only the new secret signs.
+	e.clock.Advance(25 * time.Hour)
+	b.submit("/manage/do/test")
+	h = recv.last(t)
+	if verify(t, first, h) == nil {
+		t.Fatal("the old secret still verifies after the overlap")
+	}
+	if err := verify(t, second, h); err != nil {
+		t.Fatal(err)
+	}
+	// A refused answer is shown too.
+	recv.mu.Lock()
+	recv.code = http.StatusGone
+	recv.mu.Unlock()
+	b.submit("/manage/do/test")
+	b.expect("a refused test event", "HTTP status 410")
+	// The SSRF guard applies to merchants' URLs.
+	b.fill("add-webhook", "https://169.254.169.254/latest/meta-data")
+	b.submit("/manage/do/add-webhook")
+	b.expect("a metadata URL", "refused")
+}
+
+// TestBrowserFollowIncident: anyone follows one incident by email after
+// confirming; the updates arrive until the resolved one, and nothing
+// after.
+func TestBrowserFollowIncident(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	e.publish(event("INC-F", 1, "investigating", "payouts"))
+	b := e.browser()
+	b.open("/follow/INC-F?lang=fr")
+	b.fill("email", "curious@shop.example")
+	b.submit("/follow/INC-F")
+	m := e.waitMail("curious@shop.example", 1)
+	if !strings.Contains(m.Subject, "INC-F") {
+		t.Fatalf("follow confirmation %q", m.Subject)
+	}
+	b.open(link(t, m, "confirm"))
+	b.expect("the confirmation page", "INC-F")
+	b.submit("")
+	b.expect("confirmed", "INC-F")
+	e.waitFor("the follower in the index", 5*time.Second, func() bool { return len(e.d.Index().Followers("INC-F")) == 1 })
+	e.waitFor("the follower active", 5*time.Second, func() bool {
+		for id := range e.d.Index().Followers("INC-F") {
+			sub, _, _ := e.store.Get(e.ctx, id)
+			return sub != nil && sub.Endpoint("mail").Pending == nil
+		}
+		return false
+	})
+	e.publish(event("INC-F", 2, "monitoring", "payouts"))
+	e.waitMail("curious@shop.example", 2)
+	e.publish(event("INC-F", 3, "resolved", "payouts"))
+	m = e.waitMail("curious@shop.example", 3)
+	if !strings.Contains(m.Subject, "INC-F") {
+		t.Fatalf("resolved mail %q", m.Subject)
+	}
+	e.waitFor("the following to end", 10*time.Second, func() bool {
+		for _, ended := range e.d.Index().Followers("INC-F") {
+			return ended
+		}
+		return false
+	})
+	e.publish(event("INC-F", 4, "postmortem", "payouts"))
+	if n := e.targets("INC-F", 4); n != 0 {
+		t.Fatalf("the postmortem went to %d endpoints", n)
+	}
+	if n := len(e.mails("curious@shop.example")); n != 3 {
+		t.Fatalf("%d mails, want 3", n)
+	}
+	// A closed incident cannot be followed.
+	b.open("/follow/INC-F?lang=en")
+	b.expect("a closed incident", "nothing left to follow")
 }

@@ -62,7 +62,7 @@ type fileConfig struct {
 	Log               logConfig    `yaml:"log" toml:"log"`
 	// Portal tunes the public pages.
 	Portal portalConfig `yaml:"portal" toml:"portal"`
-	NATS      natsConfig   `yaml:"nats" toml:"nats"`
+	NATS   natsConfig   `yaml:"nats" toml:"nats"`
 	// Components is the component catalog. Defaults to the built-in one.
 	Components []incident.Component `yaml:"components" toml:"components"`
 	Templates  templatesConfig      `yaml:"templates" toml:"templates"`
