@@ -395,6 +395,9 @@ func (c *client) get(path string) (int, string) {
 func (c *client) abs(path string) string {
 	if strings.HasPrefix(path, "http") {
 		u, _ := url.Parse(path)
+		if u.RawQuery != "" {
+			return c.base + u.Path + "?" + u.RawQuery
+		}
 		return c.base + u.Path
 	}
 	return c.base + path
