@@ -52,13 +52,13 @@ func TestBrowserBadLinks(t *testing.T) {
 	b.open(confirm + "?lang=en")
 	b.expect("expired", "This link has expired")
 	e.clock.Advance(-8 * 24 * time.Hour)
-	if e.pendingEmail("a@shop.example") != 1 {
+	if e.pending("email", "a@shop.example") != 1 {
 		t.Fatal("a bad link changed the endpoint")
 	}
 	// Used twice: the second time is refused.
 	b.open(confirm)
 	b.submit("")
-	if e.pendingEmail("a@shop.example") != 0 {
+	if e.pending("email", "a@shop.example") != 0 {
 		t.Fatal("not confirmed")
 	}
 	b.open(confirm + "?lang=en")
@@ -69,21 +69,6 @@ func TestBrowserBadLinks(t *testing.T) {
 	b.expect("another key", "This link is not valid")
 }
 
-func (e *env) pendingEmail(address string) int {
-	n := 0
-	for _, id := range e.d.Index().Holders("email", address) {
-		sub, _, err := e.store.Get(e.ctx, id)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		for _, ep := range sub.Endpoints {
-			if ep.Address == address && ep.Pending != nil {
-				n++
-			}
-		}
-	}
-	return n
-}
 
 // TestBrowserMissingCSRF: a form without its token (or from another site)
 // gets the "form expired" page, and nothing is stored or sent.

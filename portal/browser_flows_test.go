@@ -87,13 +87,13 @@ func TestBrowserSMSCode(t *testing.T) {
 	b.fill("code", wrong)
 	b.submit("/confirm-code")
 	b.expect("a wrong code", "non è corretto", "4")
-	if e.pendingSMS("+33612345678") != 1 {
+	if e.pending("sms", "+33612345678") != 1 {
 		t.Fatal("a wrong code changed the endpoint")
 	}
 	b.fill("code", code)
 	b.submit("/confirm-code")
 	b.expect("the right code", "+33612345678")
-	if e.pendingSMS("+33612345678") != 0 {
+	if e.pending("sms", "+33612345678") != 0 {
 		t.Fatal("the right code did not confirm the number")
 	}
 
@@ -104,21 +104,21 @@ func TestBrowserSMSCode(t *testing.T) {
 	b.fill("code", code)
 	b.submit("/confirm-code")
 	b.expect("an expired code", "scaduto")
-	if e.pendingSMS("+33698765432") != 1 {
+	if e.pending("sms", "+33698765432") != 1 {
 		t.Fatal("an expired code confirmed the number")
 	}
 }
 
-// pendingSMS counts the pending SMS endpoints with the number.
-func (e *env) pendingSMS(number string) int {
+// pending counts the pending endpoints with the address.
+func (e *env) pending(channel, address string) int {
 	n := 0
-	for _, id := range e.d.Index().Holders("sms", number) {
+	for _, id := range e.d.Index().Holders(channel, address) {
 		sub, _, err := e.store.Get(e.ctx, id)
 		if err != nil {
 			e.t.Fatal(err)
 		}
 		for _, ep := range sub.Endpoints {
-			if ep.Address == number && ep.Pending != nil {
+			if ep.Address == address && ep.Pending != nil {
 				n++
 			}
 		}
