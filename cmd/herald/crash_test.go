@@ -240,6 +240,7 @@ func TestCrashRecovery(t *testing.T) {
 	os.WriteFile(config, []byte(fmt.Sprintf(`
 data: %s
 listen: %s
+public_listen: %s
 log: {level: info, format: json}
 nats: {listen: %s}
 webhook: {allow_http: true, allow: ["127.0.0.1/32"], timeout: 10s}
@@ -248,7 +249,7 @@ dispatch:
   shutdown_timeout: 2s
   channels:
     webhook: {concurrency: 64, ack_wait: 3s, max_ack_pending: 2048, retry: {schedule: [1s], jitter: 0}}
-`, data, apiAddr, freeAddr(t))), 0o600)
+`, data, apiAddr, freeAddr(t), freeAddr(t))), 0o600)
 
 	out, err := exec.Command(bin, "subscribers", "import", "--config", config, "--progress", "never", subsFile).CombinedOutput()
 	if err != nil {
@@ -386,13 +387,14 @@ func TestGracefulShutdown(t *testing.T) {
 	if err := os.WriteFile(config, []byte(fmt.Sprintf(`
 data: %s
 listen: %s
+public_listen: %s
 nats: {listen: none}
 webhook: {allow_http: true, allow: ["127.0.0.1/32"]}
 dispatch:
   shutdown_timeout: 10s
   channels:
     webhook: {concurrency: 8}
-`, data, apiAddr)), 0o600); err != nil {
+`, data, apiAddr, freeAddr(t))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(bin, "subscribers", "import", "--config", config, subsFile).CombinedOutput(); err != nil {
