@@ -45,3 +45,43 @@ func TestSubscribeByEmailHTTP(t *testing.T) {
 		t.Fatalf("%d mails, want 2 (confirmation, INC-2)", n)
 	}
 }
+
+// TestSecurityHeadersAndCookies: every page forbids scripts and framing
+// and sends no referrer; the cookies are Secure, HttpOnly, SameSite and
+// host-only.
+func TestSecurityHeadersAndCookies(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{noMail: true})
+	for _, path := range []string{"/subscribe", "/manage", "/confirm/x", "/no-such-page"} {
+		resp, err := http.Get(e.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		h := resp.Header
+		for name, want := range map[string]string{
+			"Content-Security-Policy": "frame-ancestors 'none'", "Referrer-Policy": "no-referrer",
+			"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
+		} {
+			if !strings.Contains(h.Get(name), want) {
+				t.Errorf("%s: %s = %q, want %q", path, name, h.Get(name), want)
+			}
+		}
+		if strings.Contains(h.Get("Content-Security-Policy"), "script-src") || !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'none'") {
+			t.Errorf("%s: CSP %q lets scripts in", path, h.Get("Content-Security-Policy"))
+		}
+		for _, c := range resp.Cookies() {
+			if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || !strings.HasPrefix(c.Name, "__Host-") {
+				t.Errorf("%s: cookie %s: secure=%v httponly=%v samesite=%v", path, c.Name, c.Secure, c.HttpOnly, c.SameSite)
+			}
+		}
+	}
+	// Plain http on a remote host cannot keep Secure cookies: New warns.
+	cfg := Config{PublicURL: "ftp://x"}.WithDefaults()
+	if cfg.validate() == nil {
+		t.Fatal("a non-http public URL accepted")
+	}
+	if _, err := New(e.ctx, Config{PublicURL: e.url}, Deps{}); err == nil {
+		t.Fatal("New without its dependencies accepted")
+	}
+}
