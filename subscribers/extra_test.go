@@ -120,3 +120,25 @@ func TestSigningSecretDuringRotation(t *testing.T) {
 		t.Fatalf("round trip: %+v %v", back, err)
 	}
 }
+
+func TestFollowAndRotationValidated(t *testing.T) {
+	t.Parallel()
+	until := time.Now()
+	for _, tc := range []struct {
+		s     Subscriber
+		field string
+	}{
+		{Subscriber{ID: "f", Locale: "en", Follow: &Follow{IncidentID: "bad id!"},
+			Endpoints: []Endpoint{{ID: "m", Channel: "email", Address: "a@b.example"}}}, "follow.incident_id"},
+		{Subscriber{ID: "w", Locale: "en", Endpoints: []Endpoint{{ID: "h", Channel: "webhook", URL: "https://h.example/x",
+			Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", PreviousSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}}, "endpoints[0].previous_secret_until"},
+		{Subscriber{ID: "w", Locale: "en", Endpoints: []Endpoint{{ID: "h", Channel: "webhook", URL: "https://h.example/x",
+			Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", PreviousSecret: "nope", PreviousSecretUntil: &until}}}, "endpoints[0].previous_secret"},
+		{Subscriber{ID: "e", Locale: "en", Endpoints: []Endpoint{{ID: "m", Channel: "email", Address: "a@b.example", PreviousSecret: "whsec_x"}}}, "endpoints[0].previous_secret"},
+	} {
+		var fe FieldErrors
+		if err := (Rules{}).Normalize(&tc.s); !errors.As(err, &fe) || !slices.ContainsFunc(fe, func(f FieldError) bool { return f.Field == tc.field }) {
+			t.Errorf("%s: %v", tc.field, err)
+		}
+	}
+}
