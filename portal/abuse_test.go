@@ -69,7 +69,6 @@ func TestBrowserBadLinks(t *testing.T) {
 	b.expect("another key", "This link is not valid")
 }
 
-
 // TestBrowserMissingCSRF: a form without its token (or from another site)
 // gets the "form expired" page, and nothing is stored or sent.
 func TestBrowserMissingCSRF(t *testing.T) {
