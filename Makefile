@@ -1,7 +1,7 @@
 # Herald's make targets. `bash scripts/test` is the one test command; the
 # targets below are conveniences and the long runs kept out of CI.
 
-.PHONY: run test test-short bench bench-audience chaos fuzz
+.PHONY: run test test-short bench bench-audience chaos fuzz screenshots
 
 run:
 	go run ./cmd/herald serve
@@ -23,6 +23,10 @@ bench-audience:
 chaos:
 	go test -count=1 -v -run TestCrashRecovery ./cmd/herald/
 
+# Screenshots of every public page (headless Chromium), for the README.
+screenshots:
+	HERALD_SCREENSHOTS=$(CURDIR)/docs/screenshots go test -count=1 -run '^TestScreenshots$$' ./portal/
+
 # Each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
 fuzz:
@@ -40,6 +44,8 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzAppendRecord$$' -fuzztime $(FUZZTIME) ./dispatcher/
 	go test -run '^$$' -fuzz '^FuzzDestinationKey$$' -fuzztime $(FUZZTIME) ./dispatcher/
 	go test -run '^$$' -fuzz '^FuzzCheckURL$$' -fuzztime $(FUZZTIME) ./egress/
+	go test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./links/
+	go test -run '^$$' -fuzz '^FuzzMatchLocale$$' -fuzztime $(FUZZTIME) ./portal/
 	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./incident/
 	go test -run '^$$' -fuzz '^FuzzCheckKeys$$' -fuzztime $(FUZZTIME) ./incident/
 	go test -run '^$$' -fuzz '^FuzzStatuspagePayload$$' -fuzztime $(FUZZTIME) ./ingest/

@@ -24,9 +24,10 @@ type Config struct {
 	AdminToken secret.Value
 	// Gatherer, when set, is served on /metrics (no token).
 	Gatherer prometheus.Gatherer
-	// Public, when set, serves every request no admin route matches: the
-	// engine's public pages and provider callbacks.
-	Public http.Handler
+	// Sources, when set, serves GET /v1/sources: the state of the
+	// status-page sources (package ingest's Sources.Handler). The admin
+	// token guards it like every /v1 route.
+	Sources http.Handler
 	// RequireLocales lists, per priority, the languages an update must
 	// carry to be published (P1: fr, en, it). An update missing one is
 	// refused with 400 naming the missing languages, unless the request
@@ -107,6 +108,9 @@ func New(d *dispatcher.Dispatcher, cfg Config) (*Server, error) {
 		{pattern: "GET /healthz", handler: s.healthz, open: true},
 		{pattern: "GET /readyz", handler: s.readyz, open: true},
 	}
+	if cfg.Sources != nil {
+		s.routes = append(s.routes, route{pattern: "GET /v1/sources", handler: cfg.Sources.ServeHTTP})
+	}
 	if cfg.Gatherer != nil {
 		metrics := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
 		s.routes = append(s.routes, route{pattern: "GET /metrics", handler: metrics.ServeHTTP, open: true})
@@ -117,9 +121,6 @@ func New(d *dispatcher.Dispatcher, cfg Config) (*Server, error) {
 			h = s.auth(h)
 		}
 		s.mux.Handle(r.pattern, h)
-	}
-	if cfg.Public != nil {
-		s.mux.Handle("/", cfg.Public)
 	}
 	return s, nil
 }

@@ -78,7 +78,7 @@ func TestAPIRequiresToken(t *testing.T) {
 	}
 }
 
-func TestAPIHealthMetricsAndPublicPages(t *testing.T) {
+func TestAPIHealthMetricsAndSources(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bundleOpts{noRun: true})
 	if code, _ := b.do("GET", "/healthz", "", "", nil); code != http.StatusOK {
@@ -91,12 +91,16 @@ func TestAPIHealthMetricsAndPublicPages(t *testing.T) {
 	if code, body := b.do("GET", "/metrics", "", "", nil); code != http.StatusOK || !strings.Contains(string(body), "herald_") {
 		t.Errorf("metrics: %d %.200s", code, body)
 	}
-	// What no admin route matches goes to the public handler.
-	if code, _ := b.do("POST", "/hooks/test", "", "", nil); code != http.StatusTeapot {
-		t.Errorf("public hook: %d, want the hook's 418", code)
+	if code, _ := b.do("GET", "/v1/sources", "", "", nil); code != http.StatusUnauthorized {
+		t.Errorf("sources without the token: %d, want 401", code)
 	}
+	var sources struct{ Sources []any }
+	if code, _ := b.do("GET", "/v1/sources", adminToken, "", &sources); code != http.StatusOK || sources.Sources == nil {
+		t.Errorf("sources: %d %+v", code, sources)
+	}
+	// The public pages are served elsewhere (package portal).
 	if code, _ := b.do("GET", "/unsubscribe/not-a-token", "", "", nil); code != http.StatusNotFound {
-		t.Errorf("unsubscribe page with a bad token: %d, want 404", code)
+		t.Errorf("unsubscribe page on the admin API: %d, want 404", code)
 	}
 }
 

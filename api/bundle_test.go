@@ -25,6 +25,7 @@ import (
 	"github.com/heraldhq/herald/channels/webhook"
 	"github.com/heraldhq/herald/dispatcher"
 	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/ingest"
 	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/subscribers"
 	"github.com/heraldhq/herald/templates"
@@ -105,9 +106,7 @@ func setup(t *testing.T, opts bundleOpts) *testBundle {
 		t.Fatal(err)
 	}
 	acfg := Config{AdminToken: secret.Value(adminToken), Gatherer: reg, Logger: logger,
-		Public: d.PublicHandler(map[string]http.Handler{"POST /hooks/test": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.WriteHeader(http.StatusTeapot)
-		})})}
+		Sources: ingest.NewSources().Handler()}
 	if opts.api != nil {
 		opts.api(&acfg)
 	}

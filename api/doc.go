@@ -20,6 +20,6 @@
 // incident.MaxFieldErrors fields listed and one more counting the others.
 // docs/openapi.yaml documents every route; a test keeps the two in step.
 //
-// Requests no admin route matches go to Config.Public, where the engine's
-// public pages and provider callbacks are mounted.
+// The public pages and provider callbacks are not here: package portal
+// serves them on a listener of their own.
 package api

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/heraldhq/herald/ingest"
+
 	"bytes"
 	"encoding/json"
 	"os"
@@ -69,7 +71,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	b := setup(t, bundleOpts{noRun: true})
 	doc := openAPI(t)
 	documented := documentedRoutes(t, doc)
-	s, err := New(b.d, Config{AdminToken: "x", Gatherer: b.gatherer()})
+	s, err := New(b.d, Config{AdminToken: "x", Gatherer: b.gatherer(), Sources: ingest.NewSources().Handler()})
 	if err != nil {
 		t.Fatal(err)
 	}

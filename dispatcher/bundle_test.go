@@ -25,6 +25,7 @@ import (
 	"github.com/heraldhq/herald/channels/outbox"
 	"github.com/heraldhq/herald/channels/webhook"
 	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/internal/natstest"
 	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/subscribers"
 	"github.com/heraldhq/herald/templates"
@@ -59,19 +60,7 @@ type bundleOpts struct {
 }
 
 // startNATS runs an embedded JetStream server for one test.
-func startNATS(t testing.TB) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), Port: -1, Host: "127.0.0.1", NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns
-}
+func startNATS(t testing.TB) *server.Server { return natstest.Start(t) }
 
 func setup(t *testing.T, opts bundleOpts) *testBundle {
 	t.Helper()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/links"
 	"github.com/heraldhq/herald/subscribers"
 	"github.com/heraldhq/herald/templates"
 )
@@ -47,6 +48,12 @@ type Deps struct {
 	Topology *Topology
 	// Retry, when set, replaces every channel's Backoff.
 	Retry RetryPolicy
+	// Links, when set, seals the unsubscribe and preference links (it
+	// holds the previous key of a rotation); otherwise they are sealed
+	// with Config.SecretKey under Config.PublicURL.
+	Links *links.Sealer
+	// SMSCap, when set, bounds the SMS sent per subscriber and per day.
+	SMSCap *SMSCap
 }
 
 // Dispatcher runs Herald's pipeline. Create it with [New], start it with
@@ -72,7 +79,8 @@ type Dispatcher struct {
 	dlq     *DeadLetters
 	log     *deliveryLog
 	events  *eventCache
-	links   *links
+	links   *links.Sealer
+	smsCap  *SMSCap
 	metrics *metrics
 
 	locMu     sync.RWMutex
@@ -105,9 +113,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 			return nil, fmt.Errorf("dispatcher: setup: %w", err)
 		}
 	}
-	lk, err := newLinks(cfg.SecretKey, cfg.PublicURL)
-	if err != nil {
-		return nil, err
+	lk := deps.Links
+	if lk == nil {
+		if lk, err = links.New(links.Config{Key: cfg.SecretKey, BaseURL: cfg.PublicURL, Now: cfg.Now}); err != nil {
+			return nil, err
+		}
 	}
 	st, err := topo.Suppressions.Status(ctx)
 	if err != nil {
@@ -136,6 +146,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		log:       dlog,
 		events:    newEventCache(topo.Incidents, 512),
 		links:     lk,
+		smsCap:    deps.SMSCap,
 		metrics:   m,
 		locations: map[string]*time.Location{},
 	}
@@ -347,7 +358,7 @@ func (d *Dispatcher) noticeDisabled(ctx context.Context, sub *subscribers.Subscr
 		return
 	}
 	for _, ep := range sub.Endpoints {
-		if ep.Channel != channels.Email || ep.Disabled != nil || ep.ID == endpointID {
+		if ep.Channel != channels.Email || !ep.Active() || ep.ID == endpointID {
 			continue
 		}
 		eventID := fmt.Sprintf("%s:%s:%d", KindEndpointDisabled, endpointID, at.Unix())

@@ -180,7 +180,7 @@ func BenchmarkEmailPipeline(b *testing.B) {
 	}
 	for i, s := range subs {
 		r, err := renderer.Render(templates.Update{Event: ev, AcceptedAt: time.Now()}, channels.Email, templates.Recipient{
-			Locale: s.Locale, Location: d.location(s.Timezone), Name: s.Name, UnsubscribeURL: d.links.unsubscribeURL(s.ID, "mail")})
+			Locale: s.Locale, Location: d.location(s.Timezone), Name: s.Name, UnsubscribeURL: d.links.UnsubscribeURL(s.ID, "mail", s.Endpoints[0].Address)})
 		if err != nil {
 			b.Fatal(err)
 		}

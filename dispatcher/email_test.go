@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/mail"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -134,10 +133,14 @@ func emailSubscriber(id, locale, tz, name string, addrs ...string) *subscribers.
 	return s
 }
 
-// servePublic serves the dispatcher's public pages, with hooks mounted as
-// herald serve mounts them, on a loopback port.
+// servePublic serves hooks (provider callbacks) by pattern, as herald serve
+// mounts them on its public listener, on a loopback port.
 func (b *testBundle) servePublic(hooks map[string]http.Handler) *httptest.Server {
-	srv := httptest.NewServer(b.d.PublicHandler(hooks))
+	mux := http.NewServeMux()
+	for pattern, h := range hooks {
+		mux.Handle(pattern, h)
+	}
+	srv := httptest.NewServer(mux)
 	b.t.Cleanup(srv.Close)
 	return srv
 }
@@ -407,176 +410,6 @@ func TestEmailEndToEndMailpit(t *testing.T) {
 	}
 	if recs := b.records(other.ID); len(recs) != 0 {
 		t.Errorf("the 3ds subscriber has delivery records: %+v", recs)
-	}
-}
-
-// TestEmailOneClickUnsubscribe follows the List-Unsubscribe link of a
-// received email: the one-click POST (RFC 8058) disables that endpoint
-// only, twice is harmless, the GET page only asks, a tampered token is
-// refused. An update already queued for the endpoint is then recorded, not
-// sent, and later updates have no job for it.
-func TestEmailOneClickUnsubscribe(t *testing.T) {
-	t.Parallel()
-	paris := mustLocation(t, "Europe/Paris")
-	clock := &testClock{}
-	clock.Set(wallClock(paris, 0, 12, 0, 0))
-	mp := mailpittest.Start(t, mailpittest.Options{})
-	b := setup(t, bundleOpts{
-		cfg: func(c *Config) {
-			c.PublicURL, c.Now, c.Rand = testPublicURL, clock.Now, noJitter
-			patientDeferrals(c, channels.Email)
-		},
-		channels: map[string]channels.Channel{channels.Email: newEmailChannel(t, mp.Host, mp.SMTPPort, 2)},
-	})
-	sub := emailSubscriber("m_dupont", "fr-FR", "Europe/Paris", "Boulangerie Dupont", "ops@dupont.example", "compta@dupont.example")
-	// Quiet hours on the first endpoint let the test hold a job for it in
-	// the queue while it unsubscribes.
-	sub.Endpoints[0].QuietHours = &subscribers.QuietHours{Start: "22:00", End: "07:00"}
-	b.putSubscriber(sub)
-	srv := b.servePublic(nil)
-
-	first := "TSR-1723:1"
-	b.publish(corpusEvent(t, first))
-	b.waitFor("the first update to both endpoints", 30*time.Second, func() bool {
-		return b.lastOutcome(sub.ID, DeliveryID(first, sub.ID, "mail")) == Delivered &&
-			b.lastOutcome(sub.ID, DeliveryID(first, sub.ID, "mail2")) == Delivered
-	})
-	got := mp.Search(t, "to:ops@dupont.example")
-	if len(got) != 1 {
-		t.Fatalf("ops@ received %d messages, want 1", len(got))
-	}
-	var link string
-	for _, l := range mp.Message(t, got[0].ID).ListUnsubscribe.Links {
-		if strings.HasPrefix(l, testPublicURL+"/unsubscribe/") {
-			link = l
-		}
-	}
-	if link == "" {
-		t.Fatal("no https List-Unsubscribe link in the received email")
-	}
-	u, err := url.Parse(link)
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := srv.URL + u.Path // the public URL, served by the test server
-	oneClick := func(t *testing.T, to string) *http.Response {
-		t.Helper()
-		resp, err := http.Post(to, "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		return resp
-	}
-	endpoint := func(id string) *subscribers.Endpoint {
-		s, _, err := b.d.store.Get(b.ctx, sub.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s.Endpoint(id)
-	}
-
-	t.Run("tampered token", func(t *testing.T) {
-		tok := []byte(strings.TrimPrefix(u.Path, "/unsubscribe/"))
-		for i := range tok {
-			bad := slices.Clone(tok)
-			bad[i] = map[bool]byte{true: 'B', false: 'A'}[bad[i] == 'A']
-			to := srv.URL + "/unsubscribe/" + string(bad)
-			if resp := oneClick(t, to); resp.StatusCode < 400 || resp.StatusCode >= 500 {
-				t.Errorf("POST with a token altered at byte %d: %s, want a 4xx", i, resp.Status)
-			}
-			if i%8 != 0 {
-				continue
-			}
-			resp, err := http.Get(to)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = resp.Body.Close()
-			if resp.StatusCode < 400 || resp.StatusCode >= 500 {
-				t.Errorf("GET with a token altered at byte %d: %s, want a 4xx", i, resp.Status)
-			}
-		}
-		if ep := endpoint("mail"); ep.Disabled != nil {
-			t.Fatalf("a tampered token disabled the endpoint: %+v", ep.Disabled)
-		}
-	})
-
-	t.Run("confirmation page", func(t *testing.T) {
-		resp, err := http.Get(target)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
-			t.Fatalf("GET: %s %s", resp.Status, resp.Header.Get("Content-Type"))
-		}
-		for _, s := range []string{`<form method="post"`, `name="List-Unsubscribe" value="One-Click"`, "Se désabonner"} {
-			if !strings.Contains(string(body), s) {
-				t.Errorf("the page lacks %q:\n%s", s, body)
-			}
-		}
-		// A link scanner's GET must not unsubscribe anyone.
-		if ep := endpoint("mail"); ep.Disabled != nil {
-			t.Fatal("GET disabled the endpoint")
-		}
-	})
-
-	// Quiet hours for the first endpoint: the next update's job for it
-	// waits in the queue (deferred again every second while the clock
-	// stands still), the other endpoint gets it.
-	clock.Set(wallClock(paris, 1, 6, 59, 59))
-	second := "TSR-1723:2"
-	queued := DeliveryID(second, sub.ID, "mail")
-	b.publish(corpusEvent(t, second))
-	b.waitFor("the queued job deferred", 20*time.Second, func() bool {
-		return b.lastOutcome(sub.ID, queued) == Deferred &&
-			b.lastOutcome(sub.ID, DeliveryID(second, sub.ID, "mail2")) == Delivered
-	})
-
-	for i := range 2 { // one click, then again: idempotent
-		if resp := oneClick(t, target); resp.StatusCode < 200 || resp.StatusCode > 299 {
-			t.Fatalf("one-click POST #%d: %s", i+1, resp.Status)
-		}
-	}
-	if ep := endpoint("mail"); ep.Disabled == nil || ep.Disabled.Reason != "unsubscribed" {
-		t.Fatalf("endpoint after unsubscribing: %+v", ep)
-	}
-	if ep := endpoint("mail2"); ep.Disabled != nil {
-		t.Fatal("the other endpoint was disabled too")
-	}
-	b.waitFor("the index to drop the endpoint", 10*time.Second, func() bool {
-		for _, tg := range b.d.index.Audience(subscribers.Query{Status: "resolved"}) {
-			if tg.SubscriberID == sub.ID && tg.EndpointID == "mail" {
-				return false
-			}
-		}
-		return true
-	})
-	// The window ends: the queued job comes back and is recorded, not
-	// sent.
-	clock.Set(wallClock(paris, 1, 7, 0, 5))
-	b.waitFor("the queued job to be dropped", 20*time.Second, func() bool { return b.lastOutcome(sub.ID, queued) == Disabled })
-	if r := b.delivery(sub.ID, queued); !strings.Contains(r[len(r)-1].Reason, "unsubscribed") {
-		t.Errorf("record %+v, want the reason", r[len(r)-1])
-	}
-	// A later update has no job for the endpoint at all.
-	third := "TSR-1572:1"
-	b.publish(corpusEvent(t, third))
-	b.waitFor("the third update to the other endpoint", 20*time.Second, func() bool {
-		return b.lastOutcome(sub.ID, DeliveryID(third, sub.ID, "mail2")) == Delivered
-	})
-	time.Sleep(300 * time.Millisecond)
-	if n := len(mp.Search(t, "to:ops@dupont.example")); n != 1 {
-		t.Fatalf("the unsubscribed address received %d messages, want 1 (before unsubscribing)", n)
-	}
-	if n := len(mp.Search(t, "to:compta@dupont.example")); n != 3 {
-		t.Fatalf("the other address received %d messages, want 3", n)
-	}
-	if r := b.delivery(sub.ID, DeliveryID(third, sub.ID, "mail")); len(r) != 0 {
-		t.Fatalf("records for the unsubscribed endpoint: %+v", r)
 	}
 }
 

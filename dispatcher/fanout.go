@@ -133,7 +133,7 @@ func (f *fanout) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	var targets []subscribers.Target
 	if ev.ShouldNotify() {
-		targets = d.index.Audience(subscribers.Query{Components: ev.Components, Priority: prio, Status: ev.Status})
+		targets = d.index.Audience(subscribers.Query{Components: ev.Components, Priority: prio, Status: ev.Status, IncidentID: ev.IncidentID, Sequence: ev.Sequence})
 	}
 
 	p, err := f.begin(ctx, ev, md.Sequence.Stream, targets)

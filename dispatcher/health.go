@@ -21,6 +21,7 @@ const (
 	componentSubscribers  = "subscribers"
 	componentIncidents    = "incidents"
 	componentSuppressions = "suppressions"
+	componentSMSCaps      = "sms_caps"
 )
 
 // degradedFor is how long a failure of a component keeps Herald degraded

@@ -53,6 +53,9 @@ type Job struct {
 	Channel string `json:"ch"`
 	// Notice details a service notice (KindEndpointDisabled).
 	Notice *Notice `json:"notice,omitempty"`
+	// To is the recipient and content of a notice addressed directly
+	// (KindConfirm, KindFollowConfirm, KindManageLink, KindCode).
+	To *Direct `json:"to,omitempty"`
 	// Targets are the endpoints of a batch job.
 	Targets []Target `json:"targets,omitempty"`
 }
@@ -279,7 +282,9 @@ func decodeJob(data []byte) (*Job, error) {
 		return nil, errors.New("job: update job without its update reference")
 	case j.Kind == KindEndpointDisabled && j.Notice == nil:
 		return nil, errors.New("job: notice job without its notice")
-	case j.Kind != KindUpdate && j.Kind != KindEndpointDisabled:
+	case directKind(j.Kind) && (j.To == nil || j.batch()):
+		return nil, errors.New("job: notice job without its recipient")
+	case j.Kind != KindUpdate && j.Kind != KindEndpointDisabled && !directKind(j.Kind):
 		return nil, fmt.Errorf("job: unknown kind %q", j.Kind)
 	}
 	for _, t := range j.Targets {

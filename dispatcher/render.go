@@ -20,8 +20,9 @@ import (
 func (dl *deliverer) render(ctx context.Context, j *Job, sub *subscribers.Subscriber, ep *subscribers.Endpoint, loc *time.Location, number int) (*channels.Message, *templates.Rendered, error) {
 	d := dl.d
 	rc := templates.Recipient{Locale: sub.Locale, Location: loc, Name: sub.Name}
-	if j.Channel == channels.Email {
-		rc.UnsubscribeURL = d.links.unsubscribeURL(sub.ID, ep.ID)
+	if j.To == nil && (j.Channel == channels.Email || j.Channel == channels.Slack) {
+		rc.UnsubscribeURL = d.links.UnsubscribeURL(sub.ID, ep.ID, ep.Target())
+		rc.PreferencesURL = d.links.PreferencesURL(sub.ID, ep.ID, ep.Target())
 	}
 	m := &channels.Message{ID: j.deliveryID(Target{SubscriberID: sub.ID, EndpointID: ep.ID}), Kind: j.Kind, Attempt: number}
 	var r *templates.Rendered
@@ -35,6 +36,11 @@ func (dl *deliverer) render(ctx context.Context, j *Job, sub *subscribers.Subscr
 			return nil, nil, err
 		}
 		m.IncidentID, m.Sequence, m.Status, m.Closed = u.Event.IncidentID, u.Event.Sequence, string(u.Event.Status), u.Event.Status.Closed()
+	case KindConfirm, KindFollowConfirm, KindManageLink, KindCode:
+		var err error
+		if r, err = d.renderDirect(j, rc); err != nil {
+			return nil, nil, err
+		}
 	case KindEndpointDisabled:
 		at, _ := time.Parse(time.RFC3339, j.Notice.At)
 		var err error

@@ -191,11 +191,16 @@ func waiting(last *Record, now time.Time) (wait time.Duration, attempts int, ok 
 	return wait, attempts, true
 }
 
-// resolve finds the target's subscriber and endpoint as they are now.
+// resolve finds the target's subscriber and endpoint as they are now (a
+// notice addressed directly carries its own).
 func (t *task) resolve() bool {
 	dl := t.dl
-	sub, ep, err := dl.d.resolve(dl.sendCtx, t.target.SubscriberID, t.target.EndpointID)
-	if err != nil {
+	var sub *subscribers.Subscriber
+	var ep *subscribers.Endpoint
+	var err error
+	if t.m.job.To != nil {
+		sub, ep = t.m.job.directTarget()
+	} else if sub, ep, err = dl.d.resolve(dl.sendCtx, t.target.SubscriberID, t.target.EndpointID); err != nil {
 		return t.retryInfra(componentSubscribers, err)
 	}
 	t.sub, t.ep = sub, ep
@@ -231,7 +236,7 @@ func (t *task) screen() bool {
 			return false
 		}
 	}
-	t.next = (*task).render
+	t.next = (*task).capSMS
 	return true
 }
 
@@ -298,6 +303,7 @@ func (t *task) pace() bool {
 	start, ok, err := dl.d.pacer.reserve(dl.sendCtx, paceKey("dest", t.key), dl.cfg.Pace, 1, max(dl.cfg.MaxDestinationWait, 0))
 	if err != nil {
 		t.releaseSlot(notSent, 0)
+		t.next = (*task).turn
 		return t.retryInfra(componentPacing, err)
 	}
 	dl.d.health.ok(componentPacing)
@@ -329,6 +335,7 @@ func (t *task) send() bool {
 		at, err := dl.rate.turn(dl.sendCtx)
 		if err != nil {
 			t.releaseSlot(notSent, 0)
+			t.next = (*task).turn
 			return t.retryInfra(componentPacing, err)
 		}
 		if wait := at.Sub(d.cfg.Now()); wait > 0 {
@@ -343,7 +350,8 @@ func (t *task) send() bool {
 			}
 		}
 	}
-	ep := channels.Endpoint{SubscriberID: t.sub.ID, ID: t.ep.ID, Address: t.ep.Target(), Secret: t.ep.Secret, Name: t.sub.Name}
+	// A webhook secret being rotated signs with both secrets.
+	ep := channels.Endpoint{SubscriberID: t.sub.ID, ID: t.ep.ID, Address: t.ep.Target(), Secret: t.ep.SigningSecret(d.cfg.Now()), Name: t.sub.Name}
 	if t.slotAt.IsZero() {
 		t.slotAt = d.cfg.Now()
 	}

@@ -63,6 +63,11 @@ const (
 // incidents.<partition>.<incident_id>.
 func IncidentSubject(incidentID string) string { return subjIncidents + incidentID }
 
+// AllIncidentsFilter selects every update of the INCIDENTS stream, as
+// stored (incidents.<partition>.<incident_id>, and the first round's
+// incidents.<incident_id>).
+const AllIncidentsFilter = subjIncidents + ">"
+
 // incidentOfSubject returns the incident id of an INCIDENTS subject, as
 // published (incidents.<id>) or as stored (incidents.<partition>.<id>).
 func incidentOfSubject(subject string) (string, bool) {

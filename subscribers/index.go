@@ -28,6 +28,10 @@ type Query struct {
 	Priority incident.Priority
 	// Status is the update's status.
 	Status incident.Status
+	// IncidentID and Sequence identify the update, for the followers of
+	// its incident (see [Subscriber.Follow]); empty reaches none.
+	IncidentID string
+	Sequence   int64
 }
 
 // Target is one endpoint an update goes to. Its strings are shared with
@@ -79,6 +83,10 @@ type Index struct {
 	readyOnce sync.Once
 	ready     chan struct{}
 	observe   func(s *Subscriber, rev uint64, deleted bool)
+
+	// extra holds what the public pages need and matching does not: the
+	// followers of each incident and the subscribers of each address.
+	extra extraIndex
 }
 
 // OnChange registers fn to see every subscriber [Index.Watch] applies (for
@@ -202,6 +210,7 @@ func (x *Index) Upsert(s *Subscriber, rev uint64) {
 	if ok && x.entries[i].rev > rev {
 		return
 	}
+	x.extra.upsert(s, x.hash)
 	ms, own := x.build(s)
 	locale := x.internLocale(s.Locale)
 	if ok && len(own) == 0 {
@@ -254,6 +263,7 @@ func (x *Index) Upsert(s *Subscriber, rev uint64) {
 func (x *Index) Remove(id string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.extra.remove(id)
 	if i, ok := x.find(id); ok {
 		x.removeLocked(id, i)
 		x.maybeCompact()
@@ -324,12 +334,17 @@ func (x *Index) maybeCompact() {
 // own[k] is the id of matcher k when it is not interned (the caller stores
 // it). Called with x.mu held.
 func (x *Index) build(s *Subscriber) (out []matcher, own []string) {
+	if s.Paused || s.Follow != nil {
+		// A follower is matched by incident (extraIndex); a paused
+		// subscriber not at all.
+		return nil, nil
+	}
 	out = make([]matcher, 0, len(s.Endpoints))
 	subRank := uint8(s.MinPriority.Rank())
 	subStatuses := statusMask(s.Statuses)
 	for i := range s.Endpoints {
 		ep := &s.Endpoints[i]
-		if ep.Disabled != nil || len(out) == 255 || len(ep.ID) == 0 || len(ep.ID) > 255 {
+		if !ep.Active() || len(out) == 255 || len(ep.ID) == 0 || len(ep.ID) > 255 {
 			continue
 		}
 		ch := slices.Index(channelNames, ep.Channel)
@@ -547,6 +562,9 @@ func (x *Index) Audience(q Query) []Target {
 		}
 	}
 	x.lastAudience.Store(int64(len(out)))
+	if q.IncidentID != "" {
+		out = x.extra.followers(out, q)
+	}
 	return out
 }
 

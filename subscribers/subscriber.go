@@ -34,6 +34,26 @@ type Subscriber struct {
 	Statuses []incident.Status `json:"statuses,omitempty"`
 	// Endpoints are where notifications go. At least one.
 	Endpoints []Endpoint `json:"endpoints"`
+	// Paused stops every notification to the subscriber until it is
+	// cleared; nothing else changes.
+	Paused bool `json:"paused,omitempty"`
+	// Follow, when set, makes the subscriber a follower of one incident
+	// only: it receives that incident's updates (whatever its components,
+	// priority and statuses) and nothing else, until the incident is
+	// resolved.
+	Follow *Follow `json:"follow,omitempty"`
+}
+
+// Follow is a subscription to one incident.
+type Follow struct {
+	// IncidentID is the incident followed.
+	IncidentID string `json:"incident_id"`
+	// EndedAfter is, once the incident was resolved (or its postmortem
+	// published), the sequence of that update: the follower receives it
+	// and nothing later. Zero while the subscription runs.
+	EndedAfter int64 `json:"ended_after,omitempty"`
+	// EndedAt is when the subscription ended.
+	EndedAt *time.Time `json:"ended_at,omitempty"`
 }
 
 // Endpoint is one address of a subscriber on one channel. It may narrow the
@@ -66,6 +86,36 @@ type Endpoint struct {
 	// Disabled is set when Herald stopped using the endpoint (HTTP 410,
 	// unsubscribe, invalid number); nil while the endpoint is active.
 	Disabled *Disabled `json:"disabled,omitempty"`
+	// Pending is set on an address its owner has not confirmed yet
+	// (double opt-in of the public pages); nothing but the confirmation is
+	// sent to it until then. Endpoints written by operators need no
+	// confirmation.
+	Pending *Pending `json:"pending,omitempty"`
+	// PreviousSecret is the webhook signing secret replaced by a rotation,
+	// still signing (beside Secret) until PreviousSecretUntil, so that
+	// receivers can switch without losing a notification.
+	PreviousSecret      secret.Value `json:"previous_secret,omitempty"`
+	PreviousSecretUntil *time.Time   `json:"previous_secret_until,omitempty"`
+}
+
+// Pending records an address awaiting its owner's confirmation.
+type Pending struct {
+	// Since is when the address was given.
+	Since time.Time `json:"since"`
+}
+
+// Active reports whether the endpoint receives notifications: neither
+// disabled nor awaiting confirmation.
+func (e *Endpoint) Active() bool { return e.Disabled == nil && e.Pending == nil }
+
+// SigningSecret returns the secret webhooks to the endpoint are signed
+// with at now: Secret, followed during a rotation's overlap by the previous
+// secret (space-separated; the receiver accepts either signature).
+func (e *Endpoint) SigningSecret(now time.Time) secret.Value {
+	if e.PreviousSecret.IsZero() || e.PreviousSecretUntil == nil || !now.Before(*e.PreviousSecretUntil) {
+		return e.Secret
+	}
+	return secret.Value(e.Secret.Reveal() + " " + e.PreviousSecret.Reveal())
 }
 
 // QuietHours is a daily window, in the subscriber's time zone, during which
@@ -115,6 +165,22 @@ func (s *Subscriber) Clone() *Subscriber {
 			d := *ep.Disabled
 			ep.Disabled = &d
 		}
+		if ep.Pending != nil {
+			p := *ep.Pending
+			ep.Pending = &p
+		}
+		if ep.PreviousSecretUntil != nil {
+			u := *ep.PreviousSecretUntil
+			ep.PreviousSecretUntil = &u
+		}
+	}
+	if s.Follow != nil {
+		f := *s.Follow
+		if f.EndedAt != nil {
+			at := *f.EndedAt
+			f.EndedAt = &at
+		}
+		c.Follow = &f
 	}
 	return &c
 }
@@ -184,16 +250,17 @@ type View struct {
 // EndpointView is an endpoint with its secrets masked.
 type EndpointView struct {
 	Endpoint
-	// Secret and WebhookURL are masked.
-	Secret     string `json:"secret,omitempty"`
-	WebhookURL string `json:"webhook_url,omitempty"`
+	// Secret, PreviousSecret and WebhookURL are masked.
+	Secret         string `json:"secret,omitempty"`
+	PreviousSecret string `json:"previous_secret,omitempty"`
+	WebhookURL     string `json:"webhook_url,omitempty"`
 }
 
 // Redacted returns the subscriber as operators may see it: secrets masked.
 func (s *Subscriber) Redacted() View {
 	v := View{Subscriber: *s, Endpoints: make([]EndpointView, len(s.Endpoints))}
 	for i, ep := range s.Endpoints {
-		v.Endpoints[i] = EndpointView{Endpoint: ep, Secret: ep.Secret.Masked(), WebhookURL: ep.WebhookURL.Masked()}
+		v.Endpoints[i] = EndpointView{Endpoint: ep, Secret: ep.Secret.Masked(), PreviousSecret: ep.PreviousSecret.Masked(), WebhookURL: ep.WebhookURL.Masked()}
 	}
 	return v
 }
@@ -207,14 +274,15 @@ type stored struct {
 
 type storedEndpoint struct {
 	Endpoint
-	Secret     string `json:"secret,omitempty"`
-	WebhookURL string `json:"webhook_url,omitempty"`
+	Secret         string `json:"secret,omitempty"`
+	PreviousSecret string `json:"previous_secret,omitempty"`
+	WebhookURL     string `json:"webhook_url,omitempty"`
 }
 
 func encode(s *Subscriber) ([]byte, error) {
 	st := stored{Subscriber: *s, Endpoints: make([]storedEndpoint, len(s.Endpoints))}
 	for i, ep := range s.Endpoints {
-		st.Endpoints[i] = storedEndpoint{Endpoint: ep, Secret: ep.Secret.Reveal(), WebhookURL: ep.WebhookURL.Reveal()}
+		st.Endpoints[i] = storedEndpoint{Endpoint: ep, Secret: ep.Secret.Reveal(), PreviousSecret: ep.PreviousSecret.Reveal(), WebhookURL: ep.WebhookURL.Reveal()}
 	}
 	return json.Marshal(&st)
 }
@@ -229,6 +297,7 @@ func decode(data []byte) (*Subscriber, error) {
 	for i, ep := range st.Endpoints {
 		s.Endpoints[i] = ep.Endpoint
 		s.Endpoints[i].Secret = secret.Value(ep.Secret)
+		s.Endpoints[i].PreviousSecret = secret.Value(ep.PreviousSecret)
 		s.Endpoints[i].WebhookURL = secret.Value(ep.WebhookURL)
 	}
 	return &s, nil

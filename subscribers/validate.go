@@ -2,6 +2,7 @@ package subscribers
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/mail"
 	"net/url"
@@ -74,6 +75,12 @@ type Rules struct {
 	// with the reason as the field's message (strict mode refuses the
 	// channels that have no provider). Nil accepts every channel.
 	Unavailable map[string]string
+	// SMSCountries lists the ISO 3166 alpha-2 codes ("FR", "IT") of the
+	// countries SMS endpoints may be in. Empty accepts every country.
+	// Whatever the list, only mobile numbers of a country are accepted:
+	// premium-rate, shared-cost, toll-free, fixed-line, VoIP, personal,
+	// pager, satellite and other non-geographic numbers are refused.
+	SMSCountries []string
 }
 
 // FieldError is one validation problem, naming the JSON path of the field at
@@ -123,6 +130,15 @@ func (r Rules) Normalize(s *Subscriber) error {
 	s.Components = r.components(&fe, "components", s.Components)
 	checkPriority(&fe, "min_priority", s.MinPriority)
 	s.Statuses = checkStatuses(&fe, "statuses", s.Statuses)
+	if f := s.Follow; f != nil {
+		f.IncidentID = strings.TrimSpace(f.IncidentID)
+		if !incident.ValidIncidentID(f.IncidentID) {
+			fe.Addf("follow.incident_id", "is not an incident id")
+		}
+		if f.EndedAfter < 0 {
+			fe.Addf("follow.ended_after", "must not be negative")
+		}
+	}
 	switch {
 	case len(s.Endpoints) == 0:
 		fe.Addf("endpoints", "at least one endpoint is required")
@@ -175,9 +191,15 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 		allowed["address"] = true
 		r.phone(fe, path+".address", &ep.Address)
 	case channelWebhook:
-		allowed["url"], allowed["secret"] = true, true
+		allowed["url"], allowed["secret"], allowed["previous_secret"] = true, true, true
 		r.webhookURL(fe, path+".url", ep.URL)
 		r.webhookSecret(fe, path+".secret", ep.Secret)
+		if !ep.PreviousSecret.IsZero() {
+			r.webhookSecret(fe, path+".previous_secret", ep.PreviousSecret)
+			if ep.PreviousSecretUntil == nil {
+				fe.Addf(path+".previous_secret_until", "is required with previous_secret")
+			}
+		}
 	case channelSlack:
 		allowed["webhook_url"], allowed["slack_channel"] = true, true
 		r.slack(fe, path, ep)
@@ -191,6 +213,7 @@ func (r Rules) endpoint(fe *FieldErrors, path string, s *Subscriber, ep *Endpoin
 	}{
 		{"address", ep.Address != ""}, {"url", ep.URL != ""}, {"secret", !ep.Secret.IsZero()},
 		{"webhook_url", !ep.WebhookURL.IsZero()}, {"slack_channel", ep.SlackChannel != ""},
+		{"previous_secret", !ep.PreviousSecret.IsZero()},
 	} {
 		if f.set && !allowed[f.name] {
 			fe.Addf(path+"."+f.name, "is not used by channel %s", ep.Channel)
@@ -263,7 +286,67 @@ func (r Rules) phone(fe *FieldErrors, field string, addr *string) {
 		fe.Addf(field, "%v", err)
 		return
 	}
+	if err := r.CheckSMSNumber(n); err != nil {
+		fe.Addf(field, "%v", err)
+		return
+	}
 	*addr = n
+}
+
+// ErrNotMobile is wrapped by the error of [Rules.CheckSMSNumber] for a number
+// that is not a mobile number (premium-rate, shared-cost, satellite...).
+var ErrNotMobile = errors.New("not a mobile number")
+
+// ErrCountry is wrapped by the error of [Rules.CheckSMSNumber] for a number
+// of a country outside [Rules.SMSCountries].
+var ErrCountry = errors.New("country not served by SMS")
+
+// CheckSMSNumber checks that an E.164 number may receive SMS: a mobile
+// number (libphonenumber's type MOBILE, or FIXED_LINE_OR_MOBILE where the
+// numbering plan does not tell them apart) of a country in SMSCountries.
+// Errors never quote the number.
+func (r Rules) CheckSMSNumber(e164 string) error {
+	num, err := phonenumbers.Parse(e164, "")
+	if err != nil {
+		return fmt.Errorf("is not a phone number")
+	}
+	region := phonenumbers.GetRegionCodeForNumber(num)
+	if region == "" || region == phonenumbers.UNKNOWN_REGION || region == "001" {
+		return fmt.Errorf("%w: satellite and other non-geographic numbers are refused", ErrNotMobile)
+	}
+	switch t := phonenumbers.GetNumberType(num); t {
+	case phonenumbers.MOBILE, phonenumbers.FIXED_LINE_OR_MOBILE:
+	default:
+		return fmt.Errorf("%w: a %s number cannot receive Herald's SMS", ErrNotMobile, numberTypeName(t))
+	}
+	if len(r.SMSCountries) > 0 && !slices.ContainsFunc(r.SMSCountries, func(c string) bool { return strings.EqualFold(strings.TrimSpace(c), region) }) {
+		return fmt.Errorf("%w: numbers of %s are not accepted (accepted: %s)", ErrCountry, region, strings.Join(r.SMSCountries, ", "))
+	}
+	return nil
+}
+
+func numberTypeName(t phonenumbers.PhoneNumberType) string {
+	switch t {
+	case phonenumbers.FIXED_LINE:
+		return "fixed-line"
+	case phonenumbers.TOLL_FREE:
+		return "toll-free"
+	case phonenumbers.PREMIUM_RATE:
+		return "premium-rate"
+	case phonenumbers.SHARED_COST:
+		return "shared-cost"
+	case phonenumbers.VOIP:
+		return "VoIP"
+	case phonenumbers.PERSONAL_NUMBER:
+		return "personal (forwarding)"
+	case phonenumbers.PAGER:
+		return "pager"
+	case phonenumbers.UAN:
+		return "universal access"
+	case phonenumbers.VOICEMAIL:
+		return "voicemail"
+	}
+	return "non-mobile"
 }
 
 // NormalizePhone parses a phone number and returns it in E.164 form

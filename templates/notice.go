@@ -12,10 +12,26 @@ import (
 // failures, invalid number).
 const NoticeEndpointDisabled = "endpoint.disabled"
 
+// The notices of the public pages: they go to an address that is not (or
+// not yet) an active endpoint, and carry a signed link or a code.
+const (
+	// NoticeConfirm asks to confirm an address (double opt-in), by email,
+	// with a link.
+	NoticeConfirm = "address.confirm"
+	// NoticeFollowConfirm asks to confirm the following of one incident,
+	// by email, with a link.
+	NoticeFollowConfirm = "follow.confirm"
+	// NoticeManageLink carries a link to the preference centre, by email.
+	NoticeManageLink = "manage.link"
+	// NoticeCode carries the code that confirms a phone number, by SMS.
+	NoticeCode = "address.code"
+)
+
 // Notice is a service message to a subscriber, about Herald itself rather
 // than an incident.
 type Notice struct {
-	// Kind is the notice kind; only [NoticeEndpointDisabled] exists.
+	// Kind is the notice kind: [NoticeEndpointDisabled], or one of the
+	// public pages' notices.
 	Kind string
 	// EndpointID and EndpointChannel name the endpoint concerned.
 	EndpointID, EndpointChannel string
@@ -23,22 +39,34 @@ type Notice struct {
 	Reason string
 	// At is when it happened.
 	At time.Time
+	// Link is the signed link of NoticeConfirm, NoticeFollowConfirm and
+	// NoticeManageLink (http or https).
+	Link string
+	// Code is the code of NoticeCode.
+	Code string
+	// IncidentID names the incident of NoticeFollowConfirm.
+	IncidentID string
+	// Expires is when the link or code stops working.
+	Expires time.Time
 }
 
 // noticeView is the data of the notice templates.
 type noticeView struct {
 	cat *catalog
 
-	T         map[string]map[string]string
-	Lang      string
-	Kind      string
-	Subject   string
-	Body      string
-	Action    string
-	Endpoint  string
-	Channel   string
-	Reason    string
-	At        string
+	T        map[string]map[string]string
+	Lang     string
+	Kind     string
+	Subject  string
+	Body     string
+	Action   string
+	Endpoint string
+	Channel  string
+	Reason   string
+	At       string
+	Link     string
+	// Expiry is, for a link, the sentence saying until when it works.
+	Expiry    string
 	Recipient recipientView
 }
 
@@ -50,7 +78,11 @@ func (v *noticeView) Tr(key string, args ...string) (string, error) {
 // RenderNotice renders a service notice for one channel. Notices are rare
 // and not cached.
 func (r *Renderer) RenderNotice(n Notice, channel string, rc Recipient) (*Rendered, error) {
-	if n.Kind != NoticeEndpointDisabled {
+	switch n.Kind {
+	case NoticeEndpointDisabled:
+	case NoticeConfirm, NoticeFollowConfirm, NoticeManageLink, NoticeCode:
+		return r.renderAddressNotice(n, channel, rc)
+	default:
 		return nil, fmt.Errorf("templates: %w %q", ErrUnknownNotice, n.Kind)
 	}
 	lang, conf := r.locales.match(rc.Locale)
@@ -74,24 +106,9 @@ func (r *Renderer) RenderNotice(n Notice, channel string, rc Recipient) (*Render
 	out := &Rendered{Locale: lang, Frame: lang, Requested: rc.Locale, Fallback: conf == language.No, Confidence: confidenceName(conf), Subject: v.Subject}
 	switch channel {
 	case ChannelEmail:
-		shape := recipientShape(rc)
-		v.Recipient = placeholderRecipient(shape)
-		subject, err := r.tmpl.execText("notice.subject.tmpl", v)
-		if err != nil {
+		if err := r.noticeEmail(out, v, rc, lang, n.Kind); err != nil {
 			return nil, err
 		}
-		out.Subject = subjectLine(subject)
-		v.Subject = out.Subject
-		text, err := r.tmpl.execText("notice.txt.tmpl", v)
-		if err != nil {
-			return nil, err
-		}
-		if out.HTML, err = r.tmpl.execHTML("notice.html.tmpl", v); err != nil {
-			return nil, err
-		}
-		out.Text = tidyText(text)
-		r.personalize(out, rc)
-		out.Headers = r.emailHeaders(rc, lang, "notice-"+n.Kind, "")
 	case ChannelSMS:
 		text, c := fitPlain(smsText(v.Body), r.cfg.SMSSegments)
 		out.Text, out.Segments, out.Encoding = text, c.Segments, c.Encoding.String()
@@ -119,4 +136,88 @@ func (r *Renderer) RenderNotice(n Notice, channel string, rc Recipient) (*Render
 		return nil, fmt.Errorf("templates: %w %q", ErrUnknownChannel, channel)
 	}
 	return out, nil
+}
+
+// noticeEmail renders the email of a notice whose view is ready.
+func (r *Renderer) noticeEmail(out *Rendered, v *noticeView, rc Recipient, lang, kind string) error {
+	v.Recipient = placeholderRecipient(recipientShape(rc))
+	subject, err := r.tmpl.execText("notice.subject.tmpl", v)
+	if err != nil {
+		return err
+	}
+	out.Subject = subjectLine(subject)
+	v.Subject = out.Subject
+	text, err := r.tmpl.execText("notice.txt.tmpl", v)
+	if err != nil {
+		return err
+	}
+	if out.HTML, err = r.tmpl.execHTML("notice.html.tmpl", v); err != nil {
+		return err
+	}
+	out.Text = tidyText(text)
+	r.personalize(out, rc)
+	out.Headers = r.emailHeaders(rc, lang, "notice-"+kind, "")
+	return nil
+}
+
+// renderAddressNotice renders the notices of the public pages: a link by
+// email, or a code by SMS. They carry no unsubscribe link: they are sent
+// once, because someone asked for them.
+func (r *Renderer) renderAddressNotice(n Notice, channel string, rc Recipient) (*Rendered, error) {
+	lang, conf := r.locales.match(rc.Locale)
+	cat := r.cats[lang]
+	loc := rc.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	v := &noticeView{cat: cat, T: cat.tables, Lang: lang, Kind: n.Kind}
+	if !n.Expires.IsZero() {
+		v.Expiry = formatTime(n.Expires, loc, cat, false)
+	}
+	out := &Rendered{Locale: lang, Requested: rc.Locale, Fallback: conf == language.No, Confidence: confidenceName(conf)}
+	if n.Kind == NoticeCode {
+		if channel != ChannelSMS {
+			return nil, fmt.Errorf("templates: %w %q for notice %s", ErrUnknownChannel, channel, n.Kind)
+		}
+		if !validCode(n.Code) {
+			return nil, fmt.Errorf("templates: notice %s: the code must be 4 to 10 digits", n.Kind)
+		}
+		v.Body = cat.must("notice.code_sms", "code", n.Code, "expires", v.Expiry)
+		text, c := fitPlain(smsText(v.Body), r.cfg.SMSSegments)
+		out.Subject, out.Text, out.Segments, out.Encoding = subjectLine(v.Body), text, c.Segments, c.Encoding.String()
+		return out, nil
+	}
+	if channel != ChannelEmail {
+		return nil, fmt.Errorf("templates: %w %q for notice %s", ErrUnknownChannel, channel, n.Kind)
+	}
+	if !safeURL(n.Link) {
+		return nil, fmt.Errorf("templates: notice %s needs an http(s) link", n.Kind)
+	}
+	prefix := map[string]string{NoticeConfirm: "confirm", NoticeFollowConfirm: "follow", NoticeManageLink: "manage"}[n.Kind]
+	incidentID := cleanLine(n.IncidentID)
+	v.Subject = subjectLine(cat.must("notice."+prefix+"_subject", "incident", incidentID))
+	v.Body = cat.must("notice."+prefix+"_body", "incident", incidentID)
+	v.Action = cat.must("notice." + prefix + "_action")
+	v.Link = n.Link
+	if v.Expiry != "" {
+		v.Expiry = cat.must("notice.expires", "expires", v.Expiry)
+	}
+	out.Subject = v.Subject
+	rc.UnsubscribeURL, rc.PreferencesURL = "", ""
+	if err := r.noticeEmail(out, v, rc, lang, n.Kind); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func validCode(s string) bool {
+	if len(s) < 4 || len(s) > 10 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -248,6 +249,20 @@ func (r *Renderer) selfTest() error {
 					return fmt.Errorf("locale %s, notice on %s: %w", loc, ch, err)
 				}
 			}
+			for _, n := range []Notice{
+				{Kind: NoticeConfirm, Link: "https://example.com/confirm/x", Expires: start},
+				{Kind: NoticeFollowConfirm, Link: "https://example.com/confirm/x", IncidentID: "SAMPLE-1", Expires: start},
+				{Kind: NoticeManageLink, Link: "https://example.com/manage/x", Expires: start},
+				{Kind: NoticeCode, Code: "123456", Expires: start},
+			} {
+				ch := ChannelEmail
+				if n.Kind == NoticeCode {
+					ch = ChannelSMS
+				}
+				if _, err := r.RenderNotice(n, ch, Recipient{Locale: loc, Name: "Sample"}); err != nil {
+					return fmt.Errorf("locale %s, notice %s: %w", loc, n.Kind, err)
+				}
+			}
 		}
 	}
 	return nil
@@ -287,7 +302,9 @@ func (r *Renderer) Render(u Update, channel string, rc Recipient) (*Rendered, er
 	switch channel {
 	case ChannelEmail:
 		key.zone, key.shape, key.fallback = loc.String(), recipientShape(rc), fallback
-	case ChannelSMS, ChannelSlack:
+	case ChannelSlack:
+		key.zone, key.shape = loc.String(), recipientShape(rc)&(hasUnsubscribe|hasPreferences)
+	case ChannelSMS:
 		key.zone = loc.String()
 	}
 	cached, ok := r.cache.Get(key)
@@ -308,6 +325,10 @@ func (r *Renderer) Render(u Update, channel string, rc Recipient) (*Rendered, er
 		out.HTML = cached.htmlParts.fill(html.EscapeString(cleanLine(rc.Name)), html.EscapeString(recipientURL(rc.UnsubscribeURL)),
 			html.EscapeString(recipientURL(rc.PreferencesURL)))
 		out.Headers = r.emailHeaders(rc, lp.contentLanguage(), "incident-"+string(p.ev.Status), p.ev.IncidentID)
+	}
+	if channel == ChannelSlack && key.shape != 0 {
+		out.Body = []byte(splitMarks(string(cached.Body)).fill("",
+			jsonText(slackURL(recipientURL(rc.UnsubscribeURL))), jsonText(slackURL(recipientURL(rc.PreferencesURL)))))
 	}
 	return &out, nil
 }
@@ -370,7 +391,7 @@ func (r *Renderer) renderChannel(p *prepared, lp langPair, channel string, loc *
 	case ChannelSMS:
 		return r.renderSMS(p, lp, loc)
 	case ChannelSlack:
-		return r.renderSlack(p, lp, loc)
+		return r.renderSlack(p, lp, loc, shape)
 	default:
 		return r.renderWebhook(p, lp)
 	}
@@ -381,6 +402,12 @@ func (r *Renderer) personalize(out *Rendered, rc Recipient) {
 	name, unsub, prefs := cleanLine(rc.Name), recipientURL(rc.UnsubscribeURL), recipientURL(rc.PreferencesURL)
 	out.Text = splitMarks(out.Text).fill(name, unsub, prefs)
 	out.HTML = splitMarks(out.HTML).fill(html.EscapeString(name), html.EscapeString(unsub), html.EscapeString(prefs))
+}
+
+// jsonText returns s escaped for the inside of a JSON string.
+func jsonText(s string) string {
+	b, _ := json.Marshal(s) // a string always marshals
+	return string(b[1 : len(b)-1])
 }
 
 // recipientURL returns u when it is a safe http(s) link, else "".

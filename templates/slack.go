@@ -42,7 +42,10 @@ func slackHeader(s string) slackBlock {
 }
 
 // renderSlack renders the update message and the incident's parent message.
-func (r *Renderer) renderSlack(p *prepared, lp langPair, loc *time.Location) (*Rendered, error) {
+//
+// shape tells which of the recipient's links (unsubscribe, preferences)
+// the message carries, as placeholders filled in after the cache.
+func (r *Renderer) renderSlack(p *prepared, lp langPair, loc *time.Location, shape int) (*Rendered, error) {
 	v := r.newView(p, lp, loc, false, true)
 	cat := v.cat
 	colon := cat.must("locale.colon")
@@ -84,6 +87,16 @@ func (r *Renderer) renderSlack(p *prepared, lp langPair, loc *time.Location) (*R
 	var tail []slackBlock
 	if v.URL != "" {
 		tail = append(tail, slackBlock{Type: "context", Elements: []slackText{*mrkdwn("<" + slackURL(v.URL) + "|" + escapeMrkdwn(cat.must("slack.view")) + ">")}})
+	}
+	var links []string
+	if shape&hasPreferences != 0 {
+		links = append(links, "<"+prefsMark+"|"+escapeMrkdwn(cat.must("email.preferences"))+">")
+	}
+	if shape&hasUnsubscribe != 0 {
+		links = append(links, "<"+unsubMark+"|"+escapeMrkdwn(cat.must("email.unsubscribe"))+">")
+	}
+	if len(links) > 0 {
+		tail = append(tail, slackBlock{Type: "context", Elements: []slackText{*mrkdwn(strings.Join(links, " · "))}})
 	}
 	doc := p.texts[lp.text].doc
 	if v.Truncated {

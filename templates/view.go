@@ -2,6 +2,7 @@ package templates
 
 import (
 	"html/template"
+	"net/url"
 	"strings"
 	"time"
 
@@ -43,6 +44,9 @@ type view struct {
 	BodyHTML  template.HTML
 	Truncated bool
 	URL       string
+	// FollowURL is the public page where anyone follows this incident
+	// alone (empty without a public URL, or once the incident is over).
+	FollowURL string
 	Fallback  bool
 	// FallbackNote tells the recipient, in .Lang, that the update was
 	// not published in their language, naming the language of its text.
@@ -159,6 +163,9 @@ func (r *Renderer) newView(p *prepared, lp langPair, loc *time.Location, fallbac
 		Color: statusColors[ev.Status], Emoji: statusEmoji[ev.Status],
 		Closed: ev.Status.Closed(), Maintenance: isMaintenance(ev.Status),
 		Fallback: fallback, URL: r.link(ev),
+	}
+	if r.cfg.PublicURL != "" && !v.Closed {
+		v.FollowURL = strings.TrimRight(r.cfg.PublicURL, "/") + "/follow/" + url.PathEscape(ev.IncidentID)
 	}
 	if v.Color == "" {
 		v.Color = "#57606a"

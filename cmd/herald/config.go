@@ -43,9 +43,13 @@ type fileConfig struct {
 	// Listen is the HTTP API address. Env HERALD_LISTEN. Defaults to
 	// 127.0.0.1:8080.
 	Listen string `yaml:"listen" toml:"listen"`
-	// PublicURL is the base URL of the public endpoints (unsubscribe
-	// links, provider callbacks). Env HERALD_PUBLIC_URL. Defaults to
-	// http://<listen>.
+	// PublicListen is the address of the public pages (subscribe,
+	// preferences, unsubscribe) and provider callbacks: the one to expose.
+	// Env HERALD_PUBLIC_LISTEN. Defaults to 127.0.0.1:8081.
+	PublicListen string `yaml:"public_listen" toml:"public_listen"`
+	// PublicURL is the base URL of the public endpoints (links in
+	// messages, provider callbacks). Env HERALD_PUBLIC_URL. Defaults to
+	// http://<public_listen>.
 	PublicURL string `yaml:"public_url" toml:"public_url"`
 	// AdminToken protects /v1. Env HERALD_ADMIN_TOKEN. Defaults to a token
 	// generated once and kept in <data>/admin-token.
@@ -54,8 +58,14 @@ type fileConfig struct {
 	// share it. Env HERALD_SECRET_KEY. Defaults to a key generated once
 	// and kept in <data>/secret-key.
 	SecretKey secret.Value `yaml:"secret_key" toml:"secret_key"`
-	Log       logConfig    `yaml:"log" toml:"log"`
-	NATS      natsConfig   `yaml:"nats" toml:"nats"`
+	// PreviousSecretKey still opens the links sealed before the secret
+	// key was rotated (keep it as long as the links live: 90 days for
+	// unsubscribe links). Env HERALD_PREVIOUS_SECRET_KEY.
+	PreviousSecretKey secret.Value `yaml:"previous_secret_key" toml:"previous_secret_key"`
+	Log               logConfig    `yaml:"log" toml:"log"`
+	// Portal tunes the public pages.
+	Portal portalConfig `yaml:"portal" toml:"portal"`
+	NATS   natsConfig   `yaml:"nats" toml:"nats"`
 	// Components is the component catalog. Defaults to the built-in one.
 	Components []incident.Component `yaml:"components" toml:"components"`
 	Templates  templatesConfig      `yaml:"templates" toml:"templates"`
@@ -169,6 +179,30 @@ type smsConfig struct {
 	Rate float64 `yaml:"rate" toml:"rate"`
 	// BaseURL overrides https://api.twilio.com (regional edges, tests).
 	BaseURL string `yaml:"base_url" toml:"base_url"`
+	// Countries lists the ISO 3166 codes of the countries SMS endpoints
+	// may be in (["FR", "BE", "IT"]). Defaults to every country. Only
+	// mobile numbers are accepted in any case.
+	Countries []string `yaml:"countries" toml:"countries"`
+	// DailyCap is the most SMS one subscriber receives per day (P1 not
+	// counted). Defaults to 20; -1 for none.
+	DailyCap int64 `yaml:"daily_cap" toml:"daily_cap"`
+	// PlatformDailyCap is the most SMS sent per day in all, P1 included.
+	// Defaults to 50000; -1 for none.
+	PlatformDailyCap int64 `yaml:"platform_daily_cap" toml:"platform_daily_cap"`
+}
+
+type portalConfig struct {
+	// TrustProxyHeaders reads the client address from X-Forwarded-For
+	// (behind a reverse proxy). Defaults to false.
+	TrustProxyHeaders bool `yaml:"trust_proxy_headers" toml:"trust_proxy_headers"`
+	// Per-IP, per-address and per-phone-prefix rate limits: requests per
+	// window. Defaults: 30 per 10m, 5 per 1h, 10 per 1h.
+	IPLimit           int64         `yaml:"ip_limit" toml:"ip_limit"`
+	IPWindow          time.Duration `yaml:"ip_window" toml:"ip_window"`
+	AddressLimit      int64         `yaml:"address_limit" toml:"address_limit"`
+	AddressWindow     time.Duration `yaml:"address_window" toml:"address_window"`
+	PhonePrefixLimit  int64         `yaml:"phone_prefix_limit" toml:"phone_prefix_limit"`
+	PhonePrefixWindow time.Duration `yaml:"phone_prefix_window" toml:"phone_prefix_window"`
 }
 
 type logConfig struct {
@@ -309,9 +343,11 @@ func loadConfig(path string, env func(string) string) (*fileConfig, error) {
 	}
 	str(&cfg.Data, "HERALD_DATA")
 	str(&cfg.Listen, "HERALD_LISTEN")
+	str(&cfg.PublicListen, "HERALD_PUBLIC_LISTEN")
 	str(&cfg.PublicURL, "HERALD_PUBLIC_URL")
 	sec(&cfg.AdminToken, "HERALD_ADMIN_TOKEN")
 	sec(&cfg.SecretKey, "HERALD_SECRET_KEY")
+	sec(&cfg.PreviousSecretKey, "HERALD_PREVIOUS_SECRET_KEY")
 	str(&cfg.Log.Format, "HERALD_LOG_FORMAT")
 	str(&cfg.Log.Level, "HERALD_LOG_LEVEL")
 	str(&cfg.NATS.URL, "HERALD_NATS_URL")
@@ -351,6 +387,9 @@ func loadConfig(path string, env func(string) string) (*fileConfig, error) {
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:8080"
+	}
+	if cfg.PublicListen == "" {
+		cfg.PublicListen = "127.0.0.1:8081"
 	}
 	return cfg, nil
 }
@@ -460,6 +499,7 @@ func (c *fileConfig) subscriberRules(catalog *incident.Catalog, allow []netip.Pr
 		},
 		WebhookSecret: webhook.CheckSecret,
 		Unavailable:   c.unavailableChannels(),
+		SMSCountries:  c.SMS.Countries,
 	}
 }
 

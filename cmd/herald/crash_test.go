@@ -160,17 +160,22 @@ func (p *heraldProcess) stop() {
 func waitReady(t *testing.T, base string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
+	last := ""
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(base + "/readyz")
 		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return
 			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
+		} else {
+			last = err.Error()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatal("herald serve never became ready")
+	t.Fatalf("herald serve never became ready (last answer: %s)", last)
 }
 
 func freeAddr(t *testing.T) string {
@@ -240,6 +245,7 @@ func TestCrashRecovery(t *testing.T) {
 	os.WriteFile(config, []byte(fmt.Sprintf(`
 data: %s
 listen: %s
+public_listen: %s
 log: {level: info, format: json}
 nats: {listen: %s}
 webhook: {allow_http: true, allow: ["127.0.0.1/32"], timeout: 10s}
@@ -248,7 +254,7 @@ dispatch:
   shutdown_timeout: 2s
   channels:
     webhook: {concurrency: 64, ack_wait: 3s, max_ack_pending: 2048, retry: {schedule: [1s], jitter: 0}}
-`, data, apiAddr, freeAddr(t))), 0o600)
+`, data, apiAddr, freeAddr(t), freeAddr(t))), 0o600)
 
 	out, err := exec.Command(bin, "subscribers", "import", "--config", config, "--progress", "never", subsFile).CombinedOutput()
 	if err != nil {
@@ -389,13 +395,14 @@ func TestGracefulShutdown(t *testing.T) {
 	if err := os.WriteFile(config, []byte(fmt.Sprintf(`
 data: %s
 listen: %s
+public_listen: %s
 nats: {listen: none}
 webhook: {allow_http: true, allow: ["127.0.0.1/32"]}
 dispatch:
   shutdown_timeout: 10s
   channels:
     webhook: {concurrency: 8}
-`, data, apiAddr)), 0o600); err != nil {
+`, data, apiAddr, freeAddr(t))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(bin, "subscribers", "import", "--config", config, subsFile).CombinedOutput(); err != nil {

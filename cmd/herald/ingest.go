@@ -90,10 +90,12 @@ func (c feedConfig) pollerConfig(base ingest.PollConfig) ingest.FeedPollerConfig
 
 // sources are the running status-page sources of serve.
 type sources struct {
-	// hooks are the handlers to mount: the receiver (public) and GET
-	// /v1/sources (admin token).
-	hooks map[string]http.Handler
-	run   []func(ctx context.Context) error
+	// public are the handlers to mount on the public listener (the
+	// Statuspage receiver); status serves GET /v1/sources on the admin
+	// API.
+	public map[string]http.Handler
+	status http.Handler
+	run    []func(ctx context.Context) error
 }
 
 // buildSources opens the ingest store and builds the configured sources,
@@ -101,10 +103,10 @@ type sources struct {
 // GET /v1/sources (an empty list).
 func buildSources(ctx context.Context, cfg *fileConfig, js jetstream.JetStream, allow []netip.Prefix, logger *slog.Logger) (*sources, error) {
 	in := cfg.Ingest
-	out := &sources{hooks: map[string]http.Handler{}}
+	out := &sources{public: map[string]http.Handler{}}
 	var list []ingest.Source
 	if in.Statuspage.Token.IsZero() && in.Statuspage.URL == "" && len(in.Feeds) == 0 {
-		out.hooks[ingest.SourcesPattern] = ingest.NewSources().Handler(cfg.AdminToken)
+		out.status = ingest.NewSources().Handler()
 		return out, nil
 	}
 	logger = logger.With("component", "ingest")
@@ -130,7 +132,7 @@ func buildSources(ctx context.Context, cfg *fileConfig, js jetstream.JetStream, 
 		if err != nil {
 			return nil, &usageError{fmt.Errorf("ingest.statuspage: %w", err)}
 		}
-		out.hooks[ingest.StatuspagePattern] = h
+		out.public[ingest.StatuspagePattern] = h
 		list = append(list, h)
 		logger.Info("Statuspage webhook receiver", "path", "/ingest/statuspage/<token>")
 	}
@@ -172,7 +174,7 @@ func buildSources(ctx context.Context, cfg *fileConfig, js jetstream.JetStream, 
 		list = append(list, p)
 		out.run = append(out.run, p.Run)
 	}
-	out.hooks[ingest.SourcesPattern] = ingest.NewSources(list...).Handler(cfg.AdminToken)
+	out.status = ingest.NewSources(list...).Handler()
 	return out, nil
 }
 

@@ -114,8 +114,9 @@ ingest:
 }
 
 // TestServeIngestsStatuspage runs herald serve with a Statuspage token:
-// a webhook is received on the listener and fanned out, a wrong token
-// refused, and GET /v1/sources reports the receiver (admin token only).
+// a webhook is received on the public listener and fanned out, a wrong
+// token refused, and GET /v1/sources on the admin API reports the receiver
+// (admin token only).
 func TestServeIngestsStatuspage(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -125,13 +126,14 @@ func TestServeIngestsStatuspage(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	pubAddr := freeAddr(t)
 	conf := writeFile(t, dir, "herald.yaml", "ingest:\n  statuspage:\n    token: tok_0123456789abcdef\n    components:\n      ftgks51sfs2d: nexo-terminals\n")
 	env := map[string]string{"HERALD_DATA": filepath.Join(dir, "data"), "HERALD_ADMIN_TOKEN": "admin-token-for-tests"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var errb bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"serve", "--config", conf, "--listen", addr, "--nats-listen", "none"},
+		done <- run(ctx, []string{"serve", "--config", conf, "--listen", addr, "--public-listen", pubAddr, "--nats-listen", "none"},
 			&stdio{in: strings.NewReader(""), out: &bytes.Buffer{}, err: &errb, env: func(k string) string { return env[k] }})
 	}()
 	defer func() {
@@ -160,7 +162,7 @@ func TestServeIngestsStatuspage(t *testing.T) {
 		t.Fatal(err)
 	}
 	post := func(token string) int {
-		resp, err := http.Post(base+"/ingest/statuspage/"+token, "application/json", bytes.NewReader(payload))
+		resp, err := http.Post("http://"+pubAddr+"/ingest/statuspage/"+token, "application/json", bytes.NewReader(payload))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,6 +174,10 @@ func TestServeIngestsStatuspage(t *testing.T) {
 	}
 	if code := post("tok_0123456789abcdef"); code != http.StatusOK {
 		t.Fatalf("webhook: %d", code)
+	}
+	// The admin listener serves no public route.
+	if resp, err := http.Post(base+"/ingest/statuspage/tok_0123456789abcdef", "application/json", bytes.NewReader(payload)); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("the receiver on the admin listener: %v %v, want 404", resp, err)
 	}
 	get := func(path, token string) (int, []byte) {
 		req, _ := http.NewRequest(http.MethodGet, base+path, nil)

@@ -28,14 +28,19 @@ import (
 	"github.com/heraldhq/herald/channels/webhook"
 	"github.com/heraldhq/herald/dispatcher"
 	"github.com/heraldhq/herald/egress"
+	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/links"
+	"github.com/heraldhq/herald/portal"
+	"github.com/heraldhq/herald/subscribers"
 )
 
 func cmdServe(ctx context.Context, args []string, io *stdio) error {
 	fs := newFlagSet("serve", "serve [flags]", io)
 	var cf connFlags
 	cf.register(fs)
-	listen := fs.String("listen", "", "HTTP API `address` (default 127.0.0.1:8080; env HERALD_LISTEN)")
-	publicURL := fs.String("public-url", "", "public base `URL` for unsubscribe links and provider callbacks (default http://LISTEN; env HERALD_PUBLIC_URL)")
+	listen := fs.String("listen", "", "admin API and /metrics `address` (default 127.0.0.1:8080; env HERALD_LISTEN); keep it private")
+	publicListen := fs.String("public-listen", "", "public pages and provider callbacks `address` (default 127.0.0.1:8081; env HERALD_PUBLIC_LISTEN); the one to expose")
+	publicURL := fs.String("public-url", "", "public base `URL` of the public pages, links in messages and provider callbacks (default http://PUBLIC-LISTEN; env HERALD_PUBLIC_URL)")
 	natsListen := fs.String("nats-listen", "", "loopback `address` where the embedded NATS server accepts CLI connections (default 127.0.0.1:4222; none: in-process only)")
 	syncAlways := fs.Bool("sync-always", false, "fsync every JetStream write of the embedded server (no loss even on power failure; slower)")
 	replicas := fs.Int("replicas", 0, "`replicas` of streams and buckets on a JetStream cluster (1 or 3)")
@@ -48,13 +53,16 @@ func cmdServe(ctx context.Context, args []string, io *stdio) error {
 	fs.Usage = func() {
 		fmt.Fprint(io.err, `Usage: herald serve [flags]
 
-Runs the fan-out, one delivery loop per channel and the HTTP API. Without
+Runs the fan-out, one delivery loop per channel, the admin API (--listen,
+keep it private) and the public pages (--public-listen: subscribe,
+preferences, unsubscribe, provider callbacks; expose this one). Without
 --nats-url it starts an embedded NATS server storing its data under --data.
 Channels whose provider is not configured write to <data>/outbox.
 
 Secrets come from the environment or the config file: HERALD_ADMIN_TOKEN
-(the /v1 API's bearer token) and HERALD_SECRET_KEY (seals unsubscribe
-links); when unset, each is generated once and kept in the data directory.
+(the /v1 API's bearer token) and HERALD_SECRET_KEY (seals the links in
+messages; HERALD_PREVIOUS_SECRET_KEY still opens those of a rotated key);
+when unset, each is generated once and kept in the data directory.
 Environment variables override the config file; flags override both.
 
 Flags:
@@ -77,6 +85,7 @@ Flags:
 		}
 	}
 	set(&cfg.Listen, *listen)
+	set(&cfg.PublicListen, *publicListen)
 	set(&cfg.PublicURL, *publicURL)
 	set(&cfg.NATS.Listen, *natsListen)
 	set(&cfg.Templates.Dir, *tmplDir)
@@ -92,7 +101,7 @@ Flags:
 		cfg.NATS.Replicas = *replicas
 	}
 	if cfg.PublicURL == "" {
-		cfg.PublicURL = "http://" + cfg.Listen
+		cfg.PublicURL = "http://" + cfg.PublicListen
 	}
 	return serve(ctx, cfg, io)
 }
@@ -167,10 +176,26 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 		}
 		chans[channels.Slack], live[channels.Slack] = sl, true
 	}
+	sealer, err := links.New(links.Config{Key: cfg.SecretKey, PreviousKey: cfg.PreviousSecretKey, BaseURL: cfg.PublicURL})
+	if err != nil {
+		return &usageError{err}
+	}
+	smsCap, err := dispatcher.NewSMSCap(ctx, b.JS, dispatcher.SMSCapConfig{
+		PerSubscriber: cfg.SMS.DailyCap, Platform: cfg.SMS.PlatformDailyCap, Replicas: cfg.NATS.Replicas,
+		Logger: logger.With("component", "sms-cap"), Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	rules := cfg.subscriberRules(catalog, allow)
 	d, err := dispatcher.New(ctx, dcfg, dispatcher.Deps{
 		Conn: b.Conn, Channels: chans, Renderer: renderer, Catalog: catalog, Topology: topo,
-		Rules: cfg.subscriberRules(catalog, allow),
+		Rules: rules, Links: sealer, SMSCap: smsCap,
 	})
+	if err != nil {
+		return err
+	}
+	pub, err := portal.New(ctx, cfg.portalConfig(catalog, rules, logger), portal.Deps{Dispatcher: d, JetStream: b.JS, Webhook: chans[channels.Webhook]})
 	if err != nil {
 		return err
 	}
@@ -182,20 +207,15 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 		logger.Info("channel", "name", name, "mode", mode)
 	}
 
-	// Status-page sources (package ingest): the Statuspage receiver and
-	// GET /v1/sources are mounted as hooks; the pollers run beside the
-	// dispatcher.
+	// Status-page sources (package ingest): the Statuspage receiver on
+	// the public listener, GET /v1/sources on the admin API; the pollers
+	// run beside the dispatcher.
 	src, err := buildSources(ctx, cfg, b.JS, allow, logger)
 	if err != nil {
 		return err
 	}
-	hks := hooks(d, chans)
-	for pattern, h := range src.hooks {
-		hks[pattern] = h
-	}
-
 	admin, err := api.New(d, api.Config{
-		AdminToken: cfg.AdminToken, Gatherer: reg, Public: d.PublicHandler(hks),
+		AdminToken: cfg.AdminToken, Gatherer: reg, Sources: src.status,
 		RequireLocales: cfg.RequireLocales, Logger: logger.With("component", "api"),
 	})
 	if err != nil {
@@ -205,23 +225,49 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           admin,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	pubLn, err := net.Listen("tcp", cfg.PublicListen)
+	if err != nil {
+		_ = ln.Close()
+		return err
 	}
-	httpErr := make(chan error, 1)
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+	}
+	// Two surfaces: the admin API and /metrics on --listen, the public
+	// pages and the provider callbacks on --public-listen.
+	srv := newServer(admin)
+	pubMux := http.NewServeMux()
+	for pattern, h := range hooks(d, chans) {
+		pubMux.Handle(pattern, h)
+	}
+	for pattern, h := range src.public {
+		pubMux.Handle(pattern, h)
+	}
+	pubMux.Handle("/", pub.Handler())
+	pubSrv := newServer(pubMux)
+	httpErr := make(chan error, 2)
 	go func() { httpErr <- srv.Serve(ln) }()
-	logger.Info("HTTP API listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL)
+	go func() { httpErr <- pubSrv.Serve(pubLn) }()
+	logger.Info("HTTP API listening", "addr", ln.Addr().String())
+	logger.Info("public pages listening", "addr", pubLn.Addr().String(), "public_url", cfg.PublicURL)
 
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	runErr := make(chan error, 1)
 	go func() { runErr <- d.Run(runCtx) }()
 	waitSources := src.start(runCtx)
+	go func() {
+		if err := pub.Run(runCtx); err != nil {
+			logger.Error("public pages: following ender stopped", "err", err)
+		}
+	}()
 	select {
 	case <-ctx.Done():
 		logger.Info("stopping: finishing sends in flight")
@@ -236,6 +282,7 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
+	_ = pubSrv.Shutdown(shutdownCtx)
 	stopRun()
 	err = <-runErr
 	waitSources()
@@ -337,7 +384,22 @@ func newSlack(cfg *fileConfig, allow []netip.Prefix, topo *dispatcher.Topology, 
 	return ch, nil
 }
 
-// hooks returns the provider callback handlers to mount on the HTTP API.
+// portalConfig derives the public pages' settings.
+func (c *fileConfig) portalConfig(catalog *incident.Catalog, rules subscribers.Rules, logger *slog.Logger) portal.Config {
+	p := c.Portal
+	return portal.Config{
+		PublicURL: c.PublicURL, Catalog: catalog, Rules: rules, TrustProxyHeaders: p.TrustProxyHeaders,
+		Replicas: c.NATS.Replicas, Logger: logger.With("component", "portal"),
+		Limits: portal.Limits{
+			IP:          portal.Limit{N: p.IPLimit, Per: p.IPWindow},
+			Address:     portal.Limit{N: p.AddressLimit, Per: p.AddressWindow},
+			PhonePrefix: portal.Limit{N: p.PhonePrefixLimit, Per: p.PhonePrefixWindow},
+		},
+	}
+}
+
+// hooks returns the provider callback handlers, served on the public
+// listener.
 func hooks(d *dispatcher.Dispatcher, chans map[string]channels.Channel) map[string]http.Handler {
 	h := map[string]http.Handler{}
 	if ch, ok := chans[channels.SMS].(*sms.Channel); ok {

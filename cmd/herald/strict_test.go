@@ -23,7 +23,10 @@ func serveInBackground(t *testing.T, env map[string]string, args ...string) (log
 	logs = &channelstest.SyncBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, append([]string{"serve"}, args...), &stdio{in: strings.NewReader(""), out: logs, err: logs, env: func(k string) string { return env[k] }})
+		// Each serve gets its own public listener (the default port is
+		// one for every test).
+		args = append([]string{"serve", "--public-listen", "127.0.0.1:0"}, args...)
+		done <- run(ctx, args, &stdio{in: strings.NewReader(""), out: logs, err: logs, env: func(k string) string { return env[k] }})
 	}()
 	code := -1
 	stopped := false
@@ -57,7 +60,7 @@ func serveReady(t *testing.T, logs *channelstest.SyncBuffer) string {
 	waitLog(t, logs, "HTTP API listening")
 	_, rest, _ := strings.Cut(logs.String(), "HTTP API listening")
 	_, rest, _ = strings.Cut(rest, "addr=")
-	addr, _, _ := strings.Cut(rest, " ")
+	addr := strings.Fields(rest)[0]
 	base := "http://" + addr
 	waitReady(t, base)
 	return base
@@ -78,7 +81,7 @@ func TestStrictModeRefusesMissingProvider(t *testing.T) {
 	if code, out, errOut := herald(t, nil, "", "subscribers", "import", "--data", data, subs); code != exitOK {
 		t.Fatalf("import = %d\n%s\n%s", code, out, errOut)
 	}
-	base := []string{"--data", data, "--listen", "127.0.0.1:0", "--nats-listen", "none"}
+	base := []string{"--data", data, "--listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0", "--nats-listen", "none"}
 	strictFile := writeFile(t, dir, "strict.yaml", "strict: true\n")
 	for name, tc := range map[string]struct {
 		env  map[string]string
