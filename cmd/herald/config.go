@@ -256,6 +256,9 @@ type dispatchConfig struct {
 	DeadLetterRetention  time.Duration                    `yaml:"dead_letter_retention" toml:"dead_letter_retention"`
 	SuppressionTTL       time.Duration                    `yaml:"suppression_ttl" toml:"suppression_ttl"`
 	FanoutAckWait        time.Duration                    `yaml:"fanout_ack_wait" toml:"fanout_ack_wait"`
+	FanoutMaxPending     int                              `yaml:"fanout_max_pending" toml:"fanout_max_pending"`
+	BatchSize            int                              `yaml:"batch_size" toml:"batch_size"`
+	LeaseTTL             time.Duration                    `yaml:"lease_ttl" toml:"lease_ttl"`
 	ShutdownTimeout      time.Duration                    `yaml:"shutdown_timeout" toml:"shutdown_timeout"`
 	Channels             map[string]channelDispatchConfig `yaml:"channels" toml:"channels"`
 }
@@ -416,6 +419,9 @@ func (c *fileConfig) dispatcherConfig() dispatcher.Config {
 		MaxEventBytes:        c.Dispatch.MaxEventBytes,
 		UnratedPriority:      c.Dispatch.UnratedPriority,
 		FanoutAckWait:        c.Dispatch.FanoutAckWait,
+		FanoutMaxPending:     c.Dispatch.FanoutMaxPending,
+		BatchSize:            c.Dispatch.BatchSize,
+		LeaseTTL:             c.Dispatch.LeaseTTL,
 		ShutdownTimeout:      c.Dispatch.ShutdownTimeout,
 		SecretKey:            c.SecretKey,
 		PublicURL:            c.PublicURL,
