@@ -87,7 +87,15 @@ type Dispatcher struct {
 	locations map[string]*time.Location
 
 	running atomic.Bool
+	// stalls counts the commits whose writes JetStream does not
+	// acknowledge: while any does, no send starts (see writesStalled).
+	stalls atomic.Int32
 }
+
+// writesStalled reports whether JetStream leaves writes of this process
+// unacknowledged (an outage, a lost quorum): a send now could not be
+// recorded, so sends wait until writes are acknowledged again.
+func (d *Dispatcher) writesStalled() bool { return d.stalls.Load() > 0 }
 
 // New sets up the streams, buckets and consumers and builds the dispatcher.
 func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {

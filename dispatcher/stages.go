@@ -147,6 +147,13 @@ func (t *task) checkDone() bool {
 		t.over(false)
 		return false
 	}
+	if last == nil && t.m.redelivered && !t.m.parked && !t.m.replay {
+		// The process that had the job may have sent this target and
+		// still be storing its record (JetStream was away): look again
+		// in a moment, when that record has landed.
+		t.bounce()
+		return false
+	}
 	if !t.m.replay {
 		t.number = max(t.number, nextAttempt(last))
 		if wait, attempts, ok := waiting(last, dl.d.cfg.Now()); ok {
@@ -330,6 +337,14 @@ func (t *task) send() bool {
 		t.releaseSlot(notSent, 0)
 		t.handBack()
 		return false
+	}
+	if d.writesStalled() {
+		// JetStream does not acknowledge writes: a send now could not be
+		// recorded before a copy of its job meets it. Wait for the
+		// writes to flow again.
+		t.releaseSlot(notSent, 0)
+		t.next = (*task).turn
+		return t.retryInfra(componentDeliveryLog, errStalled)
 	}
 	if dl.rate != nil {
 		at, err := dl.rate.turn(dl.sendCtx)
@@ -516,11 +531,12 @@ func (t *task) skip(outcome Outcome, reason string) {
 	t.over(false)
 }
 
-// bounceDelay is how long a copy that found its delivery's lease taken
-// waits before it looks again (plus up to as much again, at random).
+// bounceDelay is how long a copy that found its delivery's lease taken (or
+// the log silent about a target of a redelivered job) waits before it looks
+// again (plus up to as much again, at random).
 const bounceDelay = 2 * time.Second
 
-// bounce parks a copy whose delivery another copy holds: when it comes
+// bounce parks a copy whose delivery another copy may hold: when it comes
 // back, the log says what became of the delivery. It is no attempt and
 // writes no record.
 func (t *task) bounce() {
