@@ -691,3 +691,56 @@ func isNotFound(err error) bool {
 	var de *net.DNSError
 	return errors.As(err, &de) && de.IsNotFound
 }
+
+// FuzzExtract reads arbitrary DNS answers as a server might send them:
+// extract never fails, and gives only addresses of the family asked,
+// without repeats, with a TTL no longer than the records it used.
+func FuzzExtract(f *testing.F) {
+	for _, records := range [][]string{
+		{"hooks.test. 60 IN A 127.0.0.1", "hooks.test. 30 IN AAAA 2001:db8::1"},
+		{"hooks.test. 20 IN CNAME edge.test.", "edge.test. 300 IN A 10.0.0.1", "edge.test. 300 IN A 10.0.0.1"},
+		{"hooks.test. 20 IN CNAME hooks.test."},
+		{"other.test. 60 IN A 127.0.0.2"},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion("hooks.test.", dns.TypeA)
+		for _, r := range records {
+			rr, _ := dns.NewRR(r)
+			m.Answer = append(m.Answer, rr)
+		}
+		soa, _ := dns.NewRR("test. 3600 IN SOA ns.test. admin.test. 1 3600 600 86400 30")
+		m.Ns = append(m.Ns, soa)
+		data, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data, true)
+		f.Add(data, false)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, v4 bool) {
+		m := new(dns.Msg)
+		if m.Unpack(data) != nil {
+			return
+		}
+		qtype := dns.TypeAAAA
+		if v4 {
+			qtype = dns.TypeA
+		}
+		got, ttl := extract(m, "hooks.test.", qtype)
+		longest := uint32(0)
+		for _, rr := range append(append([]dns.RR(nil), m.Answer...), m.Ns...) {
+			longest = max(longest, rr.Header().Ttl)
+			if soa, ok := rr.(*dns.SOA); ok {
+				longest = max(longest, soa.Minttl)
+			}
+		}
+		if ttl > longest && len(got) > 0 {
+			t.Fatalf("TTL %d, longer than every record's", ttl)
+		}
+		for i, a := range got {
+			if !a.IsValid() || a.Is4() != v4 || slices.Contains(got[:i], a) {
+				t.Fatalf("addresses %v for %s", got, dns.TypeToString[qtype])
+			}
+		}
+	})
+}
