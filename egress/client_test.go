@@ -37,22 +37,17 @@ type receiver struct {
 	closed atomic.Int64
 }
 
-func newReceiver(t *testing.T, h http.HandlerFunc) *receiver {
+func newReceiver(t *testing.T, h http.HandlerFunc) *receiver { return startReceiver(t, h, false) }
+
+// startReceiver starts a receiver serving h, over TLS when useTLS is set.
+func startReceiver(t *testing.T, h http.HandlerFunc, useTLS bool) *receiver {
 	t.Helper()
 	r := &receiver{}
-	r.Server = newUnstartedServer(r, h)
-	r.Start()
-	t.Cleanup(r.Close)
-	return r
-}
-
-// newUnstartedServer returns r's server, serving h and counting into r.
-func newUnstartedServer(r *receiver, h http.HandlerFunc) *httptest.Server {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.hits.Add(1)
 		h(w, req)
 	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+	r.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		switch s {
 		case http.StateNew:
 			r.conns.Add(1)
@@ -60,7 +55,13 @@ func newUnstartedServer(r *receiver, h http.HandlerFunc) *httptest.Server {
 			r.closed.Add(1)
 		}
 	}
-	return srv
+	if useTLS {
+		r.StartTLS()
+	} else {
+		r.Start()
+	}
+	t.Cleanup(r.Close)
+	return r
 }
 
 func ok(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }

@@ -125,7 +125,7 @@ func TestIdleConnectionsClosedAfterTimeout(t *testing.T) {
 // per host name, in a bounded cache, and can be switched off.
 func TestTLSSessionsResumedPerHost(t *testing.T) {
 	t.Parallel()
-	rcv := newTLSReceiver(t)
+	rcv := startReceiver(t, ok, true)
 	port := strconv.Itoa(rcv.Listener.Addr().(*net.TCPAddr).Port)
 	pool := x509.NewCertPool()
 	pool.AddCert(rcv.Certificate())
@@ -165,15 +165,6 @@ func TestTLSSessionsResumedPerHost(t *testing.T) {
 			}
 		})
 	}
-}
-
-func newTLSReceiver(t *testing.T) *receiver {
-	t.Helper()
-	r := &receiver{}
-	r.Server = newUnstartedServer(r, ok)
-	r.StartTLS()
-	t.Cleanup(r.Close)
-	return r
 }
 
 // TestCachedAnswersStillChecked: the SSRF check runs on the address dialled

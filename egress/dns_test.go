@@ -486,14 +486,22 @@ func TestResolverHostsFileAndLocalhost(t *testing.T) {
 	mustLookup(t, r, "ip", "pinned.test", "127.0.0.99")
 }
 
-func TestResolverSharesOneQueryPerName(t *testing.T) {
-	t.Parallel()
+// gatedResolver returns a server holding record, whose answers wait until
+// gate is closed (waiting is told of each question), and a resolver asking
+// it.
+func gatedResolver(t *testing.T, record string) (*dnsServer, *CachingResolver, chan struct{}, chan string) {
+	t.Helper()
 	srv := newDNSServer(t)
-	srv.add(t, "busy.test. 60 IN A 127.0.0.2")
+	srv.add(t, record)
 	gate, waiting := make(chan struct{}), make(chan string, 64)
 	srv.configure(func(s *dnsServer) { s.gate, s.waiting = gate, waiting })
-	r := newTestResolver(t, srv, newClock())
+	return srv, newTestResolver(t, srv, newClock()), gate, waiting
+}
+
+func TestResolverSharesOneQueryPerName(t *testing.T) {
+	t.Parallel()
 	const lookups = 20
+	srv, r, gate, waiting := gatedResolver(t, "busy.test. 60 IN A 127.0.0.2")
 	var wg sync.WaitGroup
 	errs := make(chan error, lookups)
 	for range lookups {
@@ -521,11 +529,7 @@ func TestResolverSharesOneQueryPerName(t *testing.T) {
 
 func TestResolverHonoursContext(t *testing.T) {
 	t.Parallel()
-	srv := newDNSServer(t)
-	srv.add(t, "slow.test. 60 IN A 127.0.0.2")
-	gate, waiting := make(chan struct{}), make(chan string, 4)
-	srv.configure(func(s *dnsServer) { s.gate, s.waiting = gate, waiting })
-	r := newTestResolver(t, srv, newClock())
+	srv, r, gate, waiting := gatedResolver(t, "slow.test. 60 IN A 127.0.0.2")
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
