@@ -146,6 +146,13 @@ type ChannelConfig struct {
 	SendTimeout time.Duration
 	// Breaker trips on a destination's consecutive transient failures.
 	Breaker BreakerConfig
+	// DisableAfter disables an endpoint whose every attempt failed for
+	// that long (from its first failed attempt after its last success),
+	// and tells its owner, as webhook platforms do; the failure that
+	// reaches it is recorded with the disable_endpoint action. Defaults
+	// to 5 days for webhooks (Svix's), never for the other channels;
+	// negative means never.
+	DisableAfter time.Duration
 }
 
 // BreakerConfig tunes the per-destination circuit breaker.
@@ -219,6 +226,9 @@ func (c ChannelConfig) withDefaults(name string, batchSize int) ChannelConfig {
 	}
 	if c.Breaker.MaxCooldown <= 0 {
 		c.Breaker.MaxCooldown = 10 * time.Minute
+	}
+	if c.DisableAfter == 0 && name == channels.Webhook {
+		c.DisableAfter = 5 * 24 * time.Hour
 	}
 	return c
 }

@@ -82,6 +82,7 @@ type Dispatcher struct {
 	links   *links.Sealer
 	smsCap  *SMSCap
 	metrics *metrics
+	fails   *endpointFailures
 
 	locMu     sync.RWMutex
 	locations map[string]*time.Location
@@ -156,6 +157,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		links:     lk,
 		smsCap:    deps.SMSCap,
 		metrics:   m,
+		fails:     newEndpointFailures(topo.EndpointFailures, cfg.Logger),
 		locations: map[string]*time.Location{},
 	}
 	if cfg.Registerer != nil {
@@ -187,6 +189,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		func(ctx context.Context) error { return d.index.Watch(ctx, d.topo.Subscribers) },
 		d.snaps.watch,
 		d.supp.watch,
+		d.fails.watch,
 	} {
 		watches.Add(1)
 		go func() {
@@ -198,7 +201,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	// Work starts once the state mirrors are loaded, so that the first
 	// update reaches the whole audience.
-	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready} {
+	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready, d.fails.ready} {
 		select {
 		case <-ready:
 		case <-ctx.Done():
@@ -231,7 +234,7 @@ func (d *Dispatcher) Ready() bool {
 	if !d.running.Load() || !d.nc.IsConnected() {
 		return false
 	}
-	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready} {
+	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready, d.fails.ready} {
 		select {
 		case <-ready:
 		default:

@@ -379,7 +379,7 @@ func (t *task) send() bool {
 	dl.metrics.inflight.Dec()
 	class := channels.Classify(err)
 	switch {
-	case err == nil || class.Permanent:
+	case err == nil || class.Permanent || answeredRefusal(err):
 		t.releaseSlot(answered, d.cfg.Now().Sub(t.slotAt))
 	case errors.Is(err, context.Canceled):
 		t.releaseSlot(notSent, 0)
@@ -399,9 +399,10 @@ func (t *task) send() bool {
 	}
 	t.rec.DurationMS = float64(took.Microseconds()) / 1000
 	if err == nil {
+		t.sendWorked()
 		t.delivered(receipt)
 	} else {
-		t.fail(err, class)
+		t.fail(t.sendFailed(err, class))
 	}
 	return false
 }

@@ -29,6 +29,9 @@ const (
 	BucketSlackThreads = slack.ThreadsBucket
 	BucketLeases       = "leases"
 	BucketPacing       = "pacing"
+	// BucketEndpointFailures holds the failing streaks of endpoints (see
+	// endpointfailures.go).
+	BucketEndpointFailures = "endpoint_failures"
 
 	// ConsumerFanout is the first round's single fan-out consumer: kept,
 	// when it exists, for updates stored before the INCIDENTS stream was
@@ -175,6 +178,9 @@ type Topology struct {
 	// Pacing holds the next free send time of each globally paced
 	// destination and rate-limited provider (see pacing.go).
 	Pacing jetstream.KeyValue
+	// EndpointFailures holds, per endpoint whose every attempt failed
+	// since a time, that time (see endpointfailures.go).
+	EndpointFailures jetstream.KeyValue
 }
 
 // Setup creates or updates the streams, buckets and consumers to match cfg;
@@ -286,6 +292,7 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 		// dies; released ones leave a marker that lives a second.
 		{&t.Leases, jetstream.KeyValueConfig{Bucket: BucketLeases, Description: "Leases of deliveries in hand, by delivery id", History: 1, LimitMarkerTTL: time.Second, Storage: jetstream.FileStorage}},
 		{&t.Pacing, jetstream.KeyValueConfig{Bucket: BucketPacing, Description: "Next free send time of globally paced destinations and providers", History: 1, TTL: 24 * time.Hour, Storage: jetstream.MemoryStorage}},
+		{&t.EndpointFailures, jetstream.KeyValueConfig{Bucket: BucketEndpointFailures, Description: "Endpoints whose every attempt failed since a time, by channel.subscriber.endpoint", History: 1, TTL: endpointFailureTTL, Storage: jetstream.FileStorage}},
 	}
 	for _, b := range buckets {
 		b.cfg.Replicas = cfg.Replicas // every bucket, Slack's included
