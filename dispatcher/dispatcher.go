@@ -82,6 +82,7 @@ type Dispatcher struct {
 	links   *links.Sealer
 	smsCap  *SMSCap
 	metrics *metrics
+	maint   *maintenance // maintenance reminders and reschedulings
 
 	locMu     sync.RWMutex
 	locations map[string]*time.Location
@@ -149,6 +150,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		smsCap:    deps.SMSCap,
 		metrics:   m,
 		locations: map[string]*time.Location{},
+	}
+	if d.maint, err = newMaintenance(d.snaps, cfg.Logger, cfg.Registerer); err != nil {
+		return nil, err
 	}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newBacklog(topo.Deliveries)); err != nil {
