@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -948,4 +949,57 @@ func mustEncode(t *testing.T, j *Job) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestMaintenanceSnapshotReads: the snapshot a reminder or a rescheduling
+// reads must be at least as recent as its update (a lagging replica is
+// Herald's trouble, tried again later, never a wrong decision); a missing
+// snapshot means no maintenance; the window an update moved, once read,
+// is kept.
+func TestMaintenanceSnapshotReads(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{noRun: true})
+	m := b.d.maint
+	w1 := Window{Start: time.Date(2026, 3, 2, 20, 0, 0, 0, time.UTC), End: time.Date(2026, 3, 2, 21, 0, 0, 0, time.UTC)}
+	w2 := Window{Start: w1.Start.Add(time.Hour), End: w1.End.Add(time.Hour)}
+	announce := func(seq int64, w Window) {
+		t.Helper()
+		ev := &incident.Event{ID: fmt.Sprintf("MNT-X:%d", seq), IncidentID: "MNT-X", Sequence: seq, Status: incident.Scheduled,
+			ScheduledFor: &w.Start, ScheduledUntil: &w.End}
+		if _, err := b.d.snaps.update(b.ctx, "MNT-X", func(s *Snapshot) error {
+			s.LatestSeq, s.LatestEventID, s.Maintenance = seq, ev.ID, s.Maintenance.next(ev)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if snap, err := m.snapshot(b.ctx, "MNT-X", 1); err != nil || snap != nil {
+		t.Fatalf("no snapshot yet: %+v %v", snap, err)
+	}
+	announce(1, w1)
+	if _, err := m.snapshot(b.ctx, "MNT-X", 2); !errors.Is(err, errStaleSnapshot) {
+		t.Fatalf("a snapshot behind the job: %v", err)
+	}
+	if _, err := m.previousWindow(b.ctx, "MNT-X", 2, "MNT-X:2"); !errors.Is(err, errStaleSnapshot) {
+		t.Fatalf("a snapshot behind the rescheduling: %v", err)
+	}
+	announce(2, w2)
+	snap, err := m.snapshot(b.ctx, "MNT-X", 2)
+	if err != nil || snap.Maintenance == nil || !snap.Maintenance.Window.equal(w2) {
+		t.Fatalf("snapshot %+v: %v", snap, err)
+	}
+	prev, err := m.previousWindow(b.ctx, "MNT-X", 2, "MNT-X:2")
+	if err != nil || prev == nil || !prev.equal(w1) {
+		t.Fatalf("previous window %+v: %v", prev, err)
+	}
+	if none, err := m.previousWindow(b.ctx, "MNT-X", 1, "MNT-X:1"); err != nil || none != nil {
+		t.Fatalf("the first announcement moved %+v (%v)", none, err)
+	}
+	// Fixed once read: the snapshot may go, the answer stays.
+	if err := b.d.topo.Snapshots.Purge(b.ctx, "MNT-X"); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := m.previousWindow(b.ctx, "MNT-X", 2, "MNT-X:2"); err != nil || again == nil || !again.equal(w1) {
+		t.Fatalf("after the purge: %+v %v", again, err)
+	}
 }
