@@ -267,6 +267,47 @@ func (b *testBundle) outboxEmail(id string) []byte {
 	return data
 }
 
+// testLeads are the reminders' lead times of the maintenance tests on
+// webhooks and email.
+var testLeads = []time.Duration{8 * time.Second, 4 * time.Second}
+
+// announcedMaintenance runs Herald with reminders testLeads ahead on
+// webhooks and email, for a webhook subscriber m_hook and mailSub (email
+// endpoint "mail"), and announces maintenance incidentID, starting in `in`;
+// it returns once the webhook has the announcement, with the clock and
+// the window.
+func announcedMaintenance(t *testing.T, incidentID string, mailSub *subscribers.Subscriber, in time.Duration) (*testBundle, *runningClock, time.Time, time.Time) {
+	t.Helper()
+	clock := runFrom(time.Date(2026, 3, 2, 14, 0, 0, 0, time.UTC))
+	b := setup(t, bundleOpts{cfg: reminderConfig(clock, map[string][]time.Duration{channels.Webhook: testLeads, channels.Email: testLeads})})
+	b.putSubscriber(b.webhookSubscriber("m_hook", "/hook"))
+	b.putSubscriber(mailSub)
+	start, end := clock.window(in)
+	b.publish(maintenanceEvent(incidentID, 1, "scheduled", start, end))
+	b.waitFor("the announcement", 10*time.Second, func() bool { return b.recv.delivered("/hook") == 1 })
+	return b, clock, start, end
+}
+
+// waitSuperseded waits until every reminder of announcement eventID to
+// m_hook and m_mail came due and was skipped, each with a single record,
+// and returns those records.
+func (b *testBundle) waitSuperseded(eventID string) []Record {
+	b.t.Helper()
+	var out []Record
+	for _, sub := range [][2]string{{"m_hook", "wh"}, {"m_mail", "mail"}} {
+		for _, lead := range testLeads {
+			id := reminderID(eventID, lead, sub[0], sub[1])
+			b.waitFor("the reminder to be skipped", 30*time.Second, func() bool { return b.lastOutcome(sub[0], id) == Superseded })
+			recs := b.delivery(sub[0], id)
+			if len(recs) != 1 {
+				b.t.Errorf("reminder %s of %s: records %+v", lead, sub[0], recs)
+			}
+			out = append(out, recs...)
+		}
+	}
+	return out
+}
+
 // TestMaintenanceLifecycle: a maintenance is announced, reminded at each
 // lead time (never before it is due), started and completed; a webhook
 // receives exactly those five payloads in that order, signed, the
@@ -277,10 +318,9 @@ func TestMaintenanceLifecycle(t *testing.T) {
 	t.Parallel()
 	mp := mailpittest.Start(t, mailpittest.Options{})
 	clock := runFrom(time.Date(2026, 3, 2, 14, 0, 0, 0, time.UTC))
-	leads := []time.Duration{8 * time.Second, 4 * time.Second}
 	b := setup(t, bundleOpts{
 		cfg: func(c *Config) {
-			reminderConfig(clock, map[string][]time.Duration{channels.Webhook: leads, channels.Email: leads})(c)
+			reminderConfig(clock, map[string][]time.Duration{channels.Webhook: testLeads, channels.Email: testLeads})(c)
 			c.PublicURL = testPublicURL
 		},
 		templates: func(c *templates.Config) { c.CalendarOrganizer = testFrom },
@@ -369,25 +409,12 @@ func TestMaintenanceLifecycle(t *testing.T) {
 // superseded, never sent; those of the new window go out.
 func TestMaintenanceMovedWindow(t *testing.T) {
 	t.Parallel()
-	clock := runFrom(time.Date(2026, 3, 2, 14, 0, 0, 0, time.UTC))
-	leads := []time.Duration{8 * time.Second, 4 * time.Second}
-	b := setup(t, bundleOpts{cfg: reminderConfig(clock, map[string][]time.Duration{channels.Webhook: leads, channels.Email: leads})})
-	b.putSubscriber(b.webhookSubscriber("m_hook", "/hook"))
-	b.putSubscriber(emailSubscriber("m_mail", "fr-FR", "Europe/Paris", "Dupont", "ops@dupont.example"))
-
-	start1, end1 := clock.window(14 * time.Second)
-	b.publish(maintenanceEvent("MNT-2", 1, "scheduled", start1, end1))
-	b.waitFor("the announcement", 10*time.Second, func() bool { return b.recv.delivered("/hook") == 1 })
+	b, clock, start1, end1 := announcedMaintenance(t, "MNT-2", emailSubscriber("m_mail", "fr-FR", "Europe/Paris", "Dupont", "ops@dupont.example"), 14*time.Second)
 	start2, end2 := start1.Add(10*time.Second), end1.Add(2*time.Hour)
 	b.publish(maintenanceEvent("MNT-2", 2, "scheduled", start2, end2))
-
-	for _, sub := range [][2]string{{"m_hook", "wh"}, {"m_mail", "mail"}} {
-		for _, lead := range leads {
-			id := reminderID("MNT-2:1", lead, sub[0], sub[1])
-			b.waitFor("the old reminder to be skipped", 30*time.Second, func() bool { return b.lastOutcome(sub[0], id) == Superseded })
-			if recs := b.delivery(sub[0], id); len(recs) != 1 || !strings.Contains(recs[0].Reason, "moved to "+start2.Format(time.RFC3339)) {
-				t.Errorf("old reminder %s of %s: records %+v", lead, sub[0], recs)
-			}
+	for _, rec := range b.waitSuperseded("MNT-2:1") {
+		if !strings.Contains(rec.Reason, "moved to "+start2.Format(time.RFC3339)) {
+			t.Errorf("old reminder: %+v", rec)
 		}
 	}
 	b.waitFor("the new reminders", 30*time.Second, func() bool { return b.recv.delivered("/hook") == 4 })
@@ -406,9 +433,9 @@ func TestMaintenanceMovedWindow(t *testing.T) {
 	if ps[0].Data.Rescheduled {
 		t.Error("the first announcement says rescheduled")
 	}
-	for i, lead := range leads {
+	for i, lead := range testLeads {
 		p, h := ps[2+i], hits[2+i]
-		if p.Type != WebhookReminderType || p.Data.EventID != "MNT-2:2" || p.lead() != lead || !p.Data.ScheduledFor.Equal(start2) ||
+		if p.Type != templates.WebhookTypeReminder || p.Data.EventID != "MNT-2:2" || p.lead() != lead || !p.Data.ScheduledFor.Equal(start2) ||
 			h.id != reminderID("MNT-2:2", lead, "m_hook", "wh") {
 			t.Errorf("new reminder %d: %s", i+1, describe(ps[2+i:3+i]))
 		}
@@ -425,7 +452,7 @@ func TestMaintenanceMovedWindow(t *testing.T) {
 	if s := subjectOf(t, moved); s != "[Maintenance reprogrammée] Panne Oney" {
 		t.Errorf("the rescheduling email's subject: %q", s)
 	}
-	for _, lead := range leads {
+	for _, lead := range testLeads {
 		b.waitFor("the new email reminder", 10*time.Second, func() bool {
 			return b.lastOutcome("m_mail", reminderID("MNT-2:2", lead, "m_mail", "mail")) == Outboxed
 		})
@@ -433,33 +460,17 @@ func TestMaintenanceMovedWindow(t *testing.T) {
 	}
 }
 
-// WebhookReminderType is the type of reminder payloads, as receivers see
-// it.
-const WebhookReminderType = templates.WebhookTypeReminder
-
 // TestMaintenanceCancelled: a cancelled maintenance sends "cancelled"
 // (the webhook's cancelled flag; the email's .ics cancels the event) and
 // no reminder after it: each comes due and is recorded superseded.
 func TestMaintenanceCancelled(t *testing.T) {
 	t.Parallel()
-	clock := runFrom(time.Date(2026, 3, 2, 14, 0, 0, 0, time.UTC))
-	leads := []time.Duration{8 * time.Second, 4 * time.Second}
-	b := setup(t, bundleOpts{cfg: reminderConfig(clock, map[string][]time.Duration{channels.Webhook: leads, channels.Email: leads})})
-	b.putSubscriber(b.webhookSubscriber("m_hook", "/hook"))
-	b.putSubscriber(emailSubscriber("m_mail", "it-IT", "Europe/Rome", "Trattoria", "ops@trattoria.example"))
-
-	start, end := clock.window(12 * time.Second)
-	b.publish(maintenanceEvent("MNT-3", 1, "scheduled", start, end))
-	b.waitFor("the announcement", 10*time.Second, func() bool { return b.recv.delivered("/hook") == 1 })
+	b, _, start, end := announcedMaintenance(t, "MNT-3", emailSubscriber("m_mail", "it-IT", "Europe/Rome", "Trattoria", "ops@trattoria.example"), 12*time.Second)
 	b.publish(maintenanceEvent("MNT-3", 2, "completed", start, end, "cancelled", "true"))
 	b.waitFor("the cancellation", 10*time.Second, func() bool { return b.recv.delivered("/hook") == 2 })
-	for _, sub := range [][2]string{{"m_hook", "wh"}, {"m_mail", "mail"}} {
-		for _, lead := range leads {
-			id := reminderID("MNT-3:1", lead, sub[0], sub[1])
-			b.waitFor("the reminder to be skipped", 30*time.Second, func() bool { return b.lastOutcome(sub[0], id) == Superseded })
-			if rec := b.recordOf(sub[0], id); rec.Reason != "the maintenance was cancelled" {
-				t.Errorf("reminder %s of %s: %+v", lead, sub[0], rec)
-			}
+	for _, rec := range b.waitSuperseded("MNT-3:1") {
+		if rec.Reason != "the maintenance was cancelled" {
+			t.Errorf("reminder: %+v", rec)
 		}
 	}
 	b.waitParkedEmpty(channels.Webhook)
@@ -486,8 +497,7 @@ func TestMaintenanceCancelled(t *testing.T) {
 func TestMaintenanceRemindersOnceAcrossProcesses(t *testing.T) {
 	t.Parallel()
 	clock := runFrom(time.Date(2026, 3, 2, 14, 0, 0, 0, time.UTC))
-	leads := []time.Duration{8 * time.Second, 4 * time.Second}
-	cfg := reminderConfig(clock, map[string][]time.Duration{channels.Webhook: leads})
+	cfg := reminderConfig(clock, map[string][]time.Duration{channels.Webhook: testLeads})
 	b := setup(t, bundleOpts{cfg: func(c *Config) { cfg(c); c.BatchSize = 8 }})
 	peer := setup(t, bundleOpts{server: b.ns, cfg: func(c *Config) { cfg(c); c.BatchSize = 8 }})
 	const n = 30
@@ -551,7 +561,7 @@ func TestMaintenanceRemindersOnceAcrossProcesses(t *testing.T) {
 			t.Errorf("%s got %s", p, describe(ps))
 		}
 		sub := strings.TrimPrefix(p, "/")
-		for _, lead := range leads {
+		for _, lead := range testLeads {
 			delivered := 0
 			for _, r := range b.delivery(sub, reminderID("MNT-4:1", lead, sub, "wh")) {
 				if r.Outcome == Delivered {
@@ -647,7 +657,7 @@ func TestMaintenanceReminderQuietHours(t *testing.T) {
 	ps, hits := b.payloads("/night")
 	reminders := 0
 	for i, p := range ps {
-		if p.Type != WebhookReminderType {
+		if p.Type != templates.WebhookTypeReminder {
 			continue
 		}
 		reminders++
