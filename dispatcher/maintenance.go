@@ -77,7 +77,7 @@ func reminderEventID(eventID string, lead time.Duration) string {
 	return eventID + "#reminder-" + leadName(lead)
 }
 
-// leadName writes a lead time short: "24h", "1h30m", "90s".
+// leadName writes a lead time short: "24h", "1h30m", "1m30s", "8s".
 func leadName(d time.Duration) string {
 	s := d.String()
 	for _, zero := range []string{"m0s", "h0m"} {
