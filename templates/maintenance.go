@@ -177,6 +177,11 @@ func (r *Renderer) maintenanceView(v *view, p *prepared, loc *time.Location) {
 	}
 	v.Maintenance = true
 	v.Window = windowText(Window{Start: *ev.ScheduledFor, End: *ev.ScheduledUntil}, loc, cat)
+	if ev.Status == incident.Scheduled || ev.Cancelled {
+		// Not started (a status page's started_at is when the maintenance
+		// was created): the window says when it starts.
+		v.Started = ""
+	}
 	switch vr := p.variant; {
 	case vr.reminder():
 		v.Reminder = true
