@@ -13,6 +13,7 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -1011,5 +1012,82 @@ func TestMaintenanceSnapshotReads(t *testing.T) {
 	}
 	if again, err := m.previousWindow(b.ctx, "MNT-X", 2, "MNT-X:2"); err != nil || again == nil || !again.equal(w1) {
 		t.Fatalf("after the purge: %+v %v", again, err)
+	}
+}
+
+// TestMaintenanceDefaultLeads: with the default lead times, an
+// announcement three days ahead parks, per channel, reminders due 24 h and
+// 1 h before the window (SMS: 1 h only); one 20 hours ahead parks only the
+// 1 h ones, one 50 minutes ahead none (the announcement says it all).
+func TestMaintenanceDefaultLeads(t *testing.T) {
+	t.Parallel()
+	clock := runFrom(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	b := setup(t, bundleOpts{cfg: func(c *Config) { c.Now = clock.Now }})
+	sub := b.webhookSubscriber("m_all", "/all")
+	sub.Endpoints = append(sub.Endpoints,
+		subscribers.Endpoint{ID: "mail", Channel: channels.Email, Address: "ops@all.example"},
+		subscribers.Endpoint{ID: "sms", Channel: channels.SMS, Address: "+33612345678"},
+		subscribers.Endpoint{ID: "slack", Channel: channels.Slack, SlackChannel: "C0123ABCD"})
+	b.putSubscriber(sub)
+	type parkedReminder struct {
+		channel string
+		lead    time.Duration
+		due     time.Time
+	}
+	parked := func(incidentID string) []parkedReminder {
+		t.Helper()
+		info, err := b.d.topo.Deliveries.Info(b.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []parkedReminder
+		for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+			m, err := b.d.topo.Deliveries.GetMsg(b.ctx, seq)
+			if err != nil || !strings.HasPrefix(m.Subject, subjParked) {
+				continue
+			}
+			j, err := decodeJob(m.Data)
+			if err != nil {
+				t.Fatalf("parked message %d: %v", seq, err)
+			}
+			if j.Kind != KindReminder || j.IncidentID != incidentID {
+				continue
+			}
+			due, _ := strconv.ParseInt(m.Header.Get(hdrDue), 10, 64)
+			out = append(out, parkedReminder{j.Channel, j.Reminder.Lead, time.UnixMilli(due).UTC()})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		incident string
+		ahead    time.Duration
+		want     map[string][]time.Duration
+	}{
+		{"MNT-D3", 72 * time.Hour, map[string][]time.Duration{
+			channels.Email: {24 * time.Hour, time.Hour}, channels.Slack: {24 * time.Hour, time.Hour},
+			channels.Webhook: {24 * time.Hour, time.Hour}, channels.SMS: {time.Hour}}},
+		{"MNT-H20", 20 * time.Hour, map[string][]time.Duration{
+			channels.Email: {time.Hour}, channels.Slack: {time.Hour}, channels.Webhook: {time.Hour}, channels.SMS: {time.Hour}}},
+		{"MNT-M50", 50 * time.Minute, map[string][]time.Duration{}},
+	} {
+		start, end := clock.window(tc.ahead)
+		res := b.publish(maintenanceEvent(tc.incident, 1, "scheduled", start, end))
+		b.waitFor("the announcement of "+tc.incident, 10*time.Second, func() bool {
+			return b.lastOutcome("m_all", DeliveryID(res.ID, "m_all", "wh")) == Delivered
+		})
+		b.waitFor(tc.incident+" fanned out", 10*time.Second, func() bool {
+			snap, err := b.d.Snapshot(b.ctx, tc.incident)
+			return err == nil && snap != nil && snap.update(1) != nil && snap.update(1).State == stateDone
+		})
+		got := map[string][]time.Duration{}
+		for _, p := range parked(tc.incident) {
+			got[p.channel] = append(got[p.channel], p.lead)
+			if !p.due.Equal(start.Add(-p.lead)) {
+				t.Errorf("%s: %s reminder %s due %v, want %v", tc.incident, p.channel, p.lead, p.due, start.Add(-p.lead))
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s, %s ahead: reminders parked %v, want %v", tc.incident, tc.ahead, got, tc.want)
+		}
 	}
 }
