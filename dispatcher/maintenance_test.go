@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,15 +34,34 @@ import (
 // it) and JetStream's redelivery delays (real time) agree, while the time
 // of day (quiet hours) and the date are the test's. Maintenance tests use
 // lead times of seconds, so that no test waits for hours.
-type runningClock struct{ base, t0 time.Time }
+type runningClock struct {
+	mu       sync.Mutex
+	base, t0 time.Time
+}
 
 func runFrom(base time.Time) *runningClock { return &runningClock{base: base, t0: time.Now()} }
 
+// restart sets the clock to base now (once Herald is up, for a test that
+// needs the time of day to the second).
+func (c *runningClock) restart(base time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.base, c.t0 = base, time.Now()
+}
+
 // Now is the clock's time.
-func (c *runningClock) Now() time.Time { return c.base.Add(time.Since(c.t0)) }
+func (c *runningClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.base.Add(time.Since(c.t0))
+}
 
 // real returns the real time at which the clock shows t.
-func (c *runningClock) real(t time.Time) time.Time { return c.t0.Add(t.Sub(c.base)) }
+func (c *runningClock) real(t time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t0.Add(t.Sub(c.base))
+}
 
 // window returns a maintenance window that starts in (by the clock, to
 // the second) and lasts an hour.
@@ -587,8 +607,8 @@ func TestMaintenanceRemindersSurviveRestart(t *testing.T) {
 	cfg := reminderConfig(clock, map[string][]time.Duration{channels.Webhook: {8 * time.Second, 4 * time.Second}})
 	b := setup(t, bundleOpts{cfg: cfg})
 	b.putSubscriber(b.webhookSubscriber("m_hook", "/hook"))
-	later, laterEnd := clock.window(16 * time.Second)
-	soon, soonEnd := clock.window(6 * time.Second)
+	later, laterEnd := clock.window(20 * time.Second)
+	soon, soonEnd := clock.window(8 * time.Second)
 	b.publish(maintenanceEvent("MNT-5", 1, "scheduled", later, laterEnd))
 	b.publish(maintenanceEvent("MNT-6", 1, "scheduled", soon, soonEnd))
 	b.waitFor("both announcements", 10*time.Second, func() bool { return b.recv.delivered("/hook") == 2 })
@@ -619,9 +639,7 @@ func TestMaintenanceRemindersSurviveRestart(t *testing.T) {
 func TestMaintenanceReminderQuietHours(t *testing.T) {
 	t.Parallel()
 	paris := mustLocation(t, "Europe/Paris")
-	// 06:59:45 in Paris; quiet hours end at 07:00, in 15 s.
-	clock := runFrom(time.Date(2026, 3, 2, 6, 59, 45, 0, paris))
-	quietEnd := time.Date(2026, 3, 2, 7, 0, 0, 0, paris)
+	clock := runFrom(time.Date(2026, 3, 2, 6, 0, 0, 0, paris))
 	b := setup(t, bundleOpts{cfg: func(c *Config) {
 		reminderConfig(clock, map[string][]time.Duration{channels.Webhook: {12 * time.Second, 4 * time.Second}})(c)
 		patientDeferrals(c, channels.Webhook)
@@ -629,6 +647,9 @@ func TestMaintenanceReminderQuietHours(t *testing.T) {
 	sub := b.webhookSubscriber("m_night", "/night")
 	sub.Endpoints[0].QuietHours = &subscribers.QuietHours{Start: "22:00", End: "07:00"}
 	b.putSubscriber(sub)
+	// 06:59:45 in Paris; quiet hours end at 07:00, in 15 s.
+	clock.restart(time.Date(2026, 3, 2, 6, 59, 45, 0, paris))
+	quietEnd := time.Date(2026, 3, 2, 7, 0, 0, 0, paris)
 
 	// MNT-7 starts at 07:00:07: its 12 s reminder (06:59:55) waits for
 	// 07:00, its 4 s one (07:00:03) is out of the quiet hours.
