@@ -40,6 +40,7 @@ const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 type testBundle struct {
 	t       *testing.T
 	ctx     context.Context
+	ns      *server.Server
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	d       *Dispatcher
@@ -73,6 +74,9 @@ type bundleOpts struct {
 	channels map[string]channels.Channel
 	// templates adjusts the renderer's configuration.
 	templates func(*templates.Config)
+	// server, when set, is the nats-server to use (a second Herald
+	// process on the same server); otherwise the bundle starts its own.
+	server *server.Server
 }
 
 // startNATS runs an embedded JetStream server for one test.
@@ -81,7 +85,10 @@ func startNATS(t testing.TB) *server.Server { return natstest.Start(t) }
 func setup(t *testing.T, opts bundleOpts) *testBundle {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ns := startNATS(t)
+	ns := opts.server
+	if ns == nil {
+		ns = startNATS(t)
+	}
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +102,7 @@ func setup(t *testing.T, opts bundleOpts) *testBundle {
 	}
 	outDir := t.TempDir()
 	d := newTestDispatcher(t, ctx, nc, logger, catalog, outDir, opts)
-	b := &testBundle{t: t, ctx: ctx, nc: nc, js: js, d: d, recv: newReceiver(t), outbox: outDir, logs: logs, catalog: catalog}
+	b := &testBundle{t: t, ctx: ctx, ns: ns, nc: nc, js: js, d: d, recv: newReceiver(t), outbox: outDir, logs: logs, catalog: catalog}
 	if !opts.noRun {
 		b.run()
 	}

@@ -63,6 +63,9 @@ type Config struct {
 	// Channels tunes each channel's delivery loop, by channel name.
 	// Missing channels get [DefaultChannelConfig].
 	Channels map[string]ChannelConfig
+	// Maintenance tunes the reminders of scheduled maintenance (see
+	// [MaintenanceConfig] for the defaults).
+	Maintenance MaintenanceConfig
 	// ShutdownTimeout bounds how long in-flight sends may finish after a
 	// stop was asked. Defaults to 20 s.
 	ShutdownTimeout time.Duration
@@ -295,6 +298,7 @@ func (c Config) WithDefaults() Config {
 		}
 	}
 	c.Channels = chs
+	c.Maintenance = c.Maintenance.WithDefaults()
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 20 * time.Second
 	}
@@ -354,6 +358,9 @@ func (c Config) validate() error {
 			// Nats-Msg-Id: the stream must still remember the first copy.
 			errs = append(errs, fmt.Errorf("channel %s: ack wait (%s) must be shorter than the duplicate window (%s)", name, cc.AckWait, c.DuplicateWindow))
 		}
+	}
+	if err := c.Maintenance.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("dispatcher config: %w", err)

@@ -56,7 +56,7 @@ const legacyOutboxed Outcome = "outbox"
 // seeing it as its last record must not send again.
 func (o Outcome) final() bool {
 	switch o {
-	case Delivered, Outboxed, legacyOutboxed, Failed, Suppressed, Superseded, Unsubscribed, Disabled, Receipt, Capped:
+	case Delivered, Outboxed, legacyOutboxed, Failed, Suppressed, Superseded, Unsubscribed, Disabled, Receipt, Capped, Expired:
 		return true
 	}
 	return false

@@ -83,6 +83,7 @@ type Dispatcher struct {
 	smsCap  *SMSCap
 	metrics *metrics
 	fails   *endpointFailures
+	maint   *maintenance // maintenance reminders and reschedulings
 
 	locMu     sync.RWMutex
 	locations map[string]*time.Location
@@ -159,6 +160,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		metrics:   m,
 		fails:     newEndpointFailures(topo.EndpointFailures, cfg.Logger),
 		locations: map[string]*time.Location{},
+	}
+	if d.maint, err = newMaintenance(d.snaps, cfg.Logger, cfg.Registerer); err != nil {
+		return nil, err
 	}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newBacklog(topo.Deliveries)); err != nil {

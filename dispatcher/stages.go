@@ -237,6 +237,9 @@ func (t *task) screen() bool {
 		return false
 	}
 	t.loc = d.location(t.sub.Timezone)
+	if j.Kind == KindReminder {
+		return t.screenReminder() // maintenance.go: still standing, in time, preferences, quiet hours
+	}
 	if t.ep.QuietHours != nil && j.Kind == KindUpdate && j.Priority != incident.P1 {
 		if quiet, end := t.ep.QuietHours.Window(d.cfg.Now(), t.loc); quiet {
 			t.deferFor("quiet hours", end.Sub(d.cfg.Now())+time.Duration(d.cfg.Rand()*float64(time.Minute)), true)

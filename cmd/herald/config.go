@@ -92,6 +92,16 @@ type fileConfig struct {
 	Strict bool `yaml:"strict" toml:"strict"`
 	// Ingest configures the status-page sources (see ingest.go).
 	Ingest ingestConfig `yaml:"ingest" toml:"ingest"`
+	// Maintenance tunes the notifications of scheduled maintenance.
+	Maintenance maintenanceConfig `yaml:"maintenance" toml:"maintenance"`
+}
+
+type maintenanceConfig struct {
+	// Reminders lists, per channel, how long before a maintenance's
+	// window reminders go out ({email: [24h, 1h], sms: [1h]}). A channel
+	// not named keeps its default (24h and 1h for email, Slack and
+	// webhooks, 1h for SMS); an empty list ([]) sends it none.
+	Reminders map[string][]time.Duration `yaml:"reminders" toml:"reminders"`
 }
 
 type slackConfig struct {
@@ -482,6 +492,7 @@ func (c *fileConfig) dispatcherConfig() dispatcher.Config {
 		SecretKey:            c.SecretKey,
 		PublicURL:            c.PublicURL,
 		Channels:             map[string]dispatcher.ChannelConfig{},
+		Maintenance:          dispatcher.MaintenanceConfig{Reminders: c.Maintenance.Reminders},
 	}
 	for name, cc := range c.Dispatch.Channels {
 		d.Channels[name] = dispatcher.ChannelConfig{
