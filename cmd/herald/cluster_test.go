@@ -53,7 +53,7 @@ type natsCluster struct {
 	nodes []*natsNode
 }
 
-func startNATSCluster(t *testing.T) *natsCluster {
+func startNATSCluster(t testing.TB) *natsCluster {
 	t.Helper()
 	bin, err := buildNATSServer()
 	if err != nil {
@@ -113,7 +113,7 @@ cluster {
 	return c
 }
 
-func (n *natsNode) start(t *testing.T) {
+func (n *natsNode) start(t testing.TB) {
 	t.Helper()
 	logs, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -150,7 +150,7 @@ func (c *natsCluster) urls() string {
 }
 
 // connect opens a connection to the cluster.
-func (c *natsCluster) connect(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+func (c *natsCluster) connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(c.urls(), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond), nats.RetryOnFailedConnect(true))
 	if err != nil {
@@ -163,7 +163,7 @@ func (c *natsCluster) connect(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 
 // waitReady waits until JetStream answers through the cluster (a meta
 // leader is elected).
-func (c *natsCluster) waitReady(t *testing.T) {
+func (c *natsCluster) waitReady(t testing.TB) {
 	t.Helper()
 	nc, js := c.connect(t)
 	defer nc.Close()
