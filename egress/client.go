@@ -116,20 +116,15 @@ func (c Config) validate() error {
 	return nil
 }
 
-// NewClient returns an HTTP client that only connects to addresses the
-// policy allows (checked on the address dialled), never follows redirects,
-// ignores proxy settings, refuses URLs with credentials and applies cfg's
-// timeouts. Reuse one client for many requests: it keeps idle connections.
-func NewClient(cfg Config) (*http.Client, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
+// dialer returns the guarded dialer of cfg (defaults applied) and its TLS
+// configuration, with a session cache keyed by server name (the URL's
+// host, not the address dialled).
+func (cfg Config) dialer() (*dialer, *tls.Config, error) {
 	resolver := cfg.Resolver
 	if resolver == nil {
 		r, err := NewResolver(cfg.DNS)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		resolver = r
 	}
@@ -141,8 +136,23 @@ func NewClient(cfg Config) (*http.Client, error) {
 	d.net = net.Dialer{KeepAlive: 30 * time.Second, ControlContext: d.control}
 	tlsConfig := cfg.TLSConfig.Clone()
 	if tlsConfig.ClientSessionCache == nil && cfg.TLSSessionCacheSize > 0 {
-		// Keyed by server name: the URL's host, not the address dialled.
 		tlsConfig.ClientSessionCache = tls.NewLRUClientSessionCache(cfg.TLSSessionCacheSize)
+	}
+	return d, tlsConfig, nil
+}
+
+// NewClient returns an HTTP client that only connects to addresses the
+// policy allows (checked on the address dialled), never follows redirects,
+// ignores proxy settings, refuses URLs with credentials and applies cfg's
+// timeouts. Reuse one client for many requests: it keeps idle connections.
+func NewClient(cfg Config) (*http.Client, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	d, tlsConfig, err := cfg.dialer()
+	if err != nil {
+		return nil, err
 	}
 	tr := &http.Transport{
 		Proxy:                  nil, // a proxy would connect past the check
