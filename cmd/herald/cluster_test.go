@@ -49,12 +49,20 @@ type natsNode struct {
 }
 
 // natsCluster is three nats-server processes forming a JetStream cluster,
-// configured as examples/nats-cluster is, on loopback ports.
+// configured as examples/nats-cluster is, on loopback ports (or one
+// nats-server process alone: startNATSNodes(t, 1)).
 type natsCluster struct {
 	nodes []*natsNode
 }
 
 func startNATSCluster(t testing.TB) *natsCluster {
+	t.Helper()
+	return startNATSNodes(t, 3)
+}
+
+// startNATSNodes starts n nats-server processes with JetStream, routed
+// into one cluster when n > 1.
+func startNATSNodes(t testing.TB, n int) *natsCluster {
 	t.Helper()
 	bin, err := buildNATSServer()
 	if err != nil {
@@ -62,18 +70,18 @@ func startNATSCluster(t testing.TB) *natsCluster {
 	}
 	dir := t.TempDir()
 	var clients, routes []string
-	for range 3 {
+	for range n {
 		clients = append(clients, freeAddr(t))
 		routes = append(routes, freeAddr(t))
 	}
 	c := &natsCluster{}
-	for i := range 3 {
-		n := &natsNode{name: fmt.Sprintf("n%d", i+1), url: "nats://" + clients[i], bin: bin, logPath: filepath.Join(dir, fmt.Sprintf("n%d.log", i+1))}
+	for i := range n {
+		node := &natsNode{name: fmt.Sprintf("n%d", i+1), url: "nats://" + clients[i], bin: bin, logPath: filepath.Join(dir, fmt.Sprintf("n%d.log", i+1))}
 		var rs strings.Builder
 		for _, r := range routes {
 			fmt.Fprintf(&rs, "    nats-route://%s\n", r)
 		}
-		n.conf = filepath.Join(dir, n.name+".conf")
+		node.conf = filepath.Join(dir, node.name+".conf")
 		conf := fmt.Sprintf(`server_name: %s
 listen: %s
 jetstream {
@@ -81,17 +89,20 @@ jetstream {
   max_memory_store: 256M
   max_file_store: 2G
 }
-cluster {
+`, node.name, clients[i], filepath.Join(dir, node.name))
+		if n > 1 {
+			conf += fmt.Sprintf(`cluster {
   name: herald
   listen: %s
   routes: [
 %s  ]
 }
-`, n.name, clients[i], filepath.Join(dir, n.name), routes[i], rs.String())
-		if err := os.WriteFile(n.conf, []byte(conf), 0o600); err != nil {
+`, routes[i], rs.String())
+		}
+		if err := os.WriteFile(node.conf, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c.nodes = append(c.nodes, n)
+		c.nodes = append(c.nodes, node)
 	}
 	for _, n := range c.nodes {
 		n.start(t)

@@ -118,7 +118,9 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	if err != nil {
 		return &usageError{err}
 	}
-	applyMemoryLimit(cfg.MemoryLimit, logger)
+	if applyMemoryLimit(cfg.MemoryLimit, logger) {
+		go followWorkingSet(ctx, defaultMemoryLimit, logger)
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return err
 	}
