@@ -332,6 +332,7 @@ func TestContract(t *testing.T) {
 				Logger:      logger,
 			}
 			var attempts func() int
+			var content func() []byte
 			switch a.Fault {
 			case channelstest.Refuse:
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -349,8 +350,14 @@ func TestContract(t *testing.T) {
 				}
 				cfg.Host, cfg.Port = ts.host, ts.port
 				attempts = func() int { return int(ts.mails.Load()) }
+				content = func() []byte {
+					if got := ts.messages(); len(got) > 0 {
+						return got[len(got)-1].data
+					}
+					return nil
+				}
 			}
-			return channelstest.Target{Channel: newChannel(t, cfg), Endpoint: dupont(), Attempts: attempts}
+			return channelstest.Target{Channel: newChannel(t, cfg), Endpoint: dupont(), Attempts: attempts, Content: content}
 		},
 		Cases:   contractCases(),
 		Secrets: []string{testPassword, base64.StdEncoding.EncodeToString([]byte("\x00" + testUser + "\x00" + testPassword))},

@@ -138,6 +138,8 @@ var contentTypeJSON = []string{"application/json"}
 // "v1,<base64 HMAC-SHA256 of id.timestamp.body>" for each space-separated
 // secret.
 //
+// The receipt's BodySHA256 is the hash of msg.Body, the bytes POSTed.
+//
 // A 2xx answer is a delivery. Other outcomes follow
 // [channels.HTTPStatusError]: 3xx (never followed), and 4xx but 408, 425
 // and 429, are permanent, 410 also disables the endpoint; 408, 425, 429 and
@@ -181,11 +183,12 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 	// Straight to the guarded transport: http.Client would only add a
 	// redirect policy (none is followed), a cookie jar (none) and a copy
 	// of the headers per request.
+	sum := channels.HashBody(msg.Body)
 	resp, err := c.client.Transport.RoundTrip(req)
 	if err != nil {
-		return channels.Receipt{Duration: c.cfg.Now().Sub(start)}, c.transportError(tg, err)
+		return channels.Receipt{Duration: c.cfg.Now().Sub(start), BodySHA256: sum}, c.transportError(tg, err)
 	}
-	receipt := channels.Receipt{Status: resp.StatusCode, Detail: tg.host}
+	receipt := channels.Receipt{Status: resp.StatusCode, Detail: tg.host, BodySHA256: sum}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		_ = egress.DrainClose(resp.Body, c.cfg.MaxResponseBytes)
 		receipt.Duration = c.cfg.Now().Sub(start)

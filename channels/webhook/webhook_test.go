@@ -246,6 +246,7 @@ func TestContract(t *testing.T) {
 				Channel:  newChannel(t, cfg),
 				Endpoint: endpoint(p.URL+"/hooks/status?token="+queryToken, testSecret),
 				Attempts: p.Requests,
+				Content:  p.LastBody,
 			}
 		},
 		Cases:   channelstest.HTTPCases(),
