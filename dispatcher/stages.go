@@ -383,6 +383,7 @@ func (t *task) send() bool {
 		}
 	}
 	t.rec.DurationMS = float64(took.Microseconds()) / 1000
+	t.rec.BodySHA256 = receipt.BodySHA256
 	if err == nil {
 		t.delivered(receipt)
 	} else {

@@ -1,0 +1,5 @@
+package dispatcher
+
+// Recalled: an operator recalled the update before this notification was
+// sent; it never will be.
+const Recalled Outcome = "recalled"
