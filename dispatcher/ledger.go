@@ -187,7 +187,9 @@ func NewLedger(t *Topology) *Ledger {
 }
 
 // Ledger returns the ledger of the delivery log.
-func (d *Dispatcher) Ledger() *Ledger { return &Ledger{log: d.topo.DeliveryLog, snaps: d.topo.Snapshots} }
+func (d *Dispatcher) Ledger() *Ledger {
+	return &Ledger{log: d.topo.DeliveryLog, snaps: d.topo.Snapshots}
+}
 
 // ledgerBatch is how many messages one fetch of a ledger reading asks for.
 const ledgerBatch = 2000
