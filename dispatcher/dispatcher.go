@@ -82,6 +82,10 @@ type Dispatcher struct {
 	links   *links.Sealer
 	smsCap  *SMSCap
 	metrics *metrics
+	// recalls mirrors the recalled updates; progress tracks the
+	// incidents asked about (recall.go, progress.go).
+	recalls  *recalls
+	progress *Progress
 
 	locMu     sync.RWMutex
 	locations map[string]*time.Location
@@ -149,6 +153,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		smsCap:    deps.SMSCap,
 		metrics:   m,
 		locations: map[string]*time.Location{},
+		recalls:   newRecalls(topo.Recalls, cfg.Logger),
+		progress:  newProgress(topo, cfg.Now),
 	}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newBacklog(topo.Deliveries)); err != nil {
@@ -179,6 +185,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		func(ctx context.Context) error { return d.index.Watch(ctx, d.topo.Subscribers) },
 		d.snaps.watch,
 		d.supp.watch,
+		d.recalls.watch,
 	} {
 		watches.Add(1)
 		go func() {
@@ -190,7 +197,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	// Work starts once the state mirrors are loaded, so that the first
 	// update reaches the whole audience.
-	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready} {
+	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready, d.recalls.ready} {
 		select {
 		case <-ready:
 		case <-ctx.Done():
@@ -223,7 +230,7 @@ func (d *Dispatcher) Ready() bool {
 	if !d.running.Load() || !d.nc.IsConnected() {
 		return false
 	}
-	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready} {
+	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready, d.recalls.ready} {
 		select {
 		case <-ready:
 		default:

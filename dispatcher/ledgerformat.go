@@ -140,3 +140,15 @@ func csvText(s string) string {
 	}
 	return s
 }
+
+// ParseLedgerTime reads a bound of a ledger export: an RFC 3339 time, or a
+// date (YYYY-MM-DD, midnight UTC).
+func ParseLedgerTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q must be an RFC 3339 time or a date (YYYY-MM-DD)", s)
+}

@@ -96,7 +96,14 @@ func TestSMSCapInTheLoop(t *testing.T) {
 	ev := func(id, prio string) string {
 		return fmt.Sprintf(`{"id":"%s:1","incident_id":"%s","sequence":1,"status":"investigating","priority":"%s","title":"T","body":"B"}`, id, id, prio)
 	}
-	for _, e := range []struct{ id, prio string }{{"CAP-1", "P2"}, {"CAP-2", "P2"}, {"CAP-3", "P1"}} {
+	// Updates of different incidents fan out in parallel: the first one
+	// is sent before the others are published, so that it is the one
+	// within the cap.
+	b.publish(ev("CAP-1", "P2"))
+	b.waitFor("the first SMS", 20*time.Second, func() bool {
+		return b.lastOutcome(sub.ID, DeliveryID("CAP-1:1", sub.ID, "sms")) == Outboxed
+	})
+	for _, e := range []struct{ id, prio string }{{"CAP-2", "P2"}, {"CAP-3", "P1"}} {
 		b.publish(ev(e.id, e.prio))
 	}
 	want := map[string]Outcome{"CAP-1:1": Outboxed, "CAP-2:1": Capped, "CAP-3:1": Outboxed}

@@ -216,6 +216,8 @@ func (t *task) resolve() bool {
 func (t *task) screen() bool {
 	d, j := t.dl.d, t.m.job
 	switch {
+	case d.recalls.recalled(j): // recall.go
+		return t.recall()
 	case t.ep == nil:
 		t.skip(Unsubscribed, "the subscriber or endpoint no longer exists")
 		return false
@@ -349,6 +351,10 @@ func (t *task) send() bool {
 				return false
 			}
 		}
+	}
+	if d.recalls.recalled(t.m.job) { // recalled while it waited for its turn (recall.go)
+		t.releaseSlot(notSent, 0)
+		return t.recall()
 	}
 	// A webhook secret being rotated signs with both secrets.
 	ep := channels.Endpoint{SubscriberID: t.sub.ID, ID: t.ep.ID, Address: t.ep.Target(), Secret: t.ep.SigningSecret(d.cfg.Now()), Name: t.sub.Name}

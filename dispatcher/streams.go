@@ -174,6 +174,8 @@ type Topology struct {
 	// Pacing holds the next free send time of each globally paced
 	// destination and rate-limited provider (see pacing.go).
 	Pacing jetstream.KeyValue
+	// Recalls holds a marker per recalled update (see recall.go).
+	Recalls jetstream.KeyValue
 }
 
 // Setup creates or updates the streams, buckets and consumers to match cfg;
@@ -285,6 +287,7 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 		// dies; released ones leave a marker that lives a second.
 		{&t.Leases, jetstream.KeyValueConfig{Bucket: BucketLeases, Description: "Leases of deliveries in hand, by delivery id", History: 1, LimitMarkerTTL: time.Second, Storage: jetstream.FileStorage}},
 		{&t.Pacing, jetstream.KeyValueConfig{Bucket: BucketPacing, Description: "Next free send time of globally paced destinations and providers", History: 1, TTL: 24 * time.Hour, Storage: jetstream.MemoryStorage}},
+		{&t.Recalls, recallsBucketConfig()},
 	}
 	for _, b := range buckets {
 		b.cfg.Replicas = cfg.Replicas // every bucket, Slack's included
