@@ -48,6 +48,7 @@ type testBundle struct {
 	logs    *channelstest.SyncBuffer
 	catalog *incident.Catalog
 	stop    func()
+	ns      *server.Server
 }
 
 type bundleOpts struct {
@@ -57,6 +58,9 @@ type bundleOpts struct {
 	channels map[string]channels.Channel
 	// templates adjusts the renderer's configuration.
 	templates func(*templates.Config)
+	// server, when set, is the nats-server to use: another process of
+	// the same Herald (a second dispatcher on the same JetStream).
+	server *server.Server
 }
 
 // startNATS runs an embedded JetStream server for one test.
@@ -65,7 +69,10 @@ func startNATS(t testing.TB) *server.Server { return natstest.Start(t) }
 func setup(t *testing.T, opts bundleOpts) *testBundle {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ns := startNATS(t)
+	ns := opts.server
+	if ns == nil {
+		ns = startNATS(t)
+	}
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +130,7 @@ func setup(t *testing.T, opts bundleOpts) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &testBundle{t: t, ctx: ctx, nc: nc, js: js, d: d, recv: newReceiver(t), outbox: outDir, logs: logs, catalog: catalog}
+	b := &testBundle{t: t, ctx: ctx, nc: nc, js: js, d: d, recv: newReceiver(t), outbox: outDir, logs: logs, catalog: catalog, ns: ns}
 	done := make(chan struct{})
 	if !opts.noRun {
 		go func() {

@@ -1,13 +1,22 @@
 package dispatcher
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +25,7 @@ import (
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/internal/natstest"
 	"github.com/heraldhq/herald/secret"
+	"github.com/heraldhq/herald/subscribers"
 )
 
 // logFixture is a delivery log filled directly, as the engine writes it,
@@ -335,6 +345,267 @@ func TestLedgerRowFold(t *testing.T) {
 		}
 		if p := tc.want(&r); p != "" {
 			t.Errorf("%s: %s", tc.name, p)
+		}
+	}
+}
+
+// TestLedgerExportOverTheCorpus publishes the whole corpus to merchants on
+// every channel: emails to the outbox, SMS through a Twilio-shaped server
+// whose signed receipts come back (delivered, and undelivered for one
+// number), webhooks to a receiver that refuses one merchant for good (410,
+// a hard bounce) and makes another's first attempt fail. The ledger has
+// exactly one row per notification the fan-out made; each row's hash is
+// that of the bytes the outbox file, the receiver or Twilio got, byte for
+// byte; receipts, bounces, retries and languages are where they belong;
+// the CSV export holds the same rows.
+func TestLedgerExportOverTheCorpus(t *testing.T) {
+	t.Parallel()
+	tw := newFakeTwilio(t)
+	ch := newSMSChannel(t, tw.URL)
+	b := setup(t, bundleOpts{
+		cfg: func(c *Config) {
+			c.PublicURL = testPublicURL
+			wh := c.Channels[channels.Webhook]
+			wh.Breaker.Threshold = -1 // the flaky receiver fails every first attempt: no circuit to open
+			c.Channels[channels.Webhook] = wh
+		},
+		channels: map[string]channels.Channel{channels.SMS: ch},
+	})
+	srv := b.servePublic(smsHooks(b.d, ch))
+	b.recv.script("/gone", func(_ int, w http.ResponseWriter) { w.WriteHeader(http.StatusGone) })
+	// The flaky receiver refuses the first attempt of each delivery.
+	var flakyMu sync.Mutex
+	flakySeen, flakyGot := map[string]bool{}, map[string][]byte{}
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		id := r.Header.Get("webhook-id")
+		flakyMu.Lock()
+		defer flakyMu.Unlock()
+		if !flakySeen[id] {
+			flakySeen[id] = true
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		flakyGot[id] = body
+	}))
+	t.Cleanup(flaky.Close)
+	const unreachable = "+33698765432"
+	subs := []*subscribers.Subscriber{
+		{ID: "m_fr", Locale: "fr-FR", Timezone: "Europe/Paris", Endpoints: []subscribers.Endpoint{
+			{ID: "mail", Channel: channels.Email, Address: "ops@dupont.example"}, {ID: "sms", Channel: channels.SMS, Address: "+33612345678"}}},
+		{ID: "m_it", Locale: "it-CH", Endpoints: []subscribers.Endpoint{
+			{ID: "mail", Channel: channels.Email, Address: "cucina@trattoria.example"}, {ID: "wh", Channel: channels.Webhook, URL: b.recv.url("/gone"), Secret: testSecret}}},
+		{ID: "m_en", Locale: "en-GB", Endpoints: []subscribers.Endpoint{
+			{ID: "wh", Channel: channels.Webhook, URL: flaky.URL + "/flaky", Secret: testSecret}}},
+		{ID: "m_be", Locale: "nl-BE", Endpoints: []subscribers.Endpoint{
+			{ID: "sms", Channel: channels.SMS, Address: unreachable}, {ID: "wh", Channel: channels.Webhook, URL: b.recv.url("/be"), Secret: testSecret},
+			{ID: "mail", Channel: channels.Email, Address: "it@partner.example"}}},
+	}
+	for _, s := range subs {
+		b.putSubscriber(s)
+	}
+	data, err := os.ReadFile("../examples/incidents.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		b.publish(line)
+		var ev struct {
+			ID         string `json:"id"`
+			IncidentID string `json:"incident_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, ev.IncidentID)
+	}
+	incidents := slices.Compact(slices.Sorted(slices.Values(events)))
+
+	// Everything settled, nothing parked: the flaky webhook's retries are
+	// done.
+	targets := 0
+	b.waitFor("every notification over", 60*time.Second, func() bool {
+		targets = 0
+		for _, id := range incidents {
+			p, err := b.d.Progress(b.ctx, id)
+			if err != nil {
+				return false
+			}
+			for _, u := range p.Updates {
+				if !u.Settled || u.Total.Parked > 0 {
+					return false
+				}
+				targets += u.Total.Targets
+			}
+		}
+		return true
+	})
+	// Twilio's receipts: delivered, and undelivered for one number.
+	forms, sids := tw.messages()
+	if len(forms) == 0 {
+		t.Fatal("no SMS sent")
+	}
+	for i, form := range forms {
+		status, code := "delivered", 0
+		if form.Get("To") == unreachable {
+			status, code = "undelivered", 30003
+		}
+		for _, st := range []string{"sent", status} {
+			c := code
+			if st == "sent" {
+				c = 0
+			}
+			if got := newStatusCallback(form.Get("StatusCallback"), sids[i], form.Get("To"), st, c).post(t, srv, twAuthToken, nil); got != http.StatusNoContent {
+				t.Fatalf("receipt: %d", got)
+			}
+		}
+	}
+
+	var rows, notices []LedgerRow
+	var jsonl bytes.Buffer
+	enc, _ := NewLedgerEncoder(&jsonl, LedgerJSONL)
+	n, err := b.d.Ledger().Export(b.ctx, LedgerFilter{}, func(r *LedgerRow) error {
+		if r.Kind != KindUpdate {
+			notices = append(notices, *r)
+		} else {
+			rows = append(rows, *r)
+		}
+		return enc.Encode(r)
+	})
+	if err != nil || enc.Flush() != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != targets || targets < 300 {
+		t.Fatalf("%d rows of updates, the fan-out made %d notifications", len(rows), targets)
+	}
+	// The one service notice: the bounced merchant is told by email.
+	if n != targets+1 || len(notices) != 1 || notices[0].Kind != KindEndpointDisabled || notices[0].SubscriberID != "m_it" ||
+		notices[0].Outcome != Outboxed || notices[0].IncidentID != "" {
+		t.Fatalf("%d rows in all; notices %+v", n, notices)
+	}
+	// The outbox's files, by delivery id.
+	files := map[string][]byte{}
+	for _, p := range outboxFiles(t, b.outbox) {
+		content, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))] = content
+	}
+	hits := map[string][]byte{}
+	for _, path := range []string{"/gone", "/be"} {
+		for _, h := range b.recv.hitsFor(path) {
+			if h.status < 300 {
+				hits[h.id] = h.body
+			}
+		}
+	}
+	flakyMu.Lock()
+	maps.Copy(hits, flakyGot)
+	flakyMu.Unlock()
+	texts := map[string]string{}
+	for i, form := range forms {
+		texts[sids[i]] = form.Get("Body")
+	}
+	seen := map[string]bool{}
+	count := map[string]int{}
+	for _, r := range rows {
+		if seen[r.DeliveryID] {
+			t.Fatalf("delivery %s has two rows", r.DeliveryID)
+		}
+		seen[r.DeliveryID] = true
+		if !r.Final {
+			t.Errorf("row not final: %+v", r)
+		}
+		if r.DeliveryID != DeliveryID(r.EventID, r.SubscriberID, r.EndpointID) || r.Kind != KindUpdate || r.IncidentID == "" || r.Sequence < 1 {
+			t.Errorf("row identity %+v", r)
+		}
+		key := r.SubscriberID + "/" + r.EndpointID + "/" + string(r.Outcome)
+		count[key]++
+		var sent []byte
+		switch r.Outcome {
+		case Outboxed:
+			sent = files[r.DeliveryID]
+		case Delivered:
+			if r.Channel == channels.SMS {
+				sent = []byte(texts[r.ProviderID])
+			} else {
+				sent = hits[r.DeliveryID]
+			}
+		}
+		if sent != nil && r.BodySHA256 != channels.HashBody(sent) {
+			t.Errorf("%s (%s): hash %s is not that of the %d bytes sent", r.DeliveryID, r.Channel, r.BodySHA256, len(sent))
+		}
+		if (r.Outcome == Outboxed || r.Outcome == Delivered) && sent == nil {
+			t.Errorf("%s: %s, but nothing was sent", r.DeliveryID, r.Outcome)
+		}
+		switch r.SubscriberID {
+		case "m_it":
+			if r.Locale != "" && (r.RequestedLocale != "it-CH" || r.Locale != "it" && !r.LocaleFallback) {
+				t.Errorf("m_it locales: %+v", r)
+			}
+		case "m_be":
+			if r.Locale != "" && (r.RequestedLocale != "nl-BE" || !r.LocaleFallback) {
+				t.Errorf("m_be: Dutch is no language of Herald's, a fallback: %+v", r)
+			}
+		}
+		switch {
+		case r.SubscriberID == "m_en" && r.Outcome == Delivered:
+			if r.Attempts != 2 || r.Records != 2 || r.Status != 200 {
+				t.Errorf("flaky webhook: %+v", r)
+			}
+		case r.Channel == channels.SMS && r.Outcome == Delivered:
+			want := "delivered"
+			if r.SubscriberID == "m_be" {
+				want = "undelivered"
+			}
+			if r.Receipt != want || r.ReceiptAt == nil || r.ProviderID == "" {
+				t.Errorf("SMS receipt: %+v", r)
+			}
+		}
+	}
+	if notice := notices[0]; notice.BodySHA256 != channels.HashBody(files[notice.DeliveryID]) {
+		t.Errorf("the notice's hash is not that of its outbox file")
+	}
+	if len(files) != 1+count["m_fr/mail/outboxed"]+count["m_it/mail/outboxed"]+count["m_be/mail/outboxed"] || len(files) == 1 {
+		t.Errorf("%d outbox files, %v rows", len(files), count)
+	}
+	// The hard bounce: refused (by the sends under way when the first
+	// 410 came), then the endpoint disabled: later updates leave it out.
+	if count["m_it/wh/failed"] == 0 || count["m_it/wh/failed"]+count["m_it/wh/disabled"] >= len(events) || count["m_it/wh/delivered"] != 0 ||
+		count["m_en/wh/delivered"] == 0 || count["m_fr/sms/delivered"] == 0 || count["m_be/sms/delivered"] == 0 {
+		t.Errorf("outcomes %v", count)
+	}
+	for _, r := range rows {
+		if r.SubscriberID == "m_it" && r.EndpointID == "wh" && r.Outcome == Failed && (r.Status != 410 || r.Action != "disable_endpoint") {
+			t.Errorf("bounce row %+v", r)
+		}
+	}
+	// JSON lines and CSV give the same rows.
+	if lines := strings.Count(jsonl.String(), "\n"); lines != n {
+		t.Errorf("%d JSON lines for %d rows", lines, len(rows))
+	}
+	var csvOut bytes.Buffer
+	cenc, _ := NewLedgerEncoder(&csvOut, LedgerCSV)
+	if _, err := b.d.Ledger().Export(b.ctx, LedgerFilter{}, cenc.Encode); err != nil || cenc.Flush() != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&csvOut).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != n+1 || !slices.Equal(recs[0], LedgerColumns) {
+		t.Fatalf("CSV: %d lines, header %v", len(recs), recs[0])
+	}
+	byID := map[string]LedgerRow{}
+	for _, r := range append(rows, notices...) {
+		byID[r.DeliveryID] = r
+	}
+	for _, rec := range recs[1:] {
+		r := byID[rec[0]]
+		if rec[3] != r.EventID || rec[11] != r.BodySHA256 || rec[13] != string(r.Outcome) || rec[21] != r.Receipt || rec[7] != r.Channel {
+			t.Errorf("CSV row %v differs from %+v", rec, r)
 		}
 	}
 }
