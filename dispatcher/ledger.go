@@ -148,8 +148,11 @@ func (r *LedgerRow) fold(rec *Record) {
 		return
 	}
 	r.Attempts = max(r.Attempts, rec.Attempt)
+	if rec.Requested != "" {
+		r.RequestedLocale = rec.Requested
+	}
 	if rec.Locale != "" {
-		r.Locale, r.RequestedLocale, r.LocaleFallback = rec.Locale, rec.Requested, rec.Fallback
+		r.Locale, r.LocaleFallback = rec.Locale, rec.Fallback
 	}
 	if sent {
 		return // what follows a send (a recall that came too late) does not undo it

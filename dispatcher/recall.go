@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/channels"
@@ -199,10 +200,50 @@ const MaxRecallSent = 10000
 // process had not yet seen the marker). ErrNoUpdate when the incident's
 // snapshot lists no such update.
 func (d *Dispatcher) Recall(ctx context.Context, incidentID, eventID string) (*RecallResult, error) {
+	r := &recaller{topo: d.topo, log: d.log, now: d.cfg.Now, logger: d.logger, observe: d.recalls.observe,
+		count: func(channel string) { d.metrics.outcomes.WithLabelValues(channel, string(Recalled)).Inc() }}
+	return r.recall(ctx, incidentID, eventID)
+}
+
+// RecallUpdate is [Dispatcher.Recall] for a process that runs no engine
+// (the CLI), on the streams and buckets t opened through nc. An empty
+// incidentID is looked up in the incident snapshots.
+func RecallUpdate(ctx context.Context, nc *nats.Conn, t *Topology, incidentID, eventID string, logger *slog.Logger) (*RecallResult, error) {
+	if incidentID == "" {
+		u, err := findUpdate(ctx, t.Snapshots, eventID)
+		if err != nil {
+			return nil, fmt.Errorf("recall: %w", err)
+		}
+		if u == nil {
+			return nil, ErrNoUpdate
+		}
+		incidentID = u.incidentID
+	}
+	log, err := newDeliveryLog(nc, t.DeliveryLog)
+	if err != nil {
+		return nil, err
+	}
+	r := &recaller{topo: t, log: log, now: time.Now, logger: logger, observe: func(recallMarker) {}, count: func(string) {}}
+	return r.recall(ctx, incidentID, eventID)
+}
+
+// recaller carries out a recall.
+type recaller struct {
+	topo   *Topology
+	log    *deliveryLog
+	now    func() time.Time
+	logger *slog.Logger
+	// observe tells this process's delivery loop at once; count counts a
+	// recalled record in the metrics.
+	observe func(recallMarker)
+	count   func(channel string)
+}
+
+func (r *recaller) recall(ctx context.Context, incidentID, eventID string) (*RecallResult, error) {
 	if !incident.ValidIncidentID(incidentID) {
 		return nil, ErrNoUpdate
 	}
-	snap, _, err := d.snaps.get(ctx, incidentID)
+	snap, _, err := (&snapshots{kv: r.topo.Snapshots}).get(ctx, incidentID)
 	if err != nil {
 		return nil, fmt.Errorf("recall: %w", err)
 	}
@@ -218,10 +259,10 @@ func (d *Dispatcher) Recall(ctx context.Context, incidentID, eventID string) (*R
 		return nil, ErrNoUpdate
 	}
 	res := &RecallResult{IncidentID: incidentID, EventID: eventID, Sequence: u.Sequence, Sent: []SentNotification{}}
-	m := recallMarker{EventID: eventID, IncidentID: incidentID, Sequence: u.Sequence, At: d.cfg.Now().UTC()}
+	m := recallMarker{EventID: eventID, IncidentID: incidentID, Sequence: u.Sequence, At: r.now().UTC()}
 	data, _ := json.Marshal(m)
-	if _, err := d.topo.Recalls.Create(ctx, recallKey(incidentID, u.Sequence), data); errors.Is(err, jetstream.ErrKeyExists) {
-		prev, err := getRecall(ctx, d.topo.Recalls, incidentID, u.Sequence)
+	if _, err := r.topo.Recalls.Create(ctx, recallKey(incidentID, u.Sequence), data); errors.Is(err, jetstream.ErrKeyExists) {
+		prev, err := getRecall(ctx, r.topo.Recalls, incidentID, u.Sequence)
 		if err != nil {
 			return nil, fmt.Errorf("recall: %w", err)
 		}
@@ -231,11 +272,11 @@ func (d *Dispatcher) Recall(ctx context.Context, incidentID, eventID string) (*R
 	} else if err != nil {
 		return nil, fmt.Errorf("recall: %w", err)
 	}
-	d.recalls.observe(m) // this process stops at once; the others as their watch brings it
+	r.observe(m) // this process stops at once; the others as their watch brings it
 	res.RecalledAt = m.At
-	d.logger.Warn("update recalled: its notifications not yet sent are cancelled", "incident", incidentID, "event", eventID, "sequence", u.Sequence)
+	r.logger.Warn("update recalled: its notifications not yet sent are cancelled", "incident", incidentID, "event", eventID, "sequence", u.Sequence)
 
-	w := &recallWriter{d: d, ctx: ctx, seed: maphash.MakeSeed(), seen: map[uint64]struct{}{}}
+	w := &recallWriter{r: r, ctx: ctx, seed: maphash.MakeSeed(), seen: map[uint64]struct{}{}}
 	if err := w.fromLog(res); err != nil {
 		return nil, fmt.Errorf("recall: %w", err)
 	}
@@ -246,13 +287,13 @@ func (d *Dispatcher) Recall(ctx context.Context, incidentID, eventID string) (*R
 		return nil, fmt.Errorf("recall: %w", err)
 	}
 	res.Recalled = w.written
-	d.logger.Info("recall recorded", "incident", incidentID, "event", eventID, "recalled", res.Recalled, "sent", res.SentTotal, "over", res.Over)
+	r.logger.Info("recall recorded", "incident", incidentID, "event", eventID, "recalled", res.Recalled, "sent", res.SentTotal, "over", res.Over)
 	return res, nil
 }
 
 // recallWriter writes the recalled records of one recall.
 type recallWriter struct {
-	d    *Dispatcher
+	r    *recaller
 	ctx  context.Context
 	seed maphash.Seed
 	// seen holds the deliveries of the update found in the log.
@@ -266,7 +307,7 @@ type recallWriter struct {
 // fromLog reads the last record of each delivery of the incident: those of
 // the update already sent are listed, those not over are recalled.
 func (w *recallWriter) fromLog(res *RecallResult) error {
-	stream := w.d.topo.DeliveryLog
+	stream := w.r.topo.DeliveryLog
 	cons, err := stream.CreateConsumer(w.ctx, jetstream.ConsumerConfig{
 		FilterSubject:     subjDeliveryLog + res.IncidentID + ".*.*",
 		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
@@ -346,7 +387,7 @@ func sentOutcome(o Outcome) Outcome {
 // single jobs not yet acknowledged; parked copies have records and were
 // found in the log) and recalls their targets that have no record.
 func (w *recallWriter) fromQueue(res *RecallResult) error {
-	stream := w.d.topo.Deliveries
+	stream := w.r.topo.Deliveries
 	for _, ch := range channels.Names() {
 		subject := deliverySubject(ch)
 		for seq := uint64(1); ; {
@@ -379,15 +420,14 @@ func (w *recallWriter) fromQueue(res *RecallResult) error {
 // record writes a recalled record following rec, a delivery's last
 // record (or its identity, when it has none).
 func (w *recallWriter) record(rec *Record) {
-	d := w.d
 	out := Record{DeliveryID: rec.DeliveryID, Kind: rec.Kind, EventID: rec.EventID, IncidentID: rec.IncidentID, Sequence: rec.Sequence,
 		SubscriberID: rec.SubscriberID, EndpointID: rec.EndpointID, Channel: rec.Channel, Attempt: rec.Attempt,
 		Outcome: Recalled, Reason: reasonRecalled, Locale: rec.Locale, Requested: rec.Requested, Fallback: rec.Fallback,
-		At: d.cfg.Now().UTC()}
-	fut, err := d.log.publish(recordMsg(&out))
+		At: w.r.now().UTC()}
+	fut, err := w.r.log.publish(recordMsg(&out))
 	if err != nil {
 		// Refused at once (too many pending): written synchronously.
-		if err := d.log.append(w.ctx, &out); err != nil {
+		if err := w.r.log.append(w.ctx, &out); err != nil {
 			w.err = errors.Join(w.err, err)
 			return
 		}
@@ -395,7 +435,7 @@ func (w *recallWriter) record(rec *Record) {
 		w.pending = append(w.pending, fut)
 	}
 	w.written++
-	d.metrics.outcomes.WithLabelValues(out.Channel, string(Recalled)).Inc()
+	w.r.count(out.Channel)
 }
 
 // wait waits until every record is stored.

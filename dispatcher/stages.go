@@ -204,6 +204,9 @@ func (t *task) resolve() bool {
 		return t.retryInfra(componentSubscribers, err)
 	}
 	t.sub, t.ep = sub, ep
+	if sub != nil {
+		t.rec.Requested = sub.Locale // in the records of targets never rendered too (ledger.go)
+	}
 	if ep != nil && (dl.name == channels.Email || dl.name == channels.SMS) {
 		t.addr = ep.Target()
 	}

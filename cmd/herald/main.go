@@ -56,6 +56,7 @@ func commands() []command {
 		{"subscribers", "import, list, get or remove subscribers", cmdSubscribers},
 		{"dlq", "list or replay dead letters", cmdDLQ},
 		{"ledger", "export the ledger: one row per notification (CSV or JSON lines)", cmdLedger},
+		{"recall", "cancel the notifications of an update not yet sent; list those sent", cmdRecall},
 		{"suppressions", "list or lift suppressed addresses", cmdSuppressions},
 		{"preview", "render an update as a subscriber would receive it", cmdPreview},
 		{"version", "print the version Herald was built from", cmdVersion},
