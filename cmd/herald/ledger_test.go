@@ -122,3 +122,17 @@ func TestPublishWaitLedgerAndRecall(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishWaitGivesUp: with nothing delivering (no serve running),
+// publish --wait gives up at --wait-timeout with exit 1, saying what is
+// left.
+func TestPublishWaitGivesUp(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	ev := `{"id":"CLI-G:1","incident_id":"CLI-G","sequence":1,"status":"investigating","title":"T","body":"B"}`
+	code, out, errOut := herald(t, nil, ev, "publish", "--data", data, "--wait", "--wait-timeout", "300ms", "-")
+	if code != exitFailure || !strings.Contains(out, "CLI-G:1 published") ||
+		!strings.Contains(errOut, "CLI-G:1: gave up waiting (--wait-timeout): its fan-out has not begun") {
+		t.Fatalf("publish --wait without a serve = %d\n%s\n%s", code, out, errOut)
+	}
+}

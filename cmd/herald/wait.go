@@ -59,9 +59,17 @@ func waitForUpdates(ctx context.Context, source progressSource, updates []publis
 // the last progress seen (nil: none yet).
 func waitForUpdate(ctx context.Context, source progressSource, u publishedUpdate, bars bool, w io.Writer) (*dispatcher.UpdateProgress, error) {
 	var bar *progressbar.ProgressBar
+	settled := false
 	defer func() {
-		if bar != nil {
+		switch {
+		case bar == nil:
+		case settled:
 			_ = bar.Finish()
+		default:
+			_ = bar.Exit() // as it stands: not full
+		}
+		if bar != nil {
+			fmt.Fprintln(w)
 		}
 	}()
 	var last *dispatcher.UpdateProgress
@@ -88,6 +96,7 @@ func waitForUpdate(ctx context.Context, source progressSource, u publishedUpdate
 					_ = bar.Set(up.Total.Targets - up.Total.Waiting)
 				}
 				if up.Settled {
+					settled = true
 					return up, nil
 				}
 			}
