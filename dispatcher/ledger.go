@@ -333,75 +333,58 @@ func (l *Ledger) exportGroup(ctx context.Context, filter string, end uint64, f L
 	n := 0
 	head, err := lasts.next(ctx)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("ledger: %w", err)
 	}
-	done := false
-	for !done {
-		batch, err := cons.FetchNoWait(ledgerBatch)
-		if err != nil {
-			return n, fmt.Errorf("ledger: %w", err)
+	err = readStored(ctx, cons, false, func(msg jetstream.Msg, md *jetstream.MsgMetadata) error {
+		seq := md.Sequence.Stream
+		if seq > end {
+			return errStopReading
 		}
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			md, err := msg.Metadata()
-			if err != nil {
-				return n, fmt.Errorf("ledger: %w", err)
+		// A delivery whose last record expired before it was read
+		// stays open, and is emitted at the end.
+		for head < seq {
+			if head, err = lasts.next(ctx); err != nil {
+				return err
 			}
-			seq := md.Sequence.Stream
-			if seq > end {
-				done = true
-				break
+		}
+		var rec Record
+		if err := json.Unmarshal(msg.Data(), &rec); err != nil || rec.DeliveryID == "" {
+			return nil // not a record of Herald's
+		}
+		e := open[rec.DeliveryID]
+		if e == nil {
+			if !f.Until.IsZero() && !md.Timestamp.Before(f.Until) && included == 0 {
+				return errStopReading // nothing more can start in range, nothing open needs more
 			}
-			// A delivery whose last record expired before it was read
-			// stays open, and is emitted at the end.
-			for head < seq {
-				if head, err = lasts.next(ctx); err != nil {
-					return n, err
-				}
-			}
-			var rec Record
-			if err := json.Unmarshal(msg.Data(), &rec); err != nil || rec.DeliveryID == "" {
-				continue // not a record of Herald's
-			}
-			e := open[rec.DeliveryID]
-			if e == nil {
-				if !f.Until.IsZero() && !md.Timestamp.Before(f.Until) && included == 0 {
-					done = true // nothing more can start in range, nothing open needs more
-					break
-				}
-				e = &foldEntry{firstSeq: seq, excluded: !f.keeps(&rec, md.Timestamp)}
-				open[rec.DeliveryID] = e
-				if !e.excluded {
-					included++
-				}
-			}
+			e = &foldEntry{firstSeq: seq, excluded: !f.keeps(&rec, md.Timestamp)}
+			open[rec.DeliveryID] = e
 			if !e.excluded {
-				e.row.fold(&rec)
-			}
-			if head == seq {
-				delete(open, rec.DeliveryID)
-				if !e.excluded {
-					included--
-					if err := emit(&e.row); err != nil {
-						return n, err
-					}
-					n++
-				}
-				if head, err = lasts.next(ctx); err != nil {
-					return n, err
-				}
-			}
-			if md.NumPending == 0 {
-				done = true
+				included++
 			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return n, fmt.Errorf("ledger: %w", err)
+		if !e.excluded {
+			e.row.fold(&rec)
 		}
-		if got == 0 {
-			done = true
+		if head != seq {
+			return nil
 		}
+		delete(open, rec.DeliveryID)
+		if !e.excluded {
+			included--
+			if err := emit(&e.row); err != nil {
+				return &emitError{err}
+			}
+			n++
+		}
+		head, err = lasts.next(ctx)
+		return err
+	})
+	var ee *emitError
+	switch {
+	case errors.As(err, &ee):
+		return n, ee.err
+	case err != nil:
+		return n, fmt.Errorf("ledger: %w", err)
 	}
 	// The deliveries still open: those with records after the export
 	// began, or whose last record expired meanwhile.
@@ -420,6 +403,13 @@ func (l *Ledger) exportGroup(ctx context.Context, filter string, end uint64, f L
 	}
 	return n, nil
 }
+
+// emitError carries an error of the export's emit out of a reading: it is
+// returned as it is.
+type emitError struct{ err error }
+
+func (e *emitError) Error() string { return e.err.Error() }
+func (e *emitError) Unwrap() error { return e.err }
 
 // keeps reports whether the delivery whose first record is rec, stored at
 // ts, is one f selects.
@@ -505,17 +495,17 @@ func (l *lastSeqs) next(ctx context.Context) (uint64, error) {
 func (l *lastSeqs) fill(ctx context.Context) error {
 	batch, err := l.cons.FetchNoWait(ledgerBatch)
 	if err != nil {
-		return fmt.Errorf("ledger: %w", err)
+		return err
 	}
 	got := 0
 	for msg := range batch.Messages() {
 		got++
 		md, err := msg.Metadata()
 		if err != nil {
-			return fmt.Errorf("ledger: %w", err)
+			return err
 		}
 		if md.Sequence.Consumer != l.consSeq+1 {
-			return errors.New("ledger: the reading lost messages on the way; try again")
+			return errLostMessages
 		}
 		l.consSeq = md.Sequence.Consumer
 		if md.Sequence.Stream > l.end {
@@ -528,7 +518,7 @@ func (l *lastSeqs) fill(ctx context.Context) error {
 		}
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-		return fmt.Errorf("ledger: %w", err)
+		return err
 	}
 	if got == 0 {
 		l.done = true

@@ -257,28 +257,11 @@ func (tr *progressTracker) refresh(ctx context.Context, log jetstream.Stream) er
 		return err
 	}
 	defer closeReader()
-	for {
-		batch, err := cons.FetchNoWait(ledgerBatch)
-		if err != nil {
-			return err
-		}
-		got, pending := 0, uint64(1)
-		for msg := range batch.Messages() {
-			got++
-			md, err := msg.Metadata()
-			if err != nil {
-				return err
-			}
-			tr.next, pending = md.Sequence.Stream+1, md.NumPending
-			tr.add(msg.Data())
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return err
-		}
-		if got == 0 || pending == 0 {
-			return ctx.Err()
-		}
-	}
+	return readStored(ctx, cons, false, func(msg jetstream.Msg, md *jetstream.MsgMetadata) error {
+		tr.next = md.Sequence.Stream + 1
+		tr.add(msg.Data())
+		return nil
+	})
 }
 
 // add folds one record.

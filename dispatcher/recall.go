@@ -327,49 +327,27 @@ func (w *recallWriter) fromLog(res *RecallResult) error {
 	if cons.CachedInfo().NumPending == 0 {
 		return nil
 	}
-	var consSeq uint64
-	for {
-		batch, err := cons.FetchNoWait(ledgerBatch)
-		if err != nil {
-			return err
-		}
-		got, pending := 0, uint64(1)
-		for msg := range batch.Messages() {
-			got++
-			md, err := msg.Metadata()
-			if err != nil {
-				return err
-			}
-			if md.Sequence.Consumer != consSeq+1 {
-				return errors.New("the reading of the delivery log lost messages; recall again")
-			}
-			consSeq, pending = md.Sequence.Consumer, md.NumPending
-			var last Record
-			if json.Unmarshal(msg.Data(), &last) != nil || last.EventID != res.EventID || last.Kind != KindUpdate {
-				continue
-			}
-			w.seen[maphash.String(w.seed, last.DeliveryID)] = struct{}{}
-			switch {
-			case last.Outcome.sent():
-				res.SentTotal++
-				if len(res.Sent) < MaxRecallSent {
-					res.Sent = append(res.Sent, SentNotification{DeliveryID: last.DeliveryID, SubscriberID: last.SubscriberID,
-						EndpointID: last.EndpointID, Channel: last.Channel, Outcome: sentOutcome(last.Outcome), At: last.At})
-				}
-			case last.Outcome.final() || last.Outcome == DeadLettered:
-				res.Over++
-			default: // parked: retry or deferred
-				rec := last
-				w.record(&rec)
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return err
-		}
-		if got == 0 || pending == 0 {
+	return readStored(w.ctx, cons, true, func(msg jetstream.Msg, _ *jetstream.MsgMetadata) error {
+		var last Record
+		if json.Unmarshal(msg.Data(), &last) != nil || last.EventID != res.EventID || last.Kind != KindUpdate {
 			return nil
 		}
-	}
+		w.seen[maphash.String(w.seed, last.DeliveryID)] = struct{}{}
+		switch {
+		case last.Outcome.sent():
+			res.SentTotal++
+			if len(res.Sent) < MaxRecallSent {
+				res.Sent = append(res.Sent, SentNotification{DeliveryID: last.DeliveryID, SubscriberID: last.SubscriberID,
+					EndpointID: last.EndpointID, Channel: last.Channel, Outcome: sentOutcome(last.Outcome), At: last.At})
+			}
+		case last.Outcome.final() || last.Outcome == DeadLettered:
+			res.Over++
+		default: // parked: retry or deferred
+			rec := last
+			w.record(&rec)
+		}
+		return nil
+	})
 }
 
 // sentOutcome names how a notification whose last record is o was sent.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -95,27 +94,18 @@ func printRecall(w io.Writer, res *dispatcher.RecallResult) {
 func postRecall(ctx context.Context, client *http.Client, base, token, incidentID, eventID string) (*dispatcher.RecallResult, error) {
 	body, _ := json.Marshal(map[string]string{"event_id": eventID})
 	u := strings.TrimRight(base, "/") + "/v1/incidents/" + url.PathEscape(incidentID) + "/recall"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
+	status, data, err := adminCall(ctx, client, http.MethodPost, u, token, body)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	switch resp.StatusCode {
-	case http.StatusOK:
+	case status == http.StatusOK:
 		var res dispatcher.RecallResult
 		if err := json.Unmarshal(data, &res); err != nil {
 			return nil, fmt.Errorf("unreadable answer: %w", err)
 		}
 		return &res, nil
-	case http.StatusNotFound, http.StatusBadRequest:
-		return nil, usagef("server answered %s: %s", resp.Status, strings.TrimSpace(string(data)))
+	case status == http.StatusNotFound, status == http.StatusBadRequest:
+		return nil, usagef("server answered %d: %s", status, strings.TrimSpace(string(data)))
 	}
-	return nil, fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(data)))
+	return nil, fmt.Errorf("server answered %d: %s", status, strings.TrimSpace(string(data)))
 }

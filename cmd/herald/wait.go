@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -151,24 +152,14 @@ func progressLine(c dispatcher.ChannelProgress) string {
 // apiProgress reads an incident's progress from GET /v1/incidents/{id}.
 func apiProgress(client *http.Client, base, token string) progressSource {
 	return func(ctx context.Context, incidentID string) (*dispatcher.IncidentProgress, error) {
-		u := strings.TrimRight(base, "/") + "/v1/incidents/" + url.PathEscape(incidentID)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
+		status, data, err := adminCall(ctx, client, http.MethodGet, strings.TrimRight(base, "/")+"/v1/incidents/"+url.PathEscape(incidentID), token, nil)
+		switch {
+		case err != nil:
 			return nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-		switch resp.StatusCode {
-		case http.StatusOK:
-		case http.StatusNotFound:
+		case status == http.StatusNotFound:
 			return nil, dispatcher.ErrNoIncident
-		default:
-			return nil, fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(data)))
+		case status != http.StatusOK:
+			return nil, fmt.Errorf("server answered %d: %s", status, strings.TrimSpace(string(data)))
 		}
 		var ans struct {
 			Progress []dispatcher.UpdateProgress `json:"progress"`
@@ -178,4 +169,29 @@ func apiProgress(client *http.Client, base, token string) progressSource {
 		}
 		return &dispatcher.IncidentProgress{IncidentID: incidentID, Updates: ans.Progress}, nil
 	}
+}
+
+// adminCall sends one request to the admin API with the token (and a JSON
+// body, when body is not nil), and returns the answer's status and body
+// (up to 16 MiB).
+func adminCall(ctx context.Context, client *http.Client, method, url, token string, body []byte) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	return resp.StatusCode, data, err
 }
