@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/incident"
 	"github.com/heraldhq/herald/subscribers"
 )
@@ -115,7 +116,8 @@ type LedgerRow struct {
 	// ProviderID is the provider's message id.
 	ProviderID string `json:"provider_id,omitempty"`
 	// Receipt is the provider's last receipt (queued, sent, delivered,
-	// undelivered, failed), ReceiptAt when it was recorded.
+	// undelivered, failed; bounced for an email address the mail server
+	// refused for good), ReceiptAt when it was recorded.
 	Receipt   string     `json:"receipt,omitempty"`
 	ReceiptAt *time.Time `json:"receipt_at,omitempty"`
 	// Records is the number of delivery-log records folded.
@@ -159,6 +161,11 @@ func (r *LedgerRow) fold(rec *Record) {
 	}
 	r.Outcome, r.OutcomeAt = rec.Outcome, rec.At
 	r.Final = rec.Outcome.final() || rec.Outcome == DeadLettered
+	if rec.Outcome == Failed && rec.Channel == channels.Email && rec.Action == channels.SuppressAddress.String() {
+		// The mail server refused the address for good: a hard bounce.
+		at := rec.At
+		r.Receipt, r.ReceiptAt = "bounced", &at
+	}
 	r.Status, r.Reason, r.Action = rec.Status, rec.Reason, rec.Action
 	if rec.BodySHA256 != "" {
 		r.BodySHA256 = rec.BodySHA256

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/channels"
@@ -607,5 +608,71 @@ func TestLedgerExportOverTheCorpus(t *testing.T) {
 		if rec[3] != r.EventID || rec[11] != r.BodySHA256 || rec[13] != string(r.Outcome) || rec[21] != r.Receipt || rec[7] != r.Channel {
 			t.Errorf("CSV row %v differs from %+v", rec, r)
 		}
+	}
+}
+
+// TestLedgerEmailBounces sends through the real email channel to an SMTP
+// server that refuses one address for good (550 5.1.1, a hard bounce) and
+// another for a while (451): the ledger shows the bounce (failed,
+// suppress_address, receipt "bounced", no hash: nothing was sent), the
+// next update to that address suppressed, the retried one delivered with
+// the hash of the message the server accepted, byte for byte.
+func TestLedgerEmailBounces(t *testing.T) {
+	t.Parallel()
+	mx := newSMTPServer(t)
+	mx.answer("gone@dupont.example", func(int) *smtp.SMTPError {
+		return smtpReply(550, smtp.EnhancedCode{5, 1, 1}, "<gone@dupont.example>: Recipient address rejected: User unknown")
+	})
+	mx.answer("busy@dupont.example", func(n int) *smtp.SMTPError {
+		if n == 1 {
+			return smtpReply(451, smtp.EnhancedCode{4, 3, 0}, "Temporary local problem, try again later")
+		}
+		return nil
+	})
+	b := setup(t, bundleOpts{
+		cfg:      func(c *Config) { c.PublicURL = testPublicURL },
+		channels: map[string]channels.Channel{channels.Email: newEmailChannel(t, mx.host, mx.port, 2)},
+	})
+	b.putSubscriber(emailSubscriber("m_gone", "fr-FR", "Europe/Paris", "Dupont", "gone@dupont.example"))
+	b.putSubscriber(emailSubscriber("m_busy", "it-IT", "Europe/Rome", "Città", "busy@dupont.example"))
+	b.publish(event("BNC-1", 1, "investigating"))
+	over := func(ev string) func() bool {
+		return func() bool { u := b.tryProgress("BNC-1", ev); return u.Settled && u.Total.Parked == 0 }
+	}
+	b.waitFor("the first update over", 20*time.Second, over("BNC-1:1"))
+	b.publish(event("BNC-1", 2, "resolved"))
+	b.waitFor("the second update over", 20*time.Second, over("BNC-1:2"))
+
+	rows := map[string]LedgerRow{}
+	if _, err := b.d.Ledger().Export(b.ctx, LedgerFilter{IncidentID: "BNC-1"}, func(r *LedgerRow) error { rows[r.SubscriberID+"/"+r.EventID] = *r; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 4 {
+		t.Fatalf("%d rows, want 4: %+v", len(rows), rows)
+	}
+	bounce := rows["m_gone/BNC-1:1"]
+	if bounce.Outcome != Failed || bounce.Action != "suppress_address" || bounce.Status != 550 || bounce.Receipt != "bounced" ||
+		bounce.ReceiptAt == nil || bounce.BodySHA256 != "" || !strings.Contains(bounce.Reason, "5.1.1") || strings.Contains(bounce.Reason, "gone@") {
+		t.Errorf("bounce row %+v", bounce)
+	}
+	if r := rows["m_gone/BNC-1:2"]; r.Outcome != Suppressed || r.RequestedLocale != "fr-FR" {
+		t.Errorf("after the bounce: %+v", r)
+	}
+	mx.mu.Lock()
+	got := slices.Clone(mx.got)
+	mx.mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("the server accepted %d messages, want 2", len(got))
+	}
+
+	for i, ev := range []string{"BNC-1:1", "BNC-1:2"} {
+		r := rows["m_busy/"+ev]
+		// The update has no Italian: a fallback, framed in Italian.
+		if r.Outcome != Delivered || r.BodySHA256 != channels.HashBody(got[i].data) || r.ProviderID == "" || r.RequestedLocale != "it-IT" || !r.LocaleFallback {
+			t.Errorf("%s: row %+v; the server got %d bytes", ev, r, len(got[i].data))
+		}
+	}
+	if r := rows["m_busy/BNC-1:1"]; r.Attempts != 2 || r.Records != 2 {
+		t.Errorf("the retried email: %+v", r)
 	}
 }

@@ -190,7 +190,10 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 		s.conn.sent++
 	}
 	c.after(s, err)
-	receipt := channels.Receipt{Duration: c.cfg.Now().Sub(start), BodySHA256: sum}
+	receipt := channels.Receipt{Duration: c.cfg.Now().Sub(start)}
+	if err == nil || st == stageEnd {
+		receipt.BodySHA256 = sum // the content was sent (a refusal at MAIL, RCPT or DATA sent none)
+	}
 	if err != nil {
 		err = c.failure(ctx, st, err)
 		var pe *channels.ProviderError

@@ -201,6 +201,11 @@ func TestOutcomes(t *testing.T) {
 			if err != nil && strings.ContainsFunc(err.Error(), isControl) {
 				t.Errorf("error text holds a control character: %q", err)
 			}
+			// The hash of the content goes with every answer to it, and
+			// only then: a refusal at RCPT sent none.
+			if sent := tc.b.stage == stageEnd || tc.want == delivered; sent != (r.BodySHA256 != "") {
+				t.Errorf("receipt's BodySHA256 %q; the content was sent: %v", r.BodySHA256, sent)
+			}
 			// The channel goes on: the next message is delivered.
 			if _, err := ch.Send(t.Context(), to("next@dupont.example"), frenchMessage()); err != nil {
 				t.Errorf("the send after the case failed: %v", err)
