@@ -311,18 +311,17 @@ type foldEntry struct {
 // exportGroup exports the notifications of the records filter selects,
 // up to stream sequence end.
 func (l *Ledger) exportGroup(ctx context.Context, filter string, end uint64, f LedgerFilter, emit func(*LedgerRow) error) (int, error) {
-	if !f.Since.IsZero() {
-		// Nothing stored since then: no notification can start in range.
-		last, err := l.log.GetLastMsgForSubject(ctx, filter)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return 0, nil
-		}
-		if err != nil {
-			return 0, fmt.Errorf("ledger: %w", err)
-		}
-		if last.Time.Before(f.Since) {
-			return 0, nil
-		}
+	// One request says whether the group has records at all, and any
+	// stored since the filter's start (none: nothing can start in range).
+	last, err := l.log.GetLastMsgForSubject(ctx, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("ledger: %w", err)
+	}
+	if !f.Since.IsZero() && last.Time.Before(f.Since) {
+		return 0, nil
 	}
 	lasts, err := openLastSeqs(ctx, l.log, filter, end)
 	if err != nil {

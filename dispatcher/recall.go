@@ -129,8 +129,9 @@ func (r *recalls) recalled(j *Job) bool {
 	return ok && m.EventID == j.EventID
 }
 
-// recall ends a target of a recalled update: recorded as recalled, unless
-// the recall already wrote its record.
+// recall is the stage that ends a target of a recalled update: recorded
+// as recalled, unless the recall already wrote its record. (A failure to
+// read the log runs it again later.)
 func (t *task) recall() bool {
 	dl := t.dl
 	last, err := dl.d.log.last(dl.sendCtx, t.rec.IncidentID, t.target.SubscriberID, t.id)

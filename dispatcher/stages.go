@@ -220,6 +220,7 @@ func (t *task) screen() bool {
 	d, j := t.dl.d, t.m.job
 	switch {
 	case d.recalls.recalled(j): // recall.go
+		t.next = (*task).recall
 		return t.recall()
 	case t.ep == nil:
 		t.skip(Unsubscribed, "the subscriber or endpoint no longer exists")
@@ -357,6 +358,7 @@ func (t *task) send() bool {
 	}
 	if d.recalls.recalled(t.m.job) { // recalled while it waited for its turn (recall.go)
 		t.releaseSlot(notSent, 0)
+		t.next = (*task).recall
 		return t.recall()
 	}
 	// A webhook secret being rotated signs with both secrets.
