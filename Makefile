@@ -48,6 +48,8 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzSummarize$$' -fuzztime $(FUZZTIME) ./channels/webhook/
 	go test -run '^$$' -fuzz '^FuzzScanUpdateJob$$' -fuzztime $(FUZZTIME) ./dispatcher/
 	go test -run '^$$' -fuzz '^FuzzAppendRecord$$' -fuzztime $(FUZZTIME) ./dispatcher/
+	go test -run '^$$' -fuzz '^FuzzScanProgressRecord$$' -fuzztime $(FUZZTIME) ./dispatcher/
+	go test -run '^$$' -fuzz '^FuzzParseLedgerTime$$' -fuzztime $(FUZZTIME) ./dispatcher/
 	go test -run '^$$' -fuzz '^FuzzDestinationKey$$' -fuzztime $(FUZZTIME) ./dispatcher/
 	go test -run '^$$' -fuzz '^FuzzCheckURL$$' -fuzztime $(FUZZTIME) ./egress/
 	go test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./links/
