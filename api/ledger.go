@@ -70,7 +70,7 @@ func (s *Server) ledger(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set(ledgerRowsTrailer, strconv.Itoa(n))
 	case out.started:
-		s.cfg.Logger.Error("ledger export cut short", "rows", n, "err", err)
+		s.cfg.Logger.Warn("ledger export cut short (the client went away, or JetStream failed)", "rows", n, "err", err)
 		panic(http.ErrAbortHandler)
 	case errors.As(err, &fe):
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid filter: " + fe.Error(), Fields: fe})

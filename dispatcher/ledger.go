@@ -50,7 +50,8 @@ type LedgerFilter struct {
 	IncidentID string
 	// SubscriberID keeps one subscriber's notifications.
 	SubscriberID string
-	// EventID keeps the notifications of one update.
+	// EventID keeps the notifications of one update (read by its
+	// incident's subjects, the incident found in the snapshots).
 	EventID string
 	// Since and Until keep the notifications whose first record was
 	// stored in [Since, Until). Zero means unbounded.
@@ -228,10 +229,9 @@ func (l *Ledger) Export(ctx context.Context, f LedgerFilter, emit func(*LedgerRo
 		if err != nil {
 			return 0, fmt.Errorf("ledger: %w", err)
 		}
-		if u == nil {
-			return 0, nil // no such update: no notification
-		}
-		f.IncidentID = u.incidentID
+		if u != nil {
+			f.IncidentID = u.incidentID
+		} // else older than its snapshot's last 100 updates: every incident is read
 	}
 	n := 0
 	for g, err := range l.groups(ctx, f) {

@@ -133,6 +133,18 @@ func TestLedgerMeasure(t *testing.T) {
 		t.Fatalf("%d records stored, %d published", info.State.Msgs, records)
 	}
 
+	// Progress of one incident: the first question reads its records, the
+	// next ones only what came since.
+	prog := NewProgress(topo)
+	for _, what := range []string{"first", "second"} {
+		began := time.Now()
+		p, err := prog.Incident(ctx, "MEAS-03")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("progress of one incident (%d deliveries), %s question: %s", p.Updates[0].Total.Targets, what, time.Since(began).Round(time.Millisecond))
+	}
+
 	// The child's peak resident set is read from /proc (VmHWM, its own
 	// address space's high-water mark): the rusage of a child counts the
 	// parent's pages it shared between fork and exec, here the whole
