@@ -52,6 +52,8 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzParseLedgerTime$$' -fuzztime $(FUZZTIME) ./dispatcher/
 	go test -run '^$$' -fuzz '^FuzzDestinationKey$$' -fuzztime $(FUZZTIME) ./dispatcher/
 	go test -run '^$$' -fuzz '^FuzzCheckURL$$' -fuzztime $(FUZZTIME) ./egress/
+	go test -run '^$$' -fuzz '^FuzzParseHosts$$' -fuzztime $(FUZZTIME) ./egress/
+	go test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZTIME) ./egress/
 	go test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./links/
 	go test -run '^$$' -fuzz '^FuzzMatchLocale$$' -fuzztime $(FUZZTIME) ./portal/
 	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./incident/

@@ -36,10 +36,11 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	return min(max(d, 0), MaxRetryAfter), true
 }
 
-// HTTPStatusError classifies an HTTP answer the way Herald treats webhook and
-// provider endpoints: nil for 2xx; a disabling permanent error for 410 Gone;
+// HTTPStatusError classifies the answer of a provider's HTTP API by its
+// status alone: nil for 2xx; a disabling permanent error for 410 Gone;
 // otherwise [StatusOutcome]. message is a short, secret-free description
-// of the body.
+// of the body. (Receivers merchants run are judged by the webhook
+// channel's own, more patient, policy.)
 func HTTPStatusError(status int, header http.Header, message string, now time.Time) error {
 	if status >= 200 && status < 300 {
 		return nil

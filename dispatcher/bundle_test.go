@@ -40,6 +40,7 @@ const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 type testBundle struct {
 	t       *testing.T
 	ctx     context.Context
+	ns      *server.Server
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	d       *Dispatcher
@@ -48,7 +49,22 @@ type testBundle struct {
 	logs    *channelstest.SyncBuffer
 	catalog *incident.Catalog
 	stop    func()
-	ns      *server.Server
+	// running is closed when the dispatcher's Run returns (nil: not run).
+	running chan struct{}
+}
+
+// run runs the dispatcher (set up with noRun) until the test stops it, and
+// waits until it is ready.
+func (b *testBundle) run() {
+	b.t.Helper()
+	b.running = make(chan struct{})
+	go func() {
+		defer close(b.running)
+		if err := b.d.Run(b.ctx); err != nil {
+			b.t.Errorf("Run: %v", err)
+		}
+	}()
+	b.waitFor("dispatcher ready", 10*time.Second, b.d.Ready)
 }
 
 type bundleOpts struct {
@@ -58,8 +74,8 @@ type bundleOpts struct {
 	channels map[string]channels.Channel
 	// templates adjusts the renderer's configuration.
 	templates func(*templates.Config)
-	// server, when set, is the nats-server to use: another process of
-	// the same Herald (a second dispatcher on the same JetStream).
+	// server, when set, is the nats-server to use (a second Herald
+	// process on the same server); otherwise the bundle starts its own.
 	server *server.Server
 }
 
@@ -84,6 +100,40 @@ func setup(t *testing.T, opts bundleOpts) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	outDir := t.TempDir()
+	d := newTestDispatcher(t, ctx, nc, logger, catalog, outDir, opts)
+	b := &testBundle{t: t, ctx: ctx, ns: ns, nc: nc, js: js, d: d, recv: newReceiver(t), outbox: outDir, logs: logs, catalog: catalog}
+	if !opts.noRun {
+		b.run()
+	}
+	var once sync.Once
+	b.stop = func() {
+		once.Do(func() {
+			cancel()
+			if b.running != nil {
+				<-b.running
+			}
+			nc.Close()
+		})
+	}
+	t.Cleanup(func() {
+		b.stop()
+		if t.Failed() {
+			t.Logf("dispatcher logs:\n%s", logs.String())
+		}
+		for _, leak := range []string{testSecret, "MfKQ9r8G"} {
+			if strings.Contains(logs.String(), leak) {
+				t.Errorf("a secret leaked into the logs")
+			}
+		}
+	})
+	return b
+}
+
+// newTestDispatcher builds a dispatcher on nc as setup configures it: the
+// real webhook channel, outboxes in outDir for the others.
+func newTestDispatcher(t *testing.T, ctx context.Context, nc *nats.Conn, logger *slog.Logger, catalog *incident.Catalog, outDir string, opts bundleOpts) *Dispatcher {
+	t.Helper()
 	tcfg := templates.Config{Components: catalog, PublicURL: "https://herald.example"}
 	if opts.templates != nil {
 		opts.templates(&tcfg)
@@ -100,7 +150,6 @@ func setup(t *testing.T, opts bundleOpts) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outDir := t.TempDir()
 	chans := map[string]channels.Channel{channels.Webhook: wh}
 	for _, name := range []string{channels.Email, channels.SMS, channels.Slack} {
 		ob, err := outbox.New(outbox.Config{Dir: outDir, Channel: name})
@@ -130,39 +179,52 @@ func setup(t *testing.T, opts bundleOpts) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &testBundle{t: t, ctx: ctx, nc: nc, js: js, d: d, recv: newReceiver(t), outbox: outDir, logs: logs, catalog: catalog, ns: ns}
-	done := make(chan struct{})
-	if !opts.noRun {
-		go func() {
-			defer close(done)
-			if err := d.Run(ctx); err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		}()
-		b.waitFor("dispatcher ready", 10*time.Second, d.Ready)
-	} else {
-		close(done)
+	return d
+}
+
+// peer runs a second Herald process on the bundle's nats-server: its own
+// connection and dispatcher (configured by opts as setup configures the
+// first), sharing the streams, buckets and consumers. Its logs go to the
+// bundle's, marked process=peer. It stops with the test or when stop is
+// called.
+func (b *testBundle) peer(opts bundleOpts) (d *Dispatcher, stop func()) {
+	b.t.Helper()
+	nc, err := nats.Connect(b.nc.ConnectedUrl())
+	if err != nil {
+		b.t.Fatal(err)
 	}
+	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("process", "peer")
+	ctx, cancel := context.WithCancel(b.ctx)
+	d = newTestDispatcher(b.t, ctx, nc, logger, b.catalog, b.outbox, opts)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.Run(ctx); err != nil {
+			b.t.Errorf("peer Run: %v", err)
+		}
+	}()
+	b.waitFor("the peer ready", 10*time.Second, d.Ready)
 	var once sync.Once
-	b.stop = func() {
+	stop = func() {
 		once.Do(func() {
 			cancel()
 			<-done
 			nc.Close()
 		})
 	}
-	t.Cleanup(func() {
-		b.stop()
-		if t.Failed() {
-			t.Logf("dispatcher logs:\n%s", logs.String())
-		}
-		for _, leak := range []string{testSecret, "MfKQ9r8G"} {
-			if strings.Contains(logs.String(), leak) {
-				t.Errorf("a secret leaked into the logs")
-			}
-		}
+	b.t.Cleanup(stop)
+	return d, stop
+}
+
+// settled waits until every job is done: DELIVERIES holds nothing (jobs
+// are acknowledged, and leave the work queue, once their writes are
+// stored).
+func (b *testBundle) settled() {
+	b.t.Helper()
+	b.waitFor("every job done", 30*time.Second, func() bool {
+		info, err := b.d.topo.Deliveries.Info(b.ctx)
+		return err == nil && info.State.Msgs == 0
 	})
-	return b
 }
 
 // waitFor polls cond until it holds or the timeout expires.

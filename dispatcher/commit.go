@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -12,50 +13,70 @@ import (
 // once (too many pending): the commit publishes it again.
 var errNotPublished = errors.New("not published")
 
+// stallAfter is how long a write may wait for its acknowledgement before
+// the commit takes JetStream for stalled: sends wait (see writeGate) until
+// writes are acknowledged again.
+const stallAfter = 500 * time.Millisecond
+
+// maxCommitRetry caps the wait between two rounds of a commit's failed
+// writes: when JetStream returns, the records of sends made just before it
+// went must land before copies of their jobs, redelivered, look for them.
+const maxCommitRetry = time.Second
+
 // commit acknowledges a job once every target is over: it waits for the
 // job's writes (records, parked copies, dead letters; group commit), gives
 // its leases back, then acks it, or returns it to the stream when a target
-// was handed back. A write that failed is tried again, without limit,
-// while the job stays in hand (InProgress) and its leases are renewed: a
-// job is never acknowledged before its records are stored. Only when ctx
-// ends (Herald stops and its grace is over) does the commit give up; the
-// job is then left unacknowledged, and the records that could not be
-// written are counted as lost.
+// was handed back. Writes that failed are published again, all together,
+// round after round, without limit, while the job stays in hand
+// (InProgress) and its leases are renewed: a job is never acknowledged
+// before its records are stored. Only when ctx ends (Herald stops and its
+// grace is over) does the commit give up; the job is then left
+// unacknowledged, and the records that could not be written are counted as
+// lost.
 func (dl *deliverer) commit(ctx context.Context, m *inHand) {
 	defer dl.held.Done()
 	defer m.release()
-	for i := range m.writes {
-		w := &m.writes[i]
-		for try := 1; ; try++ {
-			err := errNotPublished
-			if w.fut != nil {
-				select {
-				case <-w.fut.Ok():
-					err = nil
-				case err = <-w.fut.Err():
-				}
+	stalled := false
+	defer func() {
+		if stalled {
+			dl.d.stalls.Add(-1)
+		}
+	}()
+	pending := m.writes
+	for round := 1; ; round++ {
+		var failed []write
+		var lastErr error
+		for _, w := range pending {
+			if err := dl.await(w, &stalled); err != nil {
+				failed, lastErr = append(failed, w), err
 			}
-			component := componentDeliveries
-			if w.record {
-				component = componentDeliveryLog
-			}
-			if err == nil {
-				dl.d.health.ok(component)
-				break
-			}
-			dl.infraTrouble(component, err)
-			select {
-			case <-ctx.Done():
-				dl.abandon(m, i)
-				return
-			case <-time.After(transientDelay(try)):
-			}
+		}
+		if len(failed) == 0 {
+			break
+		}
+		component := componentDeliveries
+		if failed[0].record {
+			component = componentDeliveryLog
+		}
+		dl.infraTrouble(component, fmt.Errorf("%d of %d writes of a job: %w", len(failed), len(m.writes), lastErr))
+		if !stalled {
+			stalled = true
+			dl.d.stalls.Add(1)
+		}
+		select {
+		case <-ctx.Done():
+			dl.abandon(m, failed)
+			return
+		case <-time.After(min(transientDelay(round), maxCommitRetry)):
+		}
+		for i := range failed {
 			js := dl.pub
-			if w.record {
+			if failed[i].record {
 				js = dl.d.log.js
 			}
-			w.fut, _ = js.PublishMsgAsync(w.msg, jetstream.WithStallWait(logAckTimeout))
+			failed[i].fut, _ = js.PublishMsgAsync(failed[i].msg, jetstream.WithStallWait(logAckTimeout))
 		}
+		pending = failed
 	}
 	m.stopKeepAlive()
 	for _, ls := range m.leases {
@@ -72,18 +93,68 @@ func (dl *deliverer) commit(ctx context.Context, m *inHand) {
 	}
 }
 
-// abandon leaves a job whose writes from the i-th on could not be stored
-// before Herald stopped: unacknowledged, it comes back after the ack wait.
-func (dl *deliverer) abandon(m *inHand, i int) {
+// await waits for a write's acknowledgement. A write still unacknowledged
+// after stallAfter marks JetStream stalled (*stalled, counted in the
+// dispatcher's stalls) until the job's writes are all stored.
+func (dl *deliverer) await(w write, stalled *bool) error {
+	if w.fut == nil {
+		return errNotPublished
+	}
+	select {
+	case <-w.fut.Ok():
+		dl.d.health.ok(componentOf(w))
+		return nil
+	case err := <-w.fut.Err():
+		return err
+	default:
+	}
+	timer := time.NewTimer(stallAfter)
+	defer timer.Stop()
+	select {
+	case <-w.fut.Ok():
+		dl.d.health.ok(componentOf(w))
+		return nil
+	case err := <-w.fut.Err():
+		return err
+	case <-timer.C:
+	}
+	if !*stalled {
+		*stalled = true
+		dl.d.stalls.Add(1)
+		dl.d.health.fail(componentOf(w), errStalled)
+	}
+	select {
+	case <-w.fut.Ok():
+		dl.d.health.ok(componentOf(w))
+		return nil
+	case err := <-w.fut.Err():
+		return err
+	}
+}
+
+// errStalled reports writes JetStream has not acknowledged for a while.
+var errStalled = fmt.Errorf("writes unacknowledged for %s", stallAfter)
+
+// componentOf names the component a write goes to.
+func componentOf(w write) string {
+	if w.record {
+		return componentDeliveryLog
+	}
+	return componentDeliveries
+}
+
+// abandon leaves a job whose failed writes could not be stored before
+// Herald stopped: unacknowledged, it comes back after the ack wait.
+func (dl *deliverer) abandon(m *inHand, failed []write) {
 	m.stopKeepAlive()
 	lost := 0
-	for _, w := range m.writes[i:] {
+	for _, w := range failed {
 		if w.record {
 			lost++
 		}
 	}
 	dl.metrics.lost.Add(float64(lost))
-	dl.logger.Error("stopping with writes not stored: the job is left unacknowledged and comes back", "records_lost", lost, "writes", len(m.writes)-i)
+	dl.logger.Error("stopping with writes not stored: the job is left unacknowledged and comes back", "records_lost", lost, "writes", len(failed))
 }
 
 // renewLeases extends the leases of a job still in hand (a slow send, a

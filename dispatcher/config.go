@@ -63,6 +63,9 @@ type Config struct {
 	// Channels tunes each channel's delivery loop, by channel name.
 	// Missing channels get [DefaultChannelConfig].
 	Channels map[string]ChannelConfig
+	// Maintenance tunes the reminders of scheduled maintenance (see
+	// [MaintenanceConfig] for the defaults).
+	Maintenance MaintenanceConfig
 	// ShutdownTimeout bounds how long in-flight sends may finish after a
 	// stop was asked. Defaults to 20 s.
 	ShutdownTimeout time.Duration
@@ -146,6 +149,13 @@ type ChannelConfig struct {
 	SendTimeout time.Duration
 	// Breaker trips on a destination's consecutive transient failures.
 	Breaker BreakerConfig
+	// DisableAfter disables an endpoint whose every attempt failed for
+	// that long (from its first failed attempt after its last success),
+	// and tells its owner, as webhook platforms do; the failure that
+	// reaches it is recorded with the disable_endpoint action. Defaults
+	// to 5 days for webhooks (Svix's), never for the other channels;
+	// negative means never.
+	DisableAfter time.Duration
 }
 
 // BreakerConfig tunes the per-destination circuit breaker.
@@ -220,6 +230,9 @@ func (c ChannelConfig) withDefaults(name string, batchSize int) ChannelConfig {
 	if c.Breaker.MaxCooldown <= 0 {
 		c.Breaker.MaxCooldown = 10 * time.Minute
 	}
+	if c.DisableAfter == 0 && name == channels.Webhook {
+		c.DisableAfter = 5 * 24 * time.Hour
+	}
 	return c
 }
 
@@ -285,6 +298,7 @@ func (c Config) WithDefaults() Config {
 		}
 	}
 	c.Channels = chs
+	c.Maintenance = c.Maintenance.WithDefaults()
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 20 * time.Second
 	}
@@ -344,6 +358,9 @@ func (c Config) validate() error {
 			// Nats-Msg-Id: the stream must still remember the first copy.
 			errs = append(errs, fmt.Errorf("channel %s: ack wait (%s) must be shorter than the duplicate window (%s)", name, cc.AckWait, c.DuplicateWindow))
 		}
+	}
+	if err := c.Maintenance.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("dispatcher config: %w", err)

@@ -102,25 +102,12 @@ func (d *DeadLetters) List(ctx context.Context, after uint64, limit int) ([]Dead
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
 	defer closeReader()
-	for len(out) < limit {
-		batch, err := cons.FetchNoWait(min(limit-len(out), 500))
-		if err != nil {
-			return nil, fmt.Errorf("dead letters: %w", err)
-		}
-		n := 0
-		var pending uint64
-		for msg := range batch.Messages() {
-			n++
-			md, err := msg.Metadata()
-			if err != nil {
-				continue
-			}
-			pending = md.NumPending
-			out = append(out, decodeDeadLetter(md.Sequence.Stream, msg.Subject(), msg.Headers(), msg.Data()))
-		}
-		if n == 0 || pending == 0 {
-			break
-		}
+	err = readOrdered(cons, func(msg jetstream.Msg, md *jetstream.MsgMetadata) bool {
+		out = append(out, decodeDeadLetter(md.Sequence.Stream, msg.Subject(), msg.Headers(), msg.Data()))
+		return len(out) < limit
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
 	}
 	return out, nil
 }

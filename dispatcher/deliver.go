@@ -297,6 +297,10 @@ type inHand struct {
 	parked   bool
 	attempts int
 	replay   bool
+	// redelivered: JetStream delivered the job before, to a process that
+	// neither acknowledged it nor gave it back in time (it died, or lost
+	// JetStream for a while and may still be storing its records).
+	redelivered bool
 	// seen: a copy of this job may have been handled before (redelivered,
 	// parked, replayed, re-published by a resumed fan-out, or old enough
 	// for such a copy to exist). Its targets take a lease and read the
@@ -336,6 +340,7 @@ func (dl *deliverer) receive(msg jetstream.Msg, slots chan struct{}) {
 	m.replay = h.Get(hdrReplay) != ""
 	m.parked = strings.HasPrefix(msg.Subject(), subjParked)
 	m.attempts, _ = strconv.Atoi(h.Get(hdrAttempt))
+	m.redelivered = md.NumDelivered > 1
 	now := dl.d.cfg.Now()
 	if m.parked {
 		if due, _ := strconv.ParseInt(h.Get(hdrDue), 10, 64); time.UnixMilli(due).After(now) {

@@ -56,7 +56,7 @@ const legacyOutboxed Outcome = "outbox"
 // seeing it as its last record must not send again.
 func (o Outcome) final() bool {
 	switch o {
-	case Delivered, Outboxed, legacyOutboxed, Failed, Suppressed, Superseded, Unsubscribed, Disabled, Receipt, Capped, Recalled:
+	case Delivered, Outboxed, legacyOutboxed, Failed, Suppressed, Superseded, Unsubscribed, Disabled, Receipt, Capped, Expired, Recalled:
 		return true
 	}
 	return false
@@ -369,35 +369,21 @@ func (l *deliveryLog) list(ctx context.Context, q Query) ([]Record, error) {
 	defer closeReader()
 	ring := make([]Record, 0, min(q.Limit, int(total)))
 	next := 0
-	for {
-		batch, err := cons.FetchNoWait(500)
-		if err != nil {
-			return nil, fmt.Errorf("delivery log: %w", err)
+	err = readOrdered(cons, func(msg jetstream.Msg, _ *jetstream.MsgMetadata) bool {
+		var rec Record
+		if json.Unmarshal(msg.Data(), &rec) != nil {
+			return true
 		}
-		n := 0
-		var pending uint64
-		for msg := range batch.Messages() {
-			n++
-			var rec Record
-			if json.Unmarshal(msg.Data(), &rec) != nil {
-				continue
-			}
-			if len(ring) < q.Limit {
-				ring = append(ring, rec)
-			} else {
-				ring[next] = rec
-				next = (next + 1) % q.Limit
-			}
-			if md, err := msg.Metadata(); err == nil {
-				pending = md.NumPending
-			}
+		if len(ring) < q.Limit {
+			ring = append(ring, rec)
+		} else {
+			ring[next] = rec
+			next = (next + 1) % q.Limit
 		}
-		if batch.Error() != nil && !errors.Is(batch.Error(), jetstream.ErrNoMessages) {
-			return nil, fmt.Errorf("delivery log: %w", batch.Error())
-		}
-		if n == 0 || pending == 0 {
-			break
-		}
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delivery log: %w", err)
 	}
 	return append(ring[next:], ring[:next]...), nil
 }

@@ -82,6 +82,8 @@ type Dispatcher struct {
 	links   *links.Sealer
 	smsCap  *SMSCap
 	metrics *metrics
+	fails   *endpointFailures
+	maint   *maintenance // maintenance reminders and reschedulings
 	// recalls mirrors the recalled updates; progress tracks the
 	// incidents asked about (recall.go, progress.go).
 	recalls  *recalls
@@ -91,7 +93,15 @@ type Dispatcher struct {
 	locations map[string]*time.Location
 
 	running atomic.Bool
+	// stalls counts the commits whose writes JetStream does not
+	// acknowledge: while any does, no send starts (see writesStalled).
+	stalls atomic.Int32
 }
+
+// writesStalled reports whether JetStream leaves writes of this process
+// unacknowledged (an outage, a lost quorum): a send now could not be
+// recorded, so sends wait until writes are acknowledged again.
+func (d *Dispatcher) writesStalled() bool { return d.stalls.Load() > 0 }
 
 // New sets up the streams, buckets and consumers and builds the dispatcher.
 func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
@@ -152,9 +162,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		links:     lk,
 		smsCap:    deps.SMSCap,
 		metrics:   m,
+		fails:     newEndpointFailures(topo.EndpointFailures, cfg.Logger),
 		locations: map[string]*time.Location{},
 		recalls:   newRecalls(topo.Recalls, cfg.Logger),
 		progress:  newProgress(topo, cfg.Now),
+	}
+	if d.maint, err = newMaintenance(d.snaps, cfg.Logger, cfg.Registerer); err != nil {
+		return nil, err
 	}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newBacklog(topo.Deliveries)); err != nil {
@@ -185,6 +199,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		func(ctx context.Context) error { return d.index.Watch(ctx, d.topo.Subscribers) },
 		d.snaps.watch,
 		d.supp.watch,
+		d.fails.watch,
 		d.recalls.watch,
 	} {
 		watches.Add(1)
@@ -197,7 +212,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	// Work starts once the state mirrors are loaded, so that the first
 	// update reaches the whole audience.
-	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready, d.recalls.ready} {
+	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready, d.fails.ready, d.recalls.ready} {
 		select {
 		case <-ready:
 		case <-ctx.Done():
@@ -230,7 +245,7 @@ func (d *Dispatcher) Ready() bool {
 	if !d.running.Load() || !d.nc.IsConnected() {
 		return false
 	}
-	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready, d.recalls.ready} {
+	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready, d.fails.ready, d.recalls.ready} {
 		select {
 		case <-ready:
 		default:

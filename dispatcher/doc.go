@@ -1,60 +1,82 @@
 // Package dispatcher is Herald's engine: it sets up the JetStream streams and
 // KV buckets, fans each incident update out to its audience, delivers each
 // notification through its channel with retries, records every attempt, and
-// serves the HTTP API.
+// offers the Go methods the admin API, the public pages and the CLI call.
 //
-// # Pipeline
+// # Fan-out
 //
-// Incident updates arrive on the INCIDENTS stream (subject
-// incidents.<incident_id>, Nats-Msg-Id = event id). The fan-out consumer
-// ([Fanout]) reads them one at a time, in order:
+// Incident updates arrive on the INCIDENTS stream (published on
+// incidents.<incident_id>, Nats-Msg-Id = event id), which stores each under
+// its fan-out partition, incidents.<partition>.<incident_id>. One consumer
+// per partition hands out one update at a time over all processes
+// ([fanout]): the updates of an incident stay in order, those of different
+// incidents fan out at once.
 //
-//	decode → validate → snapshot check → audience → publish jobs → snapshot → ack
+//	decode → validate → snapshot decides → audience → publish batches → snapshot → ack
 //
 // A bad event goes to the DEAD_LETTERS stream with its reason and the line
-// moves on. The incident snapshot (KV "incidents") records which sequences
-// were fanned out, so an update re-published after the stream's duplicate
-// window is recognised and not fanned out twice. Each job (one per update ×
-// endpoint) gets a deterministic id, hash(event id, subscriber id, endpoint
-// id), used as its Nats-Msg-Id; the event is acknowledged only after every
-// job publish is acknowledged.
+// moves on. The incident snapshot (KV "incidents") keeps the incident's
+// latest update: an update whose sequence is not above it was fanned out
+// already (a replay, however old), holds a sequence another event holds (a
+// conflict: dead-lettered), or comes late (recorded, sent to nobody).
 //
-// Jobs land on the DELIVERIES work-queue stream (subject
-// deliveries.<channel>). One delivery loop per channel ([Deliverer]) runs
-// each job through small stages:
+// The targets of an update (one per endpoint) are published per channel in
+// batch jobs on DELIVERIES (deliveries.<channel>), about BatchSize targets
+// each. Batch membership is fixed at the first fan-out: a target's batch is
+// a hash of its subscriber id among a count the snapshot keeps, so a
+// resumed fan-out publishes the same batches under the same ids
+// ([BatchID], the Nats-Msg-Id), which the stream drops inside its duplicate
+// window. Each target keeps its own delivery id ([DeliveryID]): the
+// webhook-id, the email Message-ID, the key of its delivery-log records.
 //
-//	decode → already done? → resolve endpoint → skip checks → render → send → record
+// # Delivery
 //
-// The outcome of Send decides the job's fate with errors.As on the channels
-// package's typed errors: delivered → Ack; retryable → parked for a delay
-// computed by the [RetryPolicy] from the attempt number (JetStream's
-// consumer BackOff does not apply to NAKs) and any Retry-After hint;
-// permanent → Term (and the endpoint disabled or the address suppressed
-// when the channel asks). A job whose attempts are exhausted, or that failed
-// permanently, is copied to DEAD_LETTERS, from which operators replay it.
+// One delivery loop per channel ([deliverer]) takes jobs in hand and runs
+// each target through the stages of stages.go on a bounded pool of
+// workers:
 //
-// A parked job is a copy on parked.<channel> (same stream) carrying its due
-// time and attempt count; the original is acknowledged. A second consumer
-// per channel holds it until due and hands it to the same loop. Waiting
-// with a Nak would keep it in the delivery consumer's pending list, where
-// enough of them (failing endpoints, quiet hours) would stop the channel.
-// Deferrals are parked the same way: quiet hours, a destination whose
-// circuit is open, and a destination whose turn is further than
-// MaxDestinationWait (busy or slow; not counted as an attempt).
+//	already done? → resolve → screen → SMS caps → render → turn → pace → send → outcome
 //
-// Every attempt and outcome is appended to the DELIVERY_LOG stream, subject
-// deliverylog.<subscriber_id>.<delivery_id>. The last record of a delivery
-// is also how a redelivered or replayed job learns it was already sent.
+// "Already done?" is paid only by targets of a job that may have met a copy
+// (redelivered, parked, replayed, re-published past the duplicate window):
+// they take the delivery's lease (a KV key with a TTL, seen by every
+// process) before reading the delivery log. Fresh first deliveries, which
+// no copy can meet, skip it. A destination (webhook host, Slack channel,
+// provider) gives a bounded number of slots, starting low and growing with
+// its answers; targets waiting for one, for a pace (shared by all
+// processes through the pacing bucket) or for a retry of Herald's own
+// infrastructure hold no worker.
+//
+// The outcome of Send decides with errors.As on the channels package's
+// typed errors: delivered; retryable → parked for a delay computed by the
+// [RetryPolicy] from the attempt number and any Retry-After; permanent →
+// dead-lettered (and the endpoint disabled or the address suppressed when
+// the channel asks). A target that must wait (retry, quiet hours, a busy or
+// failing destination, a copy of it in hand elsewhere) leaves its batch as
+// a single parked job on parked.<channel>, with its due time and the
+// attempts it made; a second consumer per channel brings it back when due.
+//
+// Every attempt and outcome is one record of the DELIVERY_LOG stream,
+// subject deliverylog.<incident>.<subscriber>.<delivery>. A job is
+// acknowledged once each of its targets is over and its records, parked
+// copies and dead letters are stored (group commit); until then it stays in
+// hand and failed writes are retried without limit.
+//
+// Attempts count sends (and deferrals that count). Trouble of Herald's own
+// infrastructure (JetStream, KV, the log) never uses an attempt and never
+// dead-letters a notification: the stage is tried again later, a metric
+// counts it and readiness turns degraded ([Dispatcher.Troubles]).
 //
 // # Promises
 //
 // The package keeps Herald's promises: nothing is lost once publish returned
 // (JetStream acks at every hand-off, acks only after the next stage has
 // stored its work), no duplicates from Herald's side (Nats-Msg-Id inside the
-// duplicate window, the snapshot and the delivery log beyond it), bad input
-// never stops the line (dead letters), one slow endpoint never delays the
-// others (per destination: bounded concurrency, a pace, a circuit breaker,
-// jobs whose turn is far parked instead of held; retries parked), and
-// nothing leaks (no secret in logs or the delivery log; admin API behind a
-// token; unsubscribe links sealed).
+// duplicate window, the snapshot, leases and the delivery log beyond it),
+// bad input never stops the line (dead letters), one slow endpoint never
+// delays the others (per-destination slots and queues, paces, breakers,
+// targets whose turn is far parked instead of held), nothing leaks (no
+// secret in logs or the delivery log), and all of it holds with several
+// processes on a JetStream cluster (leases, global paces and rates,
+// durable consumers shared).
 package dispatcher

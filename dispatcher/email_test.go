@@ -398,8 +398,8 @@ func TestEmailEndToEndMailpit(t *testing.T) {
 		t.Errorf("search for the accented subject: %+v", got)
 	}
 	// Exactly one message per endpoint and update, and none for the
-	// subscriber of another component.
-	time.Sleep(300 * time.Millisecond)
+	// subscriber of another component, once every job is done.
+	b.settled()
 	for addr, n := range map[string]int{"ops@dupont.example": 2, "ops@trattoria.example": 2, "ops@3ds.example": 0} {
 		if got := mp.Search(t, "to:"+addr); len(got) != n {
 			t.Errorf("%s received %d messages, want %d", addr, len(got), n)

@@ -168,6 +168,11 @@ func (f *fanout) handle(ctx context.Context, msg jetstream.Msg) {
 	stopProgress := keepAlive(msg, d.cfg.FanoutAckWait/3)
 	recheck := p.action == actionResume || md.NumDelivered > 1 || msg.Headers().Get(hdrReplay) != ""
 	jobs, err := f.publish(ctx, ev, md.Sequence.Stream, prio, targets, p.batches, recheck)
+	if err == nil { // a maintenance announcement parks its reminders (maintenance.go)
+		var parked int
+		parked, err = f.remind(ctx, ev, md.Sequence.Stream, prio, targets, p.batches)
+		jobs += parked
+	}
 	stopProgress()
 	if err != nil {
 		d.health.fail(componentDeliveries, err)
@@ -250,6 +255,7 @@ func (f *fanout) begin(ctx context.Context, ev *incident.Event, streamSeq uint64
 		s.add(st)
 		s.LatestSeq, s.LatestEventID, s.Status, s.Priority = ev.Sequence, ev.ID, ev.Status, ev.Priority
 		s.Title, s.Components, s.UpdatedAt = ev.Title.String(), ev.Components, now
+		s.Maintenance = s.Maintenance.next(ev) // maintenance.go
 		return nil
 	})
 	return p, err

@@ -58,6 +58,9 @@ type Job struct {
 	To *Direct `json:"to,omitempty"`
 	// Targets are the endpoints of a batch job.
 	Targets []Target `json:"targets,omitempty"`
+	// Reminder details a maintenance reminder (KindReminder; see
+	// maintenance.go).
+	Reminder *Reminder `json:"reminder,omitempty"`
 }
 
 // Target is one endpoint of a batch job.
@@ -284,7 +287,10 @@ func decodeJob(data []byte) (*Job, error) {
 		return nil, errors.New("job: notice job without its notice")
 	case directKind(j.Kind) && (j.To == nil || j.batch()):
 		return nil, errors.New("job: notice job without its recipient")
-	case j.Kind != KindUpdate && j.Kind != KindEndpointDisabled && !directKind(j.Kind):
+	case j.Kind == KindReminder && (j.Reminder == nil || j.Reminder.Of == "" || j.Reminder.Lead <= 0 || !j.Reminder.End.After(j.Reminder.Start) ||
+		j.StreamSeq == 0 || j.IncidentID == ""):
+		return nil, errors.New("job: reminder job without its maintenance")
+	case j.Kind != KindUpdate && j.Kind != KindEndpointDisabled && j.Kind != KindReminder && !directKind(j.Kind):
 		return nil, fmt.Errorf("job: unknown kind %q", j.Kind)
 	}
 	for _, t := range j.Targets {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/channels"
@@ -497,39 +498,53 @@ func (l *lastSeqs) next(ctx context.Context) (uint64, error) {
 	return seq, nil
 }
 
-// fill fetches the next batch.
+// fill fetches the next batch. A consumer just created on a clustered
+// stream may take a moment to deliver: an empty first fetch is tried
+// again until readerWait is over (as readOrdered does).
 func (l *lastSeqs) fill(ctx context.Context) error {
-	batch, err := l.cons.FetchNoWait(ledgerBatch)
-	if err != nil {
-		return err
-	}
-	got := 0
-	for msg := range batch.Messages() {
-		got++
-		md, err := msg.Metadata()
+	deadline := time.Now().Add(readerWait)
+	for {
+		batch, err := l.cons.Fetch(ledgerBatch, jetstream.FetchMaxWait(readerWait))
 		if err != nil {
 			return err
 		}
-		if md.Sequence.Consumer != l.consSeq+1 {
-			return errLostMessages
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			md, err := msg.Metadata()
+			if err != nil {
+				return err
+			}
+			if md.Sequence.Consumer != l.consSeq+1 {
+				return errLostMessages
+			}
+			l.consSeq = md.Sequence.Consumer
+			if md.Sequence.Stream > l.end {
+				l.done = true // records stored after the export began
+				return nil
+			}
+			l.buf = append(l.buf, md.Sequence.Stream)
+			if md.NumPending == 0 {
+				l.done = true
+				return nil // all read: no need to wait for the fetch to expire
+			}
 		}
-		l.consSeq = md.Sequence.Consumer
-		if md.Sequence.Stream > l.end {
-			l.done = true // records stored after the export began
-			return nil
+		err = batch.Error()
+		switch {
+		case got > 0:
+			return ctx.Err()
+		case err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) && !time.Now().Before(deadline):
+			return err
+		case l.consSeq > 0 || !time.Now().Before(deadline):
+			l.done = true // nothing more
+			return ctx.Err()
 		}
-		l.buf = append(l.buf, md.Sequence.Stream)
-		if md.NumPending == 0 {
-			l.done = true
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond): // not ready yet
 		}
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-		return err
-	}
-	if got == 0 {
-		l.done = true
-	}
-	return ctx.Err()
 }
 
 // close deletes the consumer.

@@ -190,7 +190,7 @@ func category(o Outcome) (uint8, bool) {
 		return catFailed, true
 	case DeadLettered:
 		return catDead, true
-	case Suppressed, Superseded, Unsubscribed, Disabled, Capped:
+	case Suppressed, Superseded, Unsubscribed, Disabled, Capped, Expired:
 		return catSkipped, true
 	case Recalled:
 		return catRecalled, true

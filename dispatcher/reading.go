@@ -3,7 +3,6 @@ package dispatcher
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -16,46 +15,36 @@ var errStopReading = errors.New("stop reading")
 // recovery): the reading must start again.
 var errLostMessages = errors.New("the reading lost messages on the way; try again")
 
-// readStored hands each message cons delivers to each, with its
-// metadata, in batches of ledgerBatch, until nothing is pending, each
-// returns errStopReading (no error), another error (returned), or ctx
-// ends. With gapless, a skipped consumer sequence fails the reading
-// (errLostMessages).
+// readStored hands each message cons delivers to each, with its metadata,
+// until nothing is pending (see readOrdered: a reader just created on a
+// clustered stream is given time to deliver), each returns errStopReading
+// (no error) or another error (returned), or ctx ends. With gapless, a
+// skipped consumer sequence fails the reading (errLostMessages).
 func readStored(ctx context.Context, cons jetstream.Consumer, gapless bool, each func(jetstream.Msg, *jetstream.MsgMetadata) error) error {
 	var consSeq uint64
-	for {
-		batch, err := cons.FetchNoWait(ledgerBatch)
-		if err != nil {
-			return err
-		}
-		got, pending := 0, uint64(1)
-		for msg := range batch.Messages() {
-			got++
-			md, err := msg.Metadata()
-			if err != nil {
-				return err
+	var failed error
+	err := readOrdered(cons, func(msg jetstream.Msg, md *jetstream.MsgMetadata) bool {
+		if gapless {
+			if md.Sequence.Consumer != consSeq+1 {
+				failed = errLostMessages
+				return false
 			}
-			if gapless {
-				if md.Sequence.Consumer != consSeq+1 {
-					return errLostMessages
-				}
-				consSeq = md.Sequence.Consumer
-			}
-			pending = md.NumPending
-			if err := each(msg, md); errors.Is(err, errStopReading) {
-				return nil
-			} else if err != nil {
-				return err
-			}
+			consSeq = md.Sequence.Consumer
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return err
-		}
-		if got == 0 || pending == 0 {
-			return ctx.Err()
+		if err := each(msg, md); err != nil {
+			if !errors.Is(err, errStopReading) {
+				failed = err
+			}
+			return false
 		}
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("reading: %w", err)
+			failed = err
+			return false
 		}
+		return true
+	})
+	if failed != nil {
+		return failed
 	}
+	return err
 }

@@ -30,7 +30,9 @@ const reasonRecalled = "recalled by an operator"
 
 // A recall cancels every notification of one update not yet sent: those
 // queued (in their batch, not yet handled), parked (waiting for a retry)
-// and deferred (quiet hours, a busy destination).
+// and deferred (quiet hours, a busy destination); for a maintenance
+// announcement, its reminders too (each recorded recalled when it comes
+// due: they wait parked, without records, until then).
 //
 // It works in two steps. First a marker, keyed by the update's incident
 // and sequence, goes into the recalls bucket; every Herald process mirrors
@@ -115,9 +117,15 @@ func (r *recalls) observe(m recallMarker) {
 	r.mu.Unlock()
 }
 
-// recalled reports whether j's update was recalled.
+// recalled reports whether j's update was recalled: j notifies of it, or
+// reminds of the maintenance it announced.
 func (r *recalls) recalled(j *Job) bool {
-	if j.Kind != KindUpdate {
+	eventID := j.EventID
+	switch {
+	case j.Kind == KindUpdate:
+	case j.Kind == KindReminder && j.Reminder != nil:
+		eventID = j.Reminder.Of
+	default:
 		return false
 	}
 	r.mu.RLock()
@@ -126,7 +134,7 @@ func (r *recalls) recalled(j *Job) bool {
 		return false
 	}
 	m, ok := r.markers[recallKey(j.IncidentID, j.Sequence)]
-	return ok && m.EventID == j.EventID
+	return ok && m.EventID == eventID
 }
 
 // recall is the stage that ends a target of a recalled update: recorded

@@ -175,3 +175,29 @@ func TestRecallWhileHalfIsSent(t *testing.T) {
 		t.Errorf("recall of no incident: %v", err)
 	}
 }
+
+// TestRecallMaintenanceReminders: recalling a maintenance announcement
+// cancels its reminders too: each is recorded recalled when it comes due,
+// and none is sent.
+func TestRecallMaintenanceReminders(t *testing.T) {
+	t.Parallel()
+	b, _, _, _ := announcedMaintenance(t, "MNT-R", emailSubscriber("m_mail", "it-IT", "Europe/Rome", "Trattoria", "ops@trattoria.example"), 12*time.Second)
+	res, err := b.d.Recall(b.ctx, "MNT-R", "MNT-R:1")
+	if err != nil || res.SentTotal != 2 {
+		t.Fatalf("recall: %+v, %v", res, err)
+	}
+	for _, sub := range [][2]string{{"m_hook", "wh"}, {"m_mail", "mail"}} {
+		for _, lead := range testLeads {
+			id := reminderID("MNT-R:1", lead, sub[0], sub[1])
+			b.waitFor("the reminder recalled", 30*time.Second, func() bool { return b.lastOutcome(sub[0], id) == Recalled })
+			if recs := b.delivery(sub[0], id); len(recs) != 1 || recs[0].Kind != KindReminder {
+				t.Errorf("reminder %s of %s: records %+v", lead, sub[0], recs)
+			}
+		}
+	}
+	b.waitParkedEmpty(channels.Webhook)
+	b.waitParkedEmpty(channels.Email)
+	if n := b.recv.delivered("/hook"); n != 1 {
+		t.Errorf("the webhook got %d requests, want the announcement alone", n)
+	}
+}

@@ -27,9 +27,12 @@ func (dl *deliverer) render(ctx context.Context, j *Job, sub *subscribers.Subscr
 	m := &channels.Message{ID: j.deliveryID(Target{SubscriberID: sub.ID, EndpointID: ep.ID}), Kind: j.Kind, Attempt: number}
 	var r *templates.Rendered
 	switch j.Kind {
-	case KindUpdate:
-		u, err := d.events.get(ctx, j.StreamSeq, j.EventID)
+	case KindUpdate, KindReminder:
+		u, err := d.events.get(ctx, j.StreamSeq, j.updateEventID())
 		if err != nil {
+			return nil, nil, err
+		}
+		if err := d.present(ctx, j, &u); err != nil { // maintenance.go: reminder, rescheduling
 			return nil, nil, err
 		}
 		if r, err = d.renderer.Render(u, j.Channel, rc); err != nil {

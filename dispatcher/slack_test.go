@@ -30,6 +30,8 @@ type slackAPI struct {
 
 type slackCall struct {
 	method, channel, ts, threadTS, text string
+	// at is when the server received the call.
+	at time.Time
 }
 
 func newSlackAPI(t *testing.T) *slackAPI {
@@ -42,7 +44,7 @@ func newSlackAPI(t *testing.T) *slackAPI {
 		}
 		method := strings.TrimPrefix(r.URL.Path, "/api/")
 		s.mu.Lock()
-		c := slackCall{method: method, channel: r.Form.Get("channel"), ts: r.Form.Get("ts"), threadTS: r.Form.Get("thread_ts"), text: r.Form.Get("text")}
+		c := slackCall{method: method, channel: r.Form.Get("channel"), ts: r.Form.Get("ts"), threadTS: r.Form.Get("thread_ts"), text: r.Form.Get("text"), at: time.Now()}
 		if method == "chat.postMessage" {
 			s.ts++
 			c.ts = fmt.Sprintf("1700000000.%06d", s.ts)

@@ -543,7 +543,7 @@ func TestSMSSupersededWhileDeferred(t *testing.T) {
 	if r := recs[len(recs)-1]; r.Reason != "superseded by update 2" {
 		t.Errorf("superseded record %+v", r)
 	}
-	time.Sleep(300 * time.Millisecond)
+	b.settled()
 	forms, _ := tw.messages()
 	if len(forms) != 1 {
 		t.Fatalf("Twilio got %d messages, want 1 (the newer update)", len(forms))

@@ -96,23 +96,15 @@ func TestSMSCapInTheLoop(t *testing.T) {
 	ev := func(id, prio string) string {
 		return fmt.Sprintf(`{"id":"%s:1","incident_id":"%s","sequence":1,"status":"investigating","priority":"%s","title":"T","body":"B"}`, id, id, prio)
 	}
-	// Updates of different incidents fan out in parallel: the first one
-	// is sent before the others are published, so that it is the one
-	// within the cap.
-	b.publish(ev("CAP-1", "P2"))
-	b.waitFor("the first SMS", 20*time.Second, func() bool {
-		return b.lastOutcome(sub.ID, DeliveryID("CAP-1:1", sub.ID, "sms")) == Outboxed
-	})
-	for _, e := range []struct{ id, prio string }{{"CAP-2", "P2"}, {"CAP-3", "P1"}} {
+	// Updates of different incidents fan out at once: one at a time, so
+	// that the count reaches each in order.
+	for _, e := range []struct {
+		id, prio string
+		want     Outcome
+	}{{"CAP-1", "P2", Outboxed}, {"CAP-2", "P2", Capped}, {"CAP-3", "P1", Outboxed}} {
 		b.publish(ev(e.id, e.prio))
+		b.waitFor(e.id+" "+string(e.want), 20*time.Second, func() bool {
+			return b.lastOutcome(sub.ID, DeliveryID(e.id+":1", sub.ID, "sms")) == e.want
+		})
 	}
-	want := map[string]Outcome{"CAP-1:1": Outboxed, "CAP-2:1": Capped, "CAP-3:1": Outboxed}
-	b.waitFor("the three outcomes", 20*time.Second, func() bool {
-		for id, o := range want {
-			if b.lastOutcome(sub.ID, DeliveryID(id, sub.ID, "sms")) != o {
-				return false
-			}
-		}
-		return true
-	})
 }

@@ -34,6 +34,10 @@ type Snapshot struct {
 	// Updates are the most recent updates (at most maxSnapshotUpdates),
 	// oldest first: for the operator, and for the fan-out of the latest.
 	Updates []UpdateState `json:"updates"`
+	// Maintenance is the state of a scheduled maintenance (its window,
+	// the update whose reminders stand, the windows it moved; see
+	// maintenance.go); nil for an incident.
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
 }
 
 // maxSnapshotUpdates bounds the updates a snapshot lists. The fan-out's

@@ -147,6 +147,13 @@ func (t *task) checkDone() bool {
 		t.over(false)
 		return false
 	}
+	if last == nil && t.m.redelivered && !t.m.parked && !t.m.replay {
+		// The process that had the job may have sent this target and
+		// still be storing its record (JetStream was away): look again
+		// in a moment, when that record has landed.
+		t.bounce()
+		return false
+	}
 	if !t.m.replay {
 		t.number = max(t.number, nextAttempt(last))
 		if wait, attempts, ok := waiting(last, dl.d.cfg.Now()); ok {
@@ -236,6 +243,9 @@ func (t *task) screen() bool {
 		return false
 	}
 	t.loc = d.location(t.sub.Timezone)
+	if j.Kind == KindReminder {
+		return t.screenReminder() // maintenance.go: still standing, in time, preferences, quiet hours
+	}
 	if t.ep.QuietHours != nil && j.Kind == KindUpdate && j.Priority != incident.P1 {
 		if quiet, end := t.ep.QuietHours.Window(d.cfg.Now(), t.loc); quiet {
 			t.deferFor("quiet hours", end.Sub(d.cfg.Now())+time.Duration(d.cfg.Rand()*float64(time.Minute)), true)
@@ -337,6 +347,14 @@ func (t *task) send() bool {
 		t.handBack()
 		return false
 	}
+	if d.writesStalled() {
+		// JetStream does not acknowledge writes: a send now could not be
+		// recorded before a copy of its job meets it. Wait for the
+		// writes to flow again.
+		t.releaseSlot(notSent, 0)
+		t.next = (*task).turn
+		return t.retryInfra(componentDeliveryLog, errStalled)
+	}
 	if dl.rate != nil {
 		at, err := dl.rate.turn(dl.sendCtx)
 		if err != nil {
@@ -375,7 +393,7 @@ func (t *task) send() bool {
 	dl.metrics.inflight.Dec()
 	class := channels.Classify(err)
 	switch {
-	case err == nil || class.Permanent:
+	case err == nil || class.Permanent || answeredRefusal(err):
 		t.releaseSlot(answered, d.cfg.Now().Sub(t.slotAt))
 	case errors.Is(err, context.Canceled):
 		t.releaseSlot(notSent, 0)
@@ -396,9 +414,10 @@ func (t *task) send() bool {
 	t.rec.DurationMS = float64(took.Microseconds()) / 1000
 	t.rec.BodySHA256 = receipt.BodySHA256
 	if err == nil {
+		t.sendWorked()
 		t.delivered(receipt)
 	} else {
-		t.fail(err, class)
+		t.fail(t.sendFailed(err, class))
 	}
 	return false
 }
@@ -528,11 +547,12 @@ func (t *task) skip(outcome Outcome, reason string) {
 	t.over(false)
 }
 
-// bounceDelay is how long a copy that found its delivery's lease taken
-// waits before it looks again (plus up to as much again, at random).
+// bounceDelay is how long a copy that found its delivery's lease taken (or
+// the log silent about a target of a redelivered job) waits before it looks
+// again (plus up to as much again, at random).
 const bounceDelay = 2 * time.Second
 
-// bounce parks a copy whose delivery another copy holds: when it comes
+// bounce parks a copy whose delivery another copy may hold: when it comes
 // back, the log says what became of the delivery. It is no attempt and
 // writes no record.
 func (t *task) bounce() {

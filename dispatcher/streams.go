@@ -10,6 +10,7 @@ import (
 
 	"github.com/heraldhq/herald/channels/slack"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/channels"
@@ -28,6 +29,9 @@ const (
 	BucketSlackThreads = slack.ThreadsBucket
 	BucketLeases       = "leases"
 	BucketPacing       = "pacing"
+	// BucketEndpointFailures holds the failing streaks of endpoints (see
+	// endpointfailures.go).
+	BucketEndpointFailures = "endpoint_failures"
 
 	// ConsumerFanout is the first round's single fan-out consumer: kept,
 	// when it exists, for updates stored before the INCIDENTS stream was
@@ -174,6 +178,9 @@ type Topology struct {
 	// Pacing holds the next free send time of each globally paced
 	// destination and rate-limited provider (see pacing.go).
 	Pacing jetstream.KeyValue
+	// EndpointFailures holds, per endpoint whose every attempt failed
+	// since a time, that time (see endpointfailures.go).
+	EndpointFailures jetstream.KeyValue
 	// Recalls holds a marker per recalled update (see recall.go).
 	Recalls jetstream.KeyValue
 }
@@ -287,6 +294,7 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 		// dies; released ones leave a marker that lives a second.
 		{&t.Leases, jetstream.KeyValueConfig{Bucket: BucketLeases, Description: "Leases of deliveries in hand, by delivery id", History: 1, LimitMarkerTTL: time.Second, Storage: jetstream.FileStorage}},
 		{&t.Pacing, jetstream.KeyValueConfig{Bucket: BucketPacing, Description: "Next free send time of globally paced destinations and providers", History: 1, TTL: 24 * time.Hour, Storage: jetstream.MemoryStorage}},
+		{&t.EndpointFailures, jetstream.KeyValueConfig{Bucket: BucketEndpointFailures, Description: "Endpoints whose every attempt failed since a time, by channel.subscriber.endpoint", History: 1, TTL: endpointFailureTTL, Storage: jetstream.FileStorage}},
 		{&t.Recalls, recallsBucketConfig()},
 	}
 	for _, b := range buckets {
@@ -422,4 +430,58 @@ func openReader(ctx context.Context, stream jetstream.Stream, cfg jetstream.Orde
 			_ = stream.DeleteConsumer(dctx, info.Name)
 		}
 	}, nil
+}
+
+// readerWait bounds the wait for the first message of a read. A reader
+// created a moment ago on a clustered stream may take a little while to
+// deliver; a fetch that does not wait could stop before it started.
+const readerWait = 2 * time.Second
+
+// readOrdered reads the messages of a reader (see openReader) from its
+// start until none is pending, handing each to fn with its metadata; fn
+// returns false to stop. It waits up to readerWait for the first message
+// when there may be none at all. A reader created a moment ago on a
+// clustered stream may not answer its first pulls yet (no responders): they
+// are tried again until readerWait is over.
+func readOrdered(cons jetstream.Consumer, fn func(jetstream.Msg, *jetstream.MsgMetadata) bool) error {
+	deadline := time.Now().Add(readerWait)
+	read := 0
+	for {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(readerWait))
+		if err != nil {
+			return err
+		}
+		n := 0
+		pending := uint64(1)
+		for msg := range batch.Messages() {
+			n++
+			md, err := msg.Metadata()
+			if err != nil {
+				continue
+			}
+			if pending = md.NumPending; !fn(msg, md) {
+				return nil
+			}
+			if pending == 0 {
+				break // all read: no need to wait for the fetch to expire
+			}
+		}
+		read += n
+		if n > 0 && pending == 0 {
+			return nil
+		}
+		err = batch.Error()
+		switch {
+		case n > 0:
+			continue
+		case err == nil || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout):
+			if read > 0 || !time.Now().Before(deadline) {
+				return nil
+			}
+		case time.Now().Before(deadline):
+			time.Sleep(50 * time.Millisecond) // not ready yet
+		default:
+			return err
+		}
+	}
 }

@@ -30,31 +30,45 @@ type Config struct {
 	// response body. Defaults to 15 s.
 	Timeout time.Duration
 	// IdleConnTimeout is how long an idle keep-alive connection stays in
-	// the pool. Defaults to 90 s.
+	// the pool before it is closed. Defaults to 30 s: long enough to carry
+	// a fan-out's sends to a host from one to the next, short enough that
+	// the connections of a burst (each holds two goroutines and their
+	// buffers) do not outlive it for long.
 	IdleConnTimeout time.Duration
-	// MaxIdleConnsPerHost bounds the idle connections kept per host, so
-	// many concurrent sends to one receiver reuse their connections.
-	// Defaults to 64.
+	// MaxIdleConnsPerHost bounds the idle connections kept per host (a
+	// connection beyond it is closed when its exchange ends), so that the
+	// sends in flight to one receiver reuse their connections. Set it to
+	// at least the sends a host may have in flight. Defaults to 16.
 	MaxIdleConnsPerHost int
-	// MaxIdleConns bounds the idle connections kept in all. Defaults to
-	// 1024.
+	// MaxIdleConns bounds the idle connections kept in all hosts. Defaults
+	// to 1024.
 	MaxIdleConns int
+	// TLSSessionCacheSize bounds the TLS sessions kept, one per host, so
+	// that a new connection to a host resumes its session (an abbreviated
+	// handshake: no certificate chain sent and verified again); the least
+	// recently used goes first. Ignored when TLSConfig brings its own
+	// ClientSessionCache. Defaults to 1024; negative disables resumption.
+	TLSSessionCacheSize int
 	// MaxResponseHeaderBytes bounds the size of response headers.
 	// Defaults to 64 KiB.
 	MaxResponseHeaderBytes int64
 	// Allow lists prefixes reachable despite the SSRF guard (see
 	// [Policy]). Defaults to none.
 	Allow []netip.Prefix
-	// Resolver looks host names up. Defaults to [net.DefaultResolver].
-	// Whatever it answers, the dialled address is checked.
+	// Resolver looks host names up. Defaults to a [CachingResolver]
+	// configured by DNS. Whatever it answers, the dialled address is
+	// checked.
 	Resolver Resolver
+	// DNS configures the default resolver (see [DNSConfig] for its
+	// defaults); ignored when Resolver is set.
+	DNS DNSConfig
 	// TLSConfig is the TLS client configuration (e.g. extra root CAs).
 	// Defaults to the system roots with TLS 1.2 as the minimum version.
 	TLSConfig *tls.Config
 }
 
 // WithDefaults returns a copy of c with the zero fields set to their
-// defaults.
+// defaults. The default resolver is built by [NewClient].
 func (c Config) WithDefaults() Config {
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 5 * time.Second
@@ -66,19 +80,19 @@ func (c Config) WithDefaults() Config {
 		c.Timeout = 15 * time.Second
 	}
 	if c.IdleConnTimeout == 0 {
-		c.IdleConnTimeout = 90 * time.Second
+		c.IdleConnTimeout = 30 * time.Second
 	}
 	if c.MaxIdleConnsPerHost == 0 {
-		c.MaxIdleConnsPerHost = 64
+		c.MaxIdleConnsPerHost = 16
+	}
+	if c.TLSSessionCacheSize == 0 {
+		c.TLSSessionCacheSize = 1024
 	}
 	if c.MaxIdleConns == 0 {
 		c.MaxIdleConns = 1024
 	}
 	if c.MaxResponseHeaderBytes == 0 {
 		c.MaxResponseHeaderBytes = 64 << 10
-	}
-	if c.Resolver == nil {
-		c.Resolver = net.DefaultResolver
 	}
 	if c.TLSConfig == nil {
 		c.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -110,17 +124,30 @@ func NewClient(cfg Config) (*http.Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	resolver := cfg.Resolver
+	if resolver == nil {
+		r, err := NewResolver(cfg.DNS)
+		if err != nil {
+			return nil, err
+		}
+		resolver = r
+	}
 	d := &dialer{
 		policy:   Policy{Allow: append([]netip.Prefix(nil), cfg.Allow...)},
-		resolver: cfg.Resolver,
+		resolver: resolver,
 		timeout:  cfg.ConnectTimeout,
 	}
 	d.net = net.Dialer{KeepAlive: 30 * time.Second, ControlContext: d.control}
+	tlsConfig := cfg.TLSConfig.Clone()
+	if tlsConfig.ClientSessionCache == nil && cfg.TLSSessionCacheSize > 0 {
+		// Keyed by server name: the URL's host, not the address dialled.
+		tlsConfig.ClientSessionCache = tls.NewLRUClientSessionCache(cfg.TLSSessionCacheSize)
+	}
 	tr := &http.Transport{
 		Proxy:                  nil, // a proxy would connect past the check
 		DialContext:            d.DialContext,
 		ForceAttemptHTTP2:      true,
-		TLSClientConfig:        cfg.TLSConfig.Clone(),
+		TLSClientConfig:        tlsConfig,
 		TLSHandshakeTimeout:    cfg.TLSHandshakeTimeout,
 		MaxIdleConns:           cfg.MaxIdleConns,
 		MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,

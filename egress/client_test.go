@@ -32,11 +32,15 @@ func (m resolverMap) LookupNetIP(_ context.Context, _, host string) ([]netip.Add
 // connections.
 type receiver struct {
 	*httptest.Server
-	hits  atomic.Int64
-	conns atomic.Int64
+	hits   atomic.Int64
+	conns  atomic.Int64
+	closed atomic.Int64
 }
 
-func newReceiver(t *testing.T, h http.HandlerFunc) *receiver {
+func newReceiver(t *testing.T, h http.HandlerFunc) *receiver { return startReceiver(t, h, false) }
+
+// startReceiver starts a receiver serving h, over TLS when useTLS is set.
+func startReceiver(t *testing.T, h http.HandlerFunc, useTLS bool) *receiver {
 	t.Helper()
 	r := &receiver{}
 	r.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -44,11 +48,18 @@ func newReceiver(t *testing.T, h http.HandlerFunc) *receiver {
 		h(w, req)
 	}))
 	r.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
+		switch s {
+		case http.StateNew:
 			r.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			r.closed.Add(1)
 		}
 	}
-	r.Start()
+	if useTLS {
+		r.StartTLS()
+	} else {
+		r.Start()
+	}
 	t.Cleanup(r.Close)
 	return r
 }
@@ -360,8 +371,11 @@ func TestNewClientSettings(t *testing.T) {
 	if tr.Proxy != nil {
 		t.Error("the transport uses a proxy")
 	}
-	if tr.MaxIdleConnsPerHost < 64 {
-		t.Errorf("MaxIdleConnsPerHost = %d", tr.MaxIdleConnsPerHost)
+	if tr.MaxIdleConnsPerHost != 16 || tr.MaxIdleConns != 1024 || tr.IdleConnTimeout != 30*time.Second {
+		t.Errorf("idle connections: %d per host, %d in all, for %s", tr.MaxIdleConnsPerHost, tr.MaxIdleConns, tr.IdleConnTimeout)
+	}
+	if tr.TLSClientConfig.ClientSessionCache == nil {
+		t.Error("no TLS session cache")
 	}
 	if g := c.Transport.(*guard); g.timeout != 15*time.Second || tr.TLSHandshakeTimeout != 5*time.Second {
 		t.Errorf("timeouts %s, %s", g.timeout, tr.TLSHandshakeTimeout)
@@ -374,6 +388,8 @@ func TestNewClientSettings(t *testing.T) {
 		{ConnectTimeout: -time.Second},
 		{MaxIdleConnsPerHost: -1},
 		{Allow: []netip.Prefix{{}}},
+		{DNS: DNSConfig{MinTTL: time.Minute, MaxTTL: time.Second}},
+		{DNS: DNSConfig{Servers: []string{"dns.example"}}},
 	} {
 		if _, err := NewClient(cfg); err == nil {
 			t.Errorf("NewClient(%+v) accepted", cfg)

@@ -29,10 +29,27 @@
 //
 // The client never follows redirects (a 3xx comes back as the response),
 // ignores proxy settings from the environment (a proxy would dial on
-// Herald's behalf, past the check), refuses URLs with credentials, bounds
-// connect, TLS handshake and total time, and keeps a pool of idle
-// connections sized for many concurrent sends. [ReadLimited] and
-// [DrainClose] bound how much of a response Herald reads.
+// Herald's behalf, past the check), refuses URLs with credentials, and
+// bounds connect, TLS handshake and total time (with a deadline on the
+// request's context: no goroutine or timer of its own per request).
+//
+// Many sends in flight to many hosts cost little:
+//
+//   - keep-alive connections are reused per host; idle ones are bounded
+//     per host and in all, and closed after an idle timeout;
+//   - TLS sessions are kept per host name in a bounded LRU cache, so a new
+//     connection resumes its host's session instead of a full handshake;
+//   - DNS answers are kept for their TTL, bounded by a minimum and a
+//     maximum, in a bounded cache ([CachingResolver], built on
+//     github.com/miekg/dns and asking the servers of /etc/resolv.conf,
+//     with the hosts file and "localhost" answered locally and the
+//     standard resolver as a fallback); the address dialled is checked
+//     whether it came from DNS or from the cache;
+//   - [ReadHeadInto] reads the start of a failed answer into a buffer the
+//     caller pools, and [DrainClose] discards the rest through io.Discard's
+//     pooled buffers, bounded, so the connection can be reused.
+//
+// [ReadLimited] and [DrainClose] bound how much of a response Herald reads.
 //
 // Refusals are [*BlockedError] values (address, matched range, reason; never
 // the URL), reachable with [errors.As] through the *url.Error and

@@ -48,11 +48,22 @@ func Refused(err error) bool {
 }
 
 // ReadHead reads at most head bytes of an answer's body rc (to quote in an
-// error), drains the rest up to max bytes in all, and closes rc. truncated
+// error), drains the rest up to limit bytes in all, and closes rc. truncated
 // reports that the body went on past head.
-func ReadHead(rc io.ReadCloser, head, max int64) (b []byte, truncated bool) {
-	head = min(head, max)
-	b, _ = ReadLimited(rc, head)
-	_ = DrainClose(rc, max-int64(len(b)))
-	return b, head > 0 && int64(len(b)) == head
+func ReadHead(rc io.ReadCloser, head, limit int64) (b []byte, truncated bool) {
+	b = make([]byte, max(min(head, limit), 0))
+	n, truncated := ReadHeadInto(rc, b, limit)
+	return b[:n], truncated
+}
+
+// ReadHeadInto is [ReadHead] into buf, which the caller owns (a pooled
+// buffer): it reads at most len(buf) bytes of rc into buf, drains the rest
+// up to limit bytes in all, closes rc, and returns how many bytes it read.
+func ReadHeadInto(rc io.ReadCloser, buf []byte, limit int64) (n int, truncated bool) {
+	if int64(len(buf)) > limit {
+		buf = buf[:max(limit, 0)]
+	}
+	n, _ = io.ReadFull(rc, buf)
+	_ = DrainClose(rc, limit-int64(n))
+	return n, len(buf) > 0 && n == len(buf)
 }

@@ -47,7 +47,12 @@ func (r *Renderer) calendar(p *prepared, v *view) (*Attachment, error) {
 	e.SetStartAt(*ev.ScheduledFor)
 	e.SetEndAt(*ev.ScheduledUntil)
 	e.SetSummary(v.Title)
-	desc := v.Summary
+	// A reminder's wording ("begins in 1 hour") would soon be wrong in a
+	// calendar: the event keeps the status's summary.
+	desc := v.baseSummary
+	if !v.Reminder {
+		desc = v.Summary
+	}
 	if body := strings.TrimSpace(v.Body); body != "" {
 		desc += "\n\n" + body
 	}

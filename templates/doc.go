@@ -113,6 +113,14 @@
 //	  }
 //	}
 //
+// A maintenance's payload adds its window (scheduled_for, scheduled_until)
+// and, once called off, "cancelled": true; the update that moved the
+// window adds "rescheduled": true with previous_scheduled_for and
+// previous_scheduled_until. A reminder of a maintenance ([Update.Reminder])
+// has the type "maintenance.reminder", the timestamp at which it was due,
+// the data of the update that announced the maintenance, and
+// "reminder": {"lead_seconds": 86400}.
+//
 // When the update's language cannot be determined, title and body hold the
 // whole text under data.locale. Payloads stay under [WebhookMaxBytes]:
 // the longest bodies are cut, ending with the update's link. A service
@@ -156,10 +164,25 @@
 //	.Fallback       the update is not in the recipient's language
 //	.FallbackNote   the note saying so, in .Lang, naming the text's language
 //	.TextLang       the language of .Title and .Body when it is not .Lang
+//	.Window         a maintenance's window in the reader's words and zone ("" for an incident)
+//	.PreviousWindow the window a rescheduling moved
+//	.Reminder .Rescheduled .Cancelled   how a maintenance update is presented; they
+//	                replace .StatusLabel and .Summary ("Maintenance in 24 hours")
+//	.Left           in a reminder, the time until the window in words ("24 hours")
 //	.Recipient.Name .Recipient.UnsubscribeURL .Recipient.PreferencesURL
 //
 // Notice templates receive .T, .Tr, .Lang, .Kind, .Subject, .Body,
 // .Action, .Endpoint, .Channel, .Reason, .At and .Recipient.
+//
+// # Maintenance
+//
+// An update carrying a window (scheduled_for, scheduled_until) shows it on
+// every channel. [Update.Reminder] presents the update that announced a
+// maintenance as a reminder of it ("Maintenance in 24 hours"), saying the
+// time left when it is rendered; [Update.Previous] presents an update that
+// moved the window as a rescheduling, showing both windows; a cancelled
+// maintenance is worded as such. Emails about a maintenance carry its
+// iCalendar event (see [CalendarFilename]).
 //
 // # Caching
 //

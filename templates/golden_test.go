@@ -60,20 +60,64 @@ func TestGolden(t *testing.T) {
 		evs = append(evs, corpusEvent(t, events, id))
 	}
 	evs = append(evs, localizedGolden())
+	type shown struct {
+		name string // the files' base name, before the locale
+		u    Update
+	}
+	var all []shown
 	for _, ev := range evs {
+		all = append(all, shown{strings.ReplaceAll(ev.ID, ":", "_"), Update{Event: ev, AcceptedAt: acceptedAt}})
+	}
+	for _, m := range goldenMaintenance() {
+		all = append(all, shown{m.name, m.u})
+	}
+	for _, s := range all {
 		for _, loc := range []string{"fr", "en", "it"} {
 			for _, ch := range allChannels {
-				out, err := r.Render(Update{Event: ev, AcceptedAt: acceptedAt}, ch, testRecipient(t, loc))
+				out, err := r.Render(s.u, ch, testRecipient(t, loc))
 				if err != nil {
 					t.Fatal(err)
 				}
-				base := strings.ReplaceAll(ev.ID, ":", "_") + "." + loc + "." + ch
+				base := s.name + "." + loc + "." + ch
 				for name, data := range goldenFiles(t, base, out) {
 					golden.Check(t, filepath.Join("testdata", "golden", name), data)
 				}
 			}
 		}
 	}
+}
+
+// goldenMaintenance is the maintenance of localizedGolden presented every
+// way it is sent: its reminder a day before, its rescheduling (a later
+// update moving the window by a day), and its cancellation.
+func goldenMaintenance() []struct {
+	name string
+	u    Update
+} {
+	ev := localizedGolden()
+	moved, cancelled := movedGolden(), localizedGolden()
+	cancelled.ID, cancelled.Sequence, cancelled.Status, cancelled.Cancelled = "LOC-1:4", 4, incident.Completed, true
+	cancelled.ScheduledFor, cancelled.ScheduledUntil = moved.ScheduledFor, moved.ScheduledUntil
+	return []struct {
+		name string
+		u    Update
+	}{
+		{"LOC-1_2.reminder-24h", Update{Event: ev, AcceptedAt: acceptedAt, Reminder: &Reminder{Lead: 24 * time.Hour}}},
+		{"LOC-1_3.rescheduled", Update{Event: moved, AcceptedAt: acceptedAt, Previous: &Window{Start: windowStart, End: windowEnd}}},
+		{"LOC-1_4.cancelled", Update{Event: cancelled, AcceptedAt: acceptedAt}},
+	}
+}
+
+// movedGolden is the update of localizedGolden's maintenance that moves
+// its window a day later, and makes it an hour longer.
+func movedGolden() *incident.Event {
+	ev := localizedGolden()
+	start, end := windowStart.Add(24*time.Hour), windowEnd.Add(25*time.Hour)
+	ev.ID, ev.Sequence, ev.ScheduledFor, ev.ScheduledUntil = "LOC-1:3", 3, &start, &end
+	ev.Body = incident.LocalizedText(map[string]string{
+		"fr": "La maintenance est **reportée** d’un jour.", "en": "The maintenance is **postponed** by a day.",
+		"it": "La manutenzione è **rinviata** di un giorno."})
+	return ev
 }
 
 // goldenFiles returns the files that show a rendering.

@@ -30,6 +30,9 @@ type prepared struct {
 	// published is the update's publication time: published_at, or when
 	// Herald accepted it.
 	published time.Time
+	// variant is how this rendering presents the update (a maintenance
+	// reminder, a rescheduling); the zero value presents it as itself.
+	variant variant
 }
 
 // langText is an update's text in one language.

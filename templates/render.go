@@ -79,6 +79,14 @@ type Update struct {
 	// AcceptedAt is when Herald accepted the update; it stands for the
 	// publication time when the event has no published_at.
 	AcceptedAt time.Time
+	// Reminder, when set, presents the update, which announced a
+	// maintenance, as a reminder of it (its wording, the time left, and
+	// for webhooks the type maintenance.reminder). Nil otherwise.
+	Reminder *Reminder
+	// Previous, when set, is the window this update of a maintenance moved
+	// (the one subscribers were told before): the update is presented as
+	// a rescheduling, showing both windows. Nil otherwise.
+	Previous *Window
 }
 
 // Rendered is one message, ready for a channel. Byte slices are shared
@@ -152,6 +160,7 @@ type renderKey struct {
 	zone     string
 	shape    int
 	fallback bool
+	variant  variant
 }
 
 // New loads the templates and catalogs (embedded, and the overrides of
@@ -229,6 +238,9 @@ func (r *Renderer) selfTest() error {
 		{ID: "SAMPLE-2:2", IncidentID: "SAMPLE-2", Sequence: 2, Status: incident.Completed,
 			Title: incident.PlainText("Sample"), Body: incident.PlainText("Sample")},
 	}
+	if err := r.selfTestMaintenance(start); err != nil {
+		return err
+	}
 	for _, ev := range samples {
 		p, err := r.prepareChecked(Update{Event: ev, AcceptedAt: start}, prepKey{id: ev.ID})
 		if err != nil {
@@ -284,6 +296,10 @@ func (r *Renderer) Render(u Update, channel string, rc Recipient) (*Rendered, er
 	default:
 		return nil, fmt.Errorf("templates: %w %q", ErrUnknownChannel, channel)
 	}
+	vr, err := variantOf(u)
+	if err != nil {
+		return nil, fmt.Errorf("templates: update %s: %w", u.Event.ID, err)
+	}
 	p, err := r.prepared(u)
 	if err != nil {
 		return nil, err
@@ -298,7 +314,7 @@ func (r *Renderer) Render(u Update, channel string, rc Recipient) (*Rendered, er
 	// Herald's own words are in the recipient's language even when the
 	// update's text falls back to another one.
 	lp := langPair{frame: matched, text: lang}
-	key := renderKey{prep: pk, frame: lp.frame, lang: lang, channel: channel}
+	key := renderKey{prep: pk, frame: lp.frame, lang: lang, channel: channel, variant: vr}
 	switch channel {
 	case ChannelEmail:
 		key.zone, key.shape, key.fallback = loc.String(), recipientShape(rc), fallback
@@ -306,7 +322,12 @@ func (r *Renderer) Render(u Update, channel string, rc Recipient) (*Rendered, er
 		key.zone, key.shape = loc.String(), recipientShape(rc)&(hasUnsubscribe|hasPreferences)
 	case ChannelSMS:
 		key.zone = loc.String()
+	case ChannelWebhook:
+		// Payloads carry the lead time, not the time left: the same
+		// payload for every retry.
+		key.variant.left = key.variant.lead
 	}
+	p = p.with(key.variant)
 	cached, ok := r.cache.Get(key)
 	if !ok {
 		if cached, err = r.renderChannel(p, lp, channel, loc, key.shape, key.fallback); err != nil {
@@ -324,7 +345,7 @@ func (r *Renderer) Render(u Update, channel string, rc Recipient) (*Rendered, er
 		out.Text = cached.textParts.fill(cleanLine(rc.Name), recipientURL(rc.UnsubscribeURL), recipientURL(rc.PreferencesURL))
 		out.HTML = cached.htmlParts.fill(html.EscapeString(cleanLine(rc.Name)), html.EscapeString(recipientURL(rc.UnsubscribeURL)),
 			html.EscapeString(recipientURL(rc.PreferencesURL)))
-		out.Headers = r.emailHeaders(rc, lp.contentLanguage(), "incident-"+string(p.ev.Status), p.ev.IncidentID)
+		out.Headers = r.emailHeaders(rc, lp.contentLanguage(), mailType(p), p.ev.IncidentID)
 	}
 	if channel == ChannelSlack && key.shape != 0 {
 		out.Body = []byte(splitMarks(string(cached.Body)).fill("",

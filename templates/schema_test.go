@@ -77,9 +77,18 @@ func TestWebhookPayloadsMatchTheSchema(t *testing.T) {
 			t.Error("no payload had a maintenance window: the schema's window part went untested")
 		}
 	}()
+	updates := make([]Update, 0, len(events)+3)
 	for _, ev := range events {
+		updates = append(updates, Update{Event: ev, AcceptedAt: acceptedAt})
+	}
+	// The maintenance's reminder, rescheduling and cancellation.
+	for _, m := range goldenMaintenance() {
+		updates = append(updates, m.u)
+	}
+	for _, u := range updates {
+		ev := u.Event
 		for _, locale := range []string{"fr-FR", "en-GB", "it-CH", "de-DE"} {
-			out, err := r.Render(Update{Event: ev, AcceptedAt: acceptedAt}, ChannelWebhook, testRecipient(t, locale))
+			out, err := r.Render(u, ChannelWebhook, testRecipient(t, locale))
 			if err != nil {
 				t.Fatalf("%s for %s: %v", ev.ID, locale, err)
 			}
@@ -134,12 +143,46 @@ func TestWebhookSchemaRefuses(t *testing.T) {
 		"priority P5":            {`"priority":null`, `"priority":"P5"`},
 		"header start as text":   {`"start":"2025-05-03"`, `"start":"3 May"`},
 	} {
-		bad := strings.Replace(good, edit[0], edit[1], 1)
-		if bad == good {
-			t.Fatalf("%s: the payload has no %s", name, edit[0])
+		refused(t, sch, good, name, edit)
+	}
+
+	// A maintenance's reminder and rescheduling.
+	shown := goldenMaintenance()
+	for i, edits := range []map[string][2]string{
+		{
+			"reminder as an update":     {`"type":"maintenance.reminder"`, `"type":"incident.updated"`},
+			"reminder without lead":     {`"reminder":{"lead_seconds":86400}`, `"reminder":{}`},
+			"reminder lead 0":           {`"lead_seconds":86400`, `"lead_seconds":0`},
+			"reminder of a started one": {`"status":"scheduled"`, `"status":"in_progress"`},
+		},
+		{
+			"rescheduled without before": {`,"previous_scheduled_until":"2025-05-06T21:00:00Z"`, ``},
+			"rescheduled false":          {`"rescheduled":true`, `"rescheduled":false`},
+			"before without rescheduled": {`"rescheduled":true,`, ``},
+			"update with a reminder":     {`"truncated":false`, `"reminder":{"lead_seconds":60},"truncated":false`},
+		},
+	} {
+		out, err := r.Render(shown[i].u, ChannelWebhook, testRecipient(t, "en"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if err := validatePayload(t, sch, []byte(bad)); err == nil {
-			t.Errorf("%s: the schema accepted it", name)
+		if err := validatePayload(t, sch, out.Body); err != nil {
+			t.Fatalf("%s: %v", shown[i].name, err)
 		}
+		for name, edit := range edits {
+			refused(t, sch, string(out.Body), shown[i].name+": "+name, edit)
+		}
+	}
+}
+
+// refused checks that the schema refuses good with edit applied.
+func refused(t *testing.T, sch *jsonschema.Schema, good, name string, edit [2]string) {
+	t.Helper()
+	bad := strings.Replace(good, edit[0], edit[1], 1)
+	if bad == good {
+		t.Fatalf("%s: the payload has no %s", name, edit[0])
+	}
+	if err := validatePayload(t, sch, []byte(bad)); err == nil {
+		t.Errorf("%s: the schema accepted it", name)
 	}
 }

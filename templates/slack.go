@@ -58,6 +58,12 @@ func (r *Renderer) renderSlack(p *prepared, lp langPair, loc *time.Location, sha
 		facts = append(facts, field("field.priority", escapeMrkdwn(v.PriorityLabel)))
 	}
 	facts = append(facts, field("field.components", escapeMrkdwn(v.ComponentList)))
+	if v.Window != "" {
+		facts = append(facts, field("field.window", escapeMrkdwn(v.Window)))
+	}
+	if v.PreviousWindow != "" {
+		facts = append(facts, field("field.previous_window", "~"+escapeMrkdwn(v.PreviousWindow)+"~"))
+	}
 	if v.Started != "" {
 		facts = append(facts, field("field.started", escapeMrkdwn(v.Started)))
 	}

@@ -55,6 +55,18 @@ type view struct {
 	// when it differs from .Lang; empty otherwise.
 	TextLang string
 
+	// Window is a maintenance's window in the reader's words and zone
+	// (empty for an incident); PreviousWindow the window a rescheduling
+	// moved. Reminder, Rescheduled and Cancelled say how the update is
+	// presented; Left is, in a reminder, the time until the window in
+	// words ("24 hours").
+	Window, PreviousWindow           string
+	Reminder, Rescheduled, Cancelled bool
+	Left                             string
+	// baseSummary is the summary of the update's status, before a
+	// reminder's wording replaced it (the calendar event keeps it).
+	baseSummary string
+
 	Recipient recipientView
 }
 
@@ -194,6 +206,7 @@ func (r *Renderer) newView(p *prepared, lp langPair, loc *time.Location, fallbac
 		v.ComponentList = cat.must("field.all_components")
 	}
 	v.Summary = cat.must("summary."+string(ev.Status), "components", v.ComponentList)
+	v.baseSummary = v.Summary
 	v.Title = lt.title
 	if v.Title == "" {
 		key := "title.incident"
@@ -229,6 +242,7 @@ func (r *Renderer) newView(p *prepared, lp langPair, loc *time.Location, fallbac
 	}
 	v.Body = doc.Text()
 	v.BodyHTML = template.HTML(doc.HTML()) //nolint:gosec // goldmark output: raw HTML dropped, links filtered
+	r.maintenanceView(v, p, loc)
 	return v
 }
 

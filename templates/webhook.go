@@ -52,7 +52,16 @@ type webhookData struct {
 	ScheduledFor   *string `json:"scheduled_for,omitempty"`
 	ScheduledUntil *string `json:"scheduled_until,omitempty"`
 	Cancelled      bool    `json:"cancelled,omitempty"`
-	Truncated      bool    `json:"truncated"`
+	// Rescheduled marks the update that moved a maintenance's window;
+	// PreviousScheduledFor and PreviousScheduledUntil are the window it
+	// moved. Absent otherwise.
+	Rescheduled            bool    `json:"rescheduled,omitempty"`
+	PreviousScheduledFor   *string `json:"previous_scheduled_for,omitempty"`
+	PreviousScheduledUntil *string `json:"previous_scheduled_until,omitempty"`
+	// Reminder is set in a maintenance reminder (type
+	// maintenance.reminder).
+	Reminder  *webhookReminder `json:"reminder,omitempty"`
+	Truncated bool             `json:"truncated"`
 }
 
 type webhookComponent struct {
@@ -121,7 +130,8 @@ func (r *Renderer) renderWebhook(p *prepared, lp langPair) (*Rendered, error) {
 		d.ScheduledFor, d.ScheduledUntil, d.Cancelled = &from, &until, ev.Cancelled
 	}
 	d.Header = webhookHeaderOf(p.header)
-	payload := webhookPayload{Type: WebhookTypeUpdate, Timestamp: d.PublishedAt, Data: d}
+	typ, timestamp := webhookMaintenance(d, p)
+	payload := webhookPayload{Type: typ, Timestamp: timestamp, Data: d}
 	body, err := marshalJSON(payload)
 	if err != nil {
 		return nil, err
@@ -134,7 +144,7 @@ func (r *Renderer) renderWebhook(p *prepared, lp langPair) (*Rendered, error) {
 			return nil, err
 		}
 	}
-	subject := subjectLine("[" + d.StatusLabel + "] " + p.texts[lp.text].title)
+	subject := subjectLine("[" + headline(p, cat) + "] " + p.texts[lp.text].title)
 	return &Rendered{Locale: lp.text, Frame: lp.frame, Subject: subject, Body: body, ContentType: "application/json"}, nil
 }
 

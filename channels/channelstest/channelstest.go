@@ -93,7 +93,8 @@ type Harness struct {
 	// with t. The channel's own timeouts must be longer than HangLimit.
 	New func(t *testing.T, a Answer, logger *slog.Logger) Target
 	// Cases are the answers to try. For HTTP channels, start from
-	// [HTTPCases].
+	// [HTTPCases] (a provider's API) or [WebhookCases] (receivers
+	// merchants run).
 	Cases []Case
 	// Secrets must never appear in an error, a receipt or a log line
 	// (tokens, signing secrets, secret URLs and their parts).

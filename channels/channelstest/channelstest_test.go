@@ -192,3 +192,54 @@ func TestHarnessValidate(t *testing.T) {
 		t.Error("a harness without cases accepted")
 	}
 }
+
+// TestWebhookCases checks the receivers' table: 410 disables, a listed
+// status is permanent (added when the table lacks it), every other non-2xx
+// answer is retried; case names are unique.
+func TestWebhookCases(t *testing.T) {
+	t.Parallel()
+	for _, permanent := range [][]int{nil, {301, 404, 499}} {
+		cases := WebhookCases(permanent...)
+		names := map[string]bool{}
+		listed := map[int]bool{}
+		for _, s := range permanent {
+			listed[s] = true
+		}
+		seen := map[int]bool{}
+		for _, c := range cases {
+			if names[c.Name] {
+				t.Errorf("case %q twice", c.Name)
+			}
+			names[c.Name] = true
+			s := c.Answer.Status
+			seen[s] = true
+			switch {
+			case c.Answer.Fault != NoFault:
+				if c.Want.Permanent || c.Delivered {
+					t.Errorf("%s: %+v", c.Name, c)
+				}
+			case s >= 200 && s < 300:
+				if !c.Delivered {
+					t.Errorf("%s: not delivered", c.Name)
+				}
+			case s == 410:
+				if c.Want != (channels.Classification{Permanent: true, Action: channels.DisableEndpoint}) {
+					t.Errorf("%s: %+v", c.Name, c.Want)
+				}
+			case listed[s]:
+				if !c.Want.Permanent || c.Want.Action != channels.NoAction || !strings.Contains(c.Name, "permanent") {
+					t.Errorf("%s: %+v, want permanent", c.Name, c.Want)
+				}
+			default:
+				if c.Want.Permanent || c.Delivered {
+					t.Errorf("%s: %+v, want retried", c.Name, c.Want)
+				}
+			}
+		}
+		for s := range listed {
+			if !seen[s] {
+				t.Errorf("listed status %d has no case", s)
+			}
+		}
+	}
+}

@@ -27,9 +27,11 @@
 // REST API) and others alike: an [Answer]'s Status is an HTTP status or an
 // SMTP reply code, its Body the response body or the reply text, and the
 // constructor turns it into whatever its fake provider speaks. For HTTP
-// channels, [HTTPCases] is the ready-made table (every class of HTTP status,
-// Retry-After, 410 Gone, a refused connection, a hanging server) and
-// [NewHTTPProvider] the ready-made fake provider:
+// channels, [HTTPCases] is the ready-made table of a provider's API (every
+// class of HTTP status, Retry-After, 410 Gone, a refused connection, a
+// hanging server), [WebhookCases] the one of receivers merchants run (every
+// non-2xx answer retried but 410 and an operator's list of permanent
+// statuses), and [NewHTTPProvider] the ready-made fake provider:
 //
 //	func TestContract(t *testing.T) {
 //		channelstest.Run(t, channelstest.Harness{

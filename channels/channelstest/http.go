@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,15 +103,17 @@ func NewHTTPProvider(t testing.TB, a Answer) *HTTPProvider {
 	return p
 }
 
-// HTTPCases returns the contract table for HTTP channels, following how
-// Herald treats HTTP answers ([channels.HTTPStatusError]): 2xx delivered;
-// 3xx permanent (redirects are not followed); 410 permanent and the
-// endpoint disabled; 408, 425, 429 and 5xx retryable, honouring
-// Retry-After; other 4xx permanent; a refused connection and a provider
-// that never answers retryable. Some answers echo the request target or
-// carry a huge or control-laden body, as hostile receivers do. A channel
-// whose provider means something else by a status (e.g. a 200 carrying an
-// error) appends or replaces cases.
+// HTTPCases returns the contract table for channels that call a
+// provider's HTTP API (Twilio, Slack), following how Herald reads such an
+// API's answers ([channels.HTTPStatusError]): 2xx delivered; 3xx permanent
+// (redirects are not followed); 410 permanent and the endpoint disabled;
+// 408, 425, 429 and 5xx retryable, honouring Retry-After; other 4xx
+// permanent; a refused connection and a provider that never answers
+// retryable. Some answers echo the request target or carry a huge or
+// control-laden body, as hostile receivers do. A channel whose provider
+// means something else by a status (e.g. a 200 carrying an error) appends
+// or replaces cases. Receivers merchants run follow [WebhookCases]
+// instead.
 func HTTPCases() []Case {
 	retry := channels.Classification{}
 	permanent := channels.Classification{Permanent: true}
@@ -146,4 +149,81 @@ func HTTPCases() []Case {
 		{Name: "connection refused retryable", Answer: Answer{Fault: Refuse}, Want: retry},
 		{Name: "hanging provider retryable after the deadline", Answer: Answer{Fault: Hang}, Want: retry},
 	}
+}
+
+// WebhookCases returns the contract table for channels that POST to
+// receivers merchants run (signed webhooks), following the field's policy
+// (Standard Webhooks, Svix): 2xx delivered; 410 permanent and the endpoint
+// disabled; every other answer retried, not sooner than its Retry-After
+// whatever the status, 3xx (never followed) and 4xx included; a refused
+// connection and a receiver that never answers retried. The statuses
+// listed in permanent (an operator's choice) are permanent instead; a
+// listed status the table lacks gets its own case.
+func WebhookCases(permanent ...int) []Case {
+	retry := channels.Classification{}
+	after := func(d time.Duration) channels.Classification { return channels.Classification{After: d} }
+	ra := func(v string) map[string]string { return map[string]string{"Retry-After": v} }
+	cases := []Case{
+		{Name: "200 delivered", Answer: Answer{Status: 200, Body: "ok"}, Delivered: true},
+		{Name: "201 delivered", Answer: Answer{Status: 201}, Delivered: true},
+		{Name: "202 delivered", Answer: Answer{Status: 202}, Delivered: true},
+		{Name: "204 delivered", Answer: Answer{Status: 204}, Delivered: true},
+		{Name: "299 delivered", Answer: Answer{Status: 299}, Delivered: true},
+		{Name: "200 with a huge body delivered", Answer: Answer{Status: 200, Body: strings.Repeat("x", 1<<20)}, Delivered: true},
+		{Name: "301 retried", Answer: Answer{Status: 301, Header: map[string]string{"Location": "/moved"}}, Want: retry},
+		{Name: "302 retried", Answer: Answer{Status: 302, Header: map[string]string{"Location": "/elsewhere"}}, Want: retry},
+		{Name: "303 retried", Answer: Answer{Status: 303, Header: map[string]string{"Location": "/elsewhere"}}, Want: retry},
+		{Name: "307 retried", Answer: Answer{Status: 307, Header: map[string]string{"Location": "/elsewhere"}}, Want: retry},
+		{Name: "308 retried", Answer: Answer{Status: 308, Header: map[string]string{"Location": "/elsewhere"}}, Want: retry},
+		{Name: "301 with Retry-After", Answer: Answer{Status: 301, Header: map[string]string{"Location": "/moved", "Retry-After": "7"}}, Want: after(7 * time.Second)},
+		{Name: "400 retried", Answer: Answer{Status: 400, Body: `{"error":"bad payload"}`}, Want: retry},
+		{Name: "401 retried", Answer: Answer{Status: 401, Body: "unauthorized"}, Want: retry},
+		{Name: "403 echoing the request retried", Answer: Answer{Status: 403, Body: "forbidden", Echo: true}, Want: retry},
+		{Name: "404 echoing the request retried", Answer: Answer{Status: 404, Body: "no route for", Echo: true}, Want: retry},
+		{Name: "404 with Retry-After", Answer: Answer{Status: 404, Header: ra("7")}, Want: after(7 * time.Second)},
+		{Name: "405 retried", Answer: Answer{Status: 405}, Want: retry},
+		{Name: "409 retried", Answer: Answer{Status: 409}, Want: retry},
+		{Name: "413 retried", Answer: Answer{Status: 413, Body: "payload too large"}, Want: retry},
+		{Name: "415 retried", Answer: Answer{Status: 415}, Want: retry},
+		{Name: "418 retried", Answer: Answer{Status: 418}, Want: retry},
+		{Name: "422 retried", Answer: Answer{Status: 422, Body: `{"errors":["invalid"]}`}, Want: retry},
+		{Name: "451 retried", Answer: Answer{Status: 451}, Want: retry},
+		{Name: "410 disables the endpoint", Answer: Answer{Status: 410, Body: "gone"}, Want: channels.Classification{Permanent: true, Action: channels.DisableEndpoint}},
+		{Name: "410 with Retry-After disables the endpoint", Answer: Answer{Status: 410, Header: ra("7")}, Want: channels.Classification{Permanent: true, Action: channels.DisableEndpoint}},
+		{Name: "408 retried", Answer: Answer{Status: 408}, Want: retry},
+		{Name: "425 retried", Answer: Answer{Status: 425}, Want: retry},
+		{Name: "429 retried", Answer: Answer{Status: 429, Body: "slow down"}, Want: retry},
+		{Name: "429 with Retry-After", Answer: Answer{Status: 429, Header: ra("7")}, Want: after(7 * time.Second)},
+		{Name: "429 with Retry-After beyond a day, capped", Answer: Answer{Status: 429, Header: ra("999999999")}, Want: after(channels.MaxRetryAfter)},
+		{Name: "429 with a malformed Retry-After retried", Answer: Answer{Status: 429, Header: ra("soon")}, Want: retry},
+		{Name: "500 echoing the request retried", Answer: Answer{Status: 500, Body: "internal error", Echo: true}, Want: retry},
+		{Name: "500 with a huge body retried", Answer: Answer{Status: 500, Body: strings.Repeat("error ", 200000)}, Want: retry},
+		{Name: "500 with control characters retried", Answer: Answer{Status: 500, Body: "line1\r\nline2\x1b[31mred\x00\tend"}, Want: retry},
+		{Name: "501 retried", Answer: Answer{Status: 501}, Want: retry},
+		{Name: "502 retried", Answer: Answer{Status: 502, Body: "<html>bad gateway</html>"}, Want: retry},
+		{Name: "503 retried", Answer: Answer{Status: 503}, Want: retry},
+		{Name: "503 with Retry-After", Answer: Answer{Status: 503, Header: ra("7")}, Want: after(7 * time.Second)},
+		{Name: "503 with Retry-After as an HTTP date", Answer: Answer{Status: 503, Header: ra(time.Now().Add(time.Hour).UTC().Format(http.TimeFormat))}, Want: after(30 * time.Minute)},
+		{Name: "504 retried", Answer: Answer{Status: 504}, Want: retry},
+		{Name: "599 retried", Answer: Answer{Status: 599}, Want: retry},
+		{Name: "connection refused retried", Answer: Answer{Fault: Refuse}, Want: retry},
+		{Name: "hanging receiver retried after the deadline", Answer: Answer{Fault: Hang}, Want: retry},
+	}
+	for _, status := range permanent {
+		listed := false
+		for i, c := range cases {
+			if c.Answer.Status == status && c.Answer.Fault == NoFault {
+				cases[i].Name = strings.Replace(c.Name, "retried", "permanent (listed)", 1)
+				if !strings.Contains(cases[i].Name, "permanent") {
+					cases[i].Name += ", permanent (listed)"
+				}
+				cases[i].Want = channels.Classification{Permanent: true}
+				listed = true
+			}
+		}
+		if !listed {
+			cases = append(cases, Case{Name: strconv.Itoa(status) + " permanent (listed)", Answer: Answer{Status: status}, Want: channels.Classification{Permanent: true}})
+		}
+	}
+	return cases
 }

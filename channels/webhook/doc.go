@@ -15,12 +15,16 @@
 //     during a rotation the endpoint holds two space-separated secrets and
 //     the header one signature per secret, space-separated.
 //
-// Outcomes follow how status pages and webhook platforms treat answers: a
-// 2xx within the timeout (15 s by default) is a delivery; a redirect is a
-// failure and is never followed; 410 Gone disables the endpoint; 408, 425,
-// 429 and 5xx are retried, honouring Retry-After; other 4xx are permanent.
-// Timeouts and connection errors are retried. Retries are the dispatcher's
-// business: Send makes exactly one attempt.
+// Outcomes follow how webhook platforms (Svix, the Standard Webhooks
+// guidance) treat answers: a 2xx within the timeout (15 s by default) is a
+// delivery; every other answer is a failure retried on the dispatcher's
+// schedule, not sooner than its Retry-After: a redirect (never followed), a
+// 401 or 404 during a merchant's deploy, a 429 or a 5xx alike. 410 Gone
+// disables the endpoint; an operator may list statuses to treat as
+// permanent (Config.PermanentStatuses, none by default). Timeouts and
+// connection errors are retried. Retries are the dispatcher's business:
+// Send makes exactly one attempt. (The dispatcher also disables an
+// endpoint that failed every attempt for days.)
 //
 // Merchants choose the URLs, so connections go through package egress: https
 // only by default, no credentials in URLs, no private, loopback, link-local
@@ -30,6 +34,8 @@
 // query may hold tokens, and a receiver echoing them in its error page has
 // them redacted from the summary Herald keeps.
 //
-// The channel keeps one connection pool, and caches parsed secrets and
-// checked URLs, so sending to the same endpoints again allocates little.
+// The channel keeps one connection pool (keep-alive connections and TLS
+// sessions reused per host, idle ones bounded and closed), one cache of DNS
+// answers, and caches parsed secrets and checked URLs, so sending to the
+// same endpoints again allocates little.
 package webhook

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/heraldhq/herald/channels"
@@ -40,6 +42,29 @@ type Config struct {
 	// TLSConfig is the TLS client configuration (e.g. extra root CAs).
 	// Defaults to the system roots, TLS 1.2 minimum.
 	TLSConfig *tls.Config
+	// PermanentStatuses lists the HTTP statuses that refuse a message for
+	// good: it is not retried, and goes to the dead letters. Every other
+	// non-2xx answer is retried on the dispatcher's schedule, as webhook
+	// platforms do (a 401 or 404 during a merchant's deploy is not a
+	// refusal). 410 Gone disables the endpoint whatever this says.
+	// Defaults to none.
+	PermanentStatuses []int
+	// IdleConnTimeout, MaxIdleConnsPerHost, MaxIdleConns and
+	// TLSSessionCacheSize tune the keep-alive connections and the TLS
+	// sessions kept per host; see [egress.Config] for what they do and
+	// their defaults (30 s, 16, 1024, 1024).
+	IdleConnTimeout     time.Duration
+	MaxIdleConnsPerHost int
+	MaxIdleConns        int
+	TLSSessionCacheSize int
+	// DNS configures the cache of DNS answers (see [egress.DNSConfig] for
+	// its defaults: the servers of /etc/resolv.conf, answers kept for
+	// their TTL between 5 s and 5 minutes, 4096 of them).
+	DNS egress.DNSConfig
+	// Resolver, when set, looks host names up instead of the DNS cache.
+	// Whatever it answers, the address dialled is checked. Defaults to
+	// none.
+	Resolver egress.Resolver
 	// Now is the clock that stamps webhook-timestamp. Defaults to
 	// time.Now.
 	Now func() time.Time
@@ -79,6 +104,14 @@ func (c Config) validate() error {
 	case c.MaxResponseBytes < 0:
 		return errors.New("webhook: MaxResponseBytes must not be negative")
 	}
+	for _, s := range c.PermanentStatuses {
+		if s < 300 || s > 599 {
+			return fmt.Errorf("webhook: permanent status %d is not a 3xx, 4xx or 5xx status", s)
+		}
+		if s == http.StatusGone {
+			return errors.New("webhook: 410 cannot be a permanent status: it always disables the endpoint")
+		}
+	}
 	return nil
 }
 
@@ -86,12 +119,16 @@ func (c Config) validate() error {
 // Channel for all sends, it keeps the connection pool and the parsed
 // secrets.
 type Channel struct {
-	cfg     Config
-	client  *http.Client
-	policy  egress.Policy
-	signers signers
-	targets targets
-	ua      []string
+	cfg       Config
+	client    *http.Client
+	policy    egress.Policy
+	signers   signers
+	targets   targets
+	permanent map[int]bool
+	ua        []string
+	// heads holds the buffers failed answers are read into (*[]byte of
+	// summaryReadBytes).
+	heads sync.Pool
 }
 
 var _ channels.Channel = (*Channel)(nil)
@@ -103,20 +140,32 @@ func New(cfg Config) (*Channel, error) {
 		return nil, err
 	}
 	client, err := egress.NewClient(egress.Config{
-		ConnectTimeout: cfg.ConnectTimeout,
-		Timeout:        cfg.Timeout,
-		Allow:          cfg.Allow,
-		TLSConfig:      cfg.TLSConfig,
+		ConnectTimeout:      cfg.ConnectTimeout,
+		Timeout:             cfg.Timeout,
+		IdleConnTimeout:     cfg.IdleConnTimeout,
+		MaxIdleConnsPerHost: cfg.MaxIdleConnsPerHost,
+		MaxIdleConns:        cfg.MaxIdleConns,
+		TLSSessionCacheSize: cfg.TLSSessionCacheSize,
+		Allow:               cfg.Allow,
+		Resolver:            cfg.Resolver,
+		DNS:                 cfg.DNS,
+		TLSConfig:           cfg.TLSConfig,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
-	return &Channel{
-		cfg:    cfg,
-		client: client,
-		policy: egress.Policy{Allow: cfg.Allow},
-		ua:     []string{cfg.UserAgent},
-	}, nil
+	c := &Channel{
+		cfg:       cfg,
+		client:    client,
+		policy:    egress.Policy{Allow: cfg.Allow},
+		permanent: map[int]bool{},
+		ua:        []string{cfg.UserAgent},
+	}
+	for _, s := range cfg.PermanentStatuses {
+		c.permanent[s] = true
+	}
+	c.heads.New = func() any { b := make([]byte, summaryReadBytes); return &b }
+	return c, nil
 }
 
 // CloseIdleConnections closes the connections kept for reuse.
@@ -140,13 +189,15 @@ var contentTypeJSON = []string{"application/json"}
 //
 // The receipt's BodySHA256 is the hash of msg.Body, the bytes POSTed.
 //
-// A 2xx answer is a delivery. Other outcomes follow
-// [channels.HTTPStatusError]: 3xx (never followed), and 4xx but 408, 425
-// and 429, are permanent, 410 also disables the endpoint; 408, 425, 429 and
-// 5xx are retryable, honouring Retry-After. Timeouts and connection errors
-// are retryable. A URL or address the SSRF guard refuses, a missing or
-// malformed secret, and a message without id or body are permanent. Errors
-// name the host only, never the URL's path, query or the secret.
+// A 2xx answer is a delivery. Every other answer is a failure retried on
+// the dispatcher's schedule, not sooner than its Retry-After (see
+// [Channel.StatusError]): 3xx (never followed) and 4xx included, but 410
+// Gone, which disables the endpoint, and the statuses of
+// Config.PermanentStatuses, which are permanent. Timeouts and connection
+// errors (DNS, TLS, refused, reset) are retried. A URL or address the SSRF
+// guard refuses, a missing or malformed secret, and a message without id
+// or body are permanent. Errors name the host only, never the URL's path,
+// query or the secret.
 func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.Message) (channels.Receipt, error) {
 	if msg == nil || msg.ID == "" {
 		return channels.Receipt{}, channels.Permanent(errors.New("webhook: message has no delivery id"))
@@ -195,12 +246,44 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 		c.debug(ctx, "webhook delivered", tg, msg, resp.StatusCode, receipt.Duration)
 		return receipt, nil
 	}
-	head, truncated := egress.ReadHead(resp.Body, summaryReadBytes, c.cfg.MaxResponseBytes)
+	buf := c.heads.Get().(*[]byte)
+	n, truncated := egress.ReadHeadInto(resp.Body, *buf, c.cfg.MaxResponseBytes)
+	message := summarize((*buf)[:n], truncated, tg, secret)
+	c.heads.Put(buf)
 	now := c.cfg.Now()
 	receipt.Duration = now.Sub(start)
 	c.debug(ctx, "webhook refused", tg, msg, resp.StatusCode, receipt.Duration)
-	message := summarize(head, truncated, tg, secret)
-	return receipt, fmt.Errorf("webhook %s: %w", tg.host, channels.HTTPStatusError(resp.StatusCode, resp.Header, message, now))
+	return receipt, fmt.Errorf("webhook %s: %w", tg.host, c.StatusError(resp.StatusCode, resp.Header, message, now))
+}
+
+// StatusError classifies a receiver's answer by its HTTP status, the way
+// webhook platforms and the Standard Webhooks guidance do: nil for 2xx; a
+// permanent error that disables the endpoint for 410 Gone; a permanent
+// error for a status of Config.PermanentStatuses; otherwise an error
+// retried on the dispatcher's schedule, not sooner than the answer's
+// Retry-After (seconds or an HTTP date, capped at
+// [channels.MaxRetryAfter]), whatever the status: 3xx (redirects are never
+// followed), 4xx and 5xx alike. message is a short, secret-free summary of
+// the answer's body.
+func (c *Channel) StatusError(status int, header http.Header, message string, now time.Time) error {
+	if status >= 200 && status < 300 {
+		return nil
+	}
+	pe := &channels.ProviderError{Status: status, Message: message}
+	if status >= 300 && status < 400 {
+		pe.Message = strings.TrimSpace("redirect not followed " + pe.Message)
+	}
+	switch {
+	case status == http.StatusGone:
+		return channels.Disable(pe)
+	case c.permanent[status]:
+		return channels.Permanent(pe)
+	}
+	var after time.Duration
+	if header != nil {
+		after, _ = channels.ParseRetryAfter(header.Get("Retry-After"), now)
+	}
+	return channels.RetryAfter(after, pe)
 }
 
 // transportError turns a failed exchange into a secret-free error: the

@@ -233,15 +233,30 @@ func TestSecretRotation(t *testing.T) {
 	}
 }
 
+// TestContract runs the channel through the contract suite, with the
+// field's retry policy: every non-2xx answer retried but 410.
 func TestContract(t *testing.T) {
 	t.Parallel()
+	channelstest.Run(t, contractHarness(nil, channelstest.WebhookCases()))
+}
+
+// TestContractPermanentStatuses runs the suite with statuses an operator
+// listed as permanent: those are refused for good, the rest still retried.
+func TestContractPermanentStatuses(t *testing.T) {
+	t.Parallel()
+	permanent := []int{301, 400, 404, 422, 499}
+	channelstest.Run(t, contractHarness(permanent, channelstest.WebhookCases(permanent...)))
+}
+
+func contractHarness(permanent []int, cases []channelstest.Case) channelstest.Harness {
 	key := strings.TrimPrefix(testSecret, "whsec_")
-	channelstest.Run(t, channelstest.Harness{
+	return channelstest.Harness{
 		New: func(t *testing.T, a channelstest.Answer, logger *slog.Logger) channelstest.Target {
 			p := channelstest.NewHTTPProvider(t, a)
 			cfg := testConfig()
 			cfg.Timeout = time.Minute // longer than the suite's HangLimit
 			cfg.Logger = logger
+			cfg.PermanentStatuses = permanent
 			return channelstest.Target{
 				Channel:  newChannel(t, cfg),
 				Endpoint: endpoint(p.URL+"/hooks/status?token="+queryToken, testSecret),
@@ -249,9 +264,9 @@ func TestContract(t *testing.T) {
 				Content:  p.LastBody,
 			}
 		},
-		Cases:   channelstest.HTTPCases(),
+		Cases:   cases,
 		Secrets: []string{testSecret, key, queryToken, "token=" + queryToken},
-	})
+	}
 }
 
 func TestRedirectIsNotFollowed(t *testing.T) {
@@ -263,8 +278,11 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 	t.Cleanup(redirector.Close)
 	ch := newChannel(t, testConfig())
 	_, err := ch.Send(t.Context(), endpoint(redirector.URL, testSecret), channelstest.SampleMessage())
-	if c := channels.Classify(err); err == nil || !c.Permanent {
-		t.Errorf("redirect: err = %v (%+v), want a permanent failure", err, c)
+	if c := channels.Classify(err); err == nil || c.Permanent {
+		t.Errorf("redirect: err = %v (%+v), want a failure retried on the schedule", err, c)
+	}
+	if !strings.Contains(err.Error(), "redirect not followed") {
+		t.Errorf("err = %v, want it to say the redirect was not followed", err)
 	}
 	var pe *channels.ProviderError
 	if !errors.As(err, &pe) || pe.Status != http.StatusTemporaryRedirect {
@@ -451,6 +469,12 @@ func TestNewValidates(t *testing.T) {
 		{ConnectTimeout: -1},
 		{MaxResponseBytes: -1},
 		{Allow: []netip.Prefix{{}}},
+		{PermanentStatuses: []int{200}},
+		{PermanentStatuses: []int{404, 99}},
+		{PermanentStatuses: []int{600}},
+		{PermanentStatuses: []int{410}},
+		{MaxIdleConnsPerHost: -1},
+		{DNS: egress.DNSConfig{MinTTL: time.Hour, MaxTTL: time.Minute}},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v) accepted", cfg)
@@ -460,5 +484,45 @@ func TestNewValidates(t *testing.T) {
 	if ch.cfg.Timeout != 15*time.Second || ch.cfg.ConnectTimeout != 5*time.Second ||
 		ch.cfg.MaxResponseBytes != 64<<10 || ch.cfg.UserAgent != "Herald-Webhooks/1.0" || ch.cfg.AllowHTTP {
 		t.Errorf("defaults = %+v", ch.cfg)
+	}
+}
+
+// hostTable answers lookups from a fixed table.
+type hostTable map[string][]netip.Addr
+
+func (h hostTable) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := h[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// TestSendResolvesThroughTheChannelsResolver: host names go through the
+// configured resolver, and the address it gives is still checked.
+func TestSendResolvesThroughTheChannelsResolver(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, testSecret)
+	port := strconv.Itoa(rcv.Listener.Addr().(*net.TCPAddr).Port)
+	cfg := testConfig()
+	cfg.Resolver = hostTable{
+		"hooks.merchant.test": {netip.MustParseAddr("127.0.0.1")},
+		"evil.merchant.test":  {netip.MustParseAddr("169.254.169.254")},
+	}
+	ch := newChannel(t, cfg)
+	if _, err := ch.Send(t.Context(), endpoint("http://hooks.merchant.test:"+port+"/hook", testSecret), channelstest.SampleMessage()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ch.Send(t.Context(), endpoint("http://evil.merchant.test:"+port+"/hook", testSecret), channelstest.SampleMessage())
+	var be *egress.BlockedError
+	if c := channels.Classify(err); !c.Permanent || !errors.As(err, &be) {
+		t.Errorf("err = %v (%+v), want the metadata address blocked for good", err, c)
+	}
+	_, err = ch.Send(t.Context(), endpoint("http://nowhere.merchant.test:"+port+"/hook", testSecret), channelstest.SampleMessage())
+	var de *net.DNSError
+	if c := channels.Classify(err); c.Permanent || !errors.As(err, &de) {
+		t.Errorf("err = %v (%+v), want a DNS failure retried", err, c)
+	}
+	if n := len(rcv.requests()); n != 1 {
+		t.Errorf("the receiver got %d requests, want 1", n)
 	}
 }

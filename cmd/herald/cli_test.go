@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/heraldhq/herald/channels/slack"
 	"github.com/heraldhq/herald/channels/sms"
 	"github.com/heraldhq/herald/channels/webhook"
+	"github.com/heraldhq/herald/egress"
 	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/subscribers"
 )
@@ -229,6 +231,78 @@ func TestSlackIntervalIsTheLoopsPace(t *testing.T) {
 		if tc.name == "dispatch off" && cc.MaxDestinationWait != 30*time.Second {
 			t.Errorf("%s: max destination wait %v, want 30s", tc.name, cc.MaxDestinationWait)
 		}
+	}
+}
+
+// TestWebhookRetryAndConnectionKeys: the webhook section's retry policy,
+// connection pool and DNS cache reach the channel, its dispatch loop and
+// the other guarded clients, in YAML and TOML.
+func TestWebhookRetryAndConnectionKeys(t *testing.T) {
+	dir := t.TempDir()
+	yamlFile := writeFile(t, dir, "h.yaml", `
+dispatch: {channels: {webhook: {per_destination: 40}}}
+webhook:
+  permanent_statuses: [400, 404]
+  disable_after: 72h
+  idle_conn_timeout: 45s
+  max_idle_conns: 2048
+  tls_session_cache: 64
+  dns: {servers: ["127.0.0.53", "[::1]:5353"], min_ttl: 10s, max_ttl: 2m, cache_size: 100, timeout: 1s}
+`)
+	tomlFile := writeFile(t, dir, "h.toml", `
+[dispatch.channels.webhook]
+per_destination = 40
+[webhook]
+permanent_statuses = [400, 404]
+disable_after = "72h"
+idle_conn_timeout = "45s"
+max_idle_conns = 2048
+tls_session_cache = 64
+[webhook.dns]
+servers = ["127.0.0.53", "[::1]:5353"]
+min_ttl = "10s"
+max_ttl = "2m"
+cache_size = 100
+timeout = "1s"
+`)
+	for _, f := range []string{yamlFile, tomlFile} {
+		cfg, err := loadConfig(f, func(string) string { return "" })
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if got := cfg.dispatcherConfig().Channels[channels.Webhook].DisableAfter; got != 72*time.Hour {
+			t.Errorf("%s: disable after %v", f, got)
+		}
+		ec := cfg.webhookEgress(nil)
+		want := egress.DNSConfig{Servers: []string{"127.0.0.53", "[::1]:5353"}, MinTTL: 10 * time.Second, MaxTTL: 2 * time.Minute, MaxEntries: 100, Timeout: time.Second}
+		if ec.IdleConnTimeout != 45*time.Second || ec.MaxIdleConns != 2048 || ec.TLSSessionCacheSize != 64 || ec.MaxIdleConnsPerHost != 40 ||
+			!slices.Equal(ec.DNS.Servers, want.Servers) || ec.DNS.MinTTL != want.MinTTL || ec.DNS.MaxTTL != want.MaxTTL || ec.DNS.MaxEntries != want.MaxEntries || ec.DNS.Timeout != want.Timeout {
+			t.Errorf("%s: egress config %+v", f, ec)
+		}
+		if !slices.Equal(cfg.Webhook.PermanentStatuses, []int{400, 404}) {
+			t.Errorf("%s: permanent statuses %v", f, cfg.Webhook.PermanentStatuses)
+		}
+		cfg.Data = t.TempDir() // the outboxes
+		chans, _, _, err := buildChannels(cfg, nil, slog.New(slog.DiscardHandler))
+		if err != nil || chans[channels.Webhook] == nil {
+			t.Errorf("%s: channels %v", f, err)
+		}
+	}
+	// Defaults: five days, 16 idle connections per host.
+	cfg, err := loadConfig(writeFile(t, dir, "d.yaml", "data: /d\n"), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.dispatcherConfig().Channels[channels.Webhook]; got.DisableAfter != 0 {
+		t.Errorf("disable after %v, want the dispatcher's default", got.DisableAfter)
+	}
+	if got := cfg.webhookEgress(nil).MaxIdleConnsPerHost; got != 16 {
+		t.Errorf("idle connections per host %d, want 16", got)
+	}
+	// A status the channel cannot treat as permanent is refused at start.
+	cfg.Data, cfg.Webhook.PermanentStatuses = t.TempDir(), []int{410}
+	if _, _, _, err := buildChannels(cfg, nil, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "410") {
+		t.Errorf("permanent 410: err = %v", err)
 	}
 }
 

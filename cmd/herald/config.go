@@ -92,6 +92,16 @@ type fileConfig struct {
 	Strict bool `yaml:"strict" toml:"strict"`
 	// Ingest configures the status-page sources (see ingest.go).
 	Ingest ingestConfig `yaml:"ingest" toml:"ingest"`
+	// Maintenance tunes the notifications of scheduled maintenance.
+	Maintenance maintenanceConfig `yaml:"maintenance" toml:"maintenance"`
+}
+
+type maintenanceConfig struct {
+	// Reminders lists, per channel, how long before a maintenance's
+	// window reminders go out ({email: [24h, 1h], sms: [1h]}). A channel
+	// not named keeps its default (24h and 1h for email, Slack and
+	// webhooks, 1h for SMS); an empty list ([]) sends it none.
+	Reminders map[string][]time.Duration `yaml:"reminders" toml:"reminders"`
 }
 
 type slackConfig struct {
@@ -256,6 +266,9 @@ type dispatchConfig struct {
 	DeadLetterRetention  time.Duration                    `yaml:"dead_letter_retention" toml:"dead_letter_retention"`
 	SuppressionTTL       time.Duration                    `yaml:"suppression_ttl" toml:"suppression_ttl"`
 	FanoutAckWait        time.Duration                    `yaml:"fanout_ack_wait" toml:"fanout_ack_wait"`
+	FanoutMaxPending     int                              `yaml:"fanout_max_pending" toml:"fanout_max_pending"`
+	BatchSize            int                              `yaml:"batch_size" toml:"batch_size"`
+	LeaseTTL             time.Duration                    `yaml:"lease_ttl" toml:"lease_ttl"`
 	ShutdownTimeout      time.Duration                    `yaml:"shutdown_timeout" toml:"shutdown_timeout"`
 	Channels             map[string]channelDispatchConfig `yaml:"channels" toml:"channels"`
 }
@@ -302,6 +315,62 @@ type webhookConfig struct {
 	// guard, e.g. ["127.0.0.1/32"]. Env HERALD_WEBHOOK_ALLOW (comma
 	// separated).
 	Allow []string `yaml:"allow" toml:"allow"`
+	// PermanentStatuses are the HTTP statuses that refuse a webhook for
+	// good (dead-lettered at once); every other non-2xx answer is
+	// retried. Defaults to none.
+	PermanentStatuses []int `yaml:"permanent_statuses" toml:"permanent_statuses"`
+	// DisableAfter disables an endpoint whose every attempt failed for
+	// that long, and emails its owner. Defaults to 120h (5 days);
+	// negative: never.
+	DisableAfter time.Duration `yaml:"disable_after" toml:"disable_after"`
+	// IdleConnTimeout, MaxIdleConnsPerHost, MaxIdleConns and
+	// TLSSessionCache tune the connections and TLS sessions kept per
+	// host. Default 30s, per_destination (16), 1024, 1024.
+	IdleConnTimeout     time.Duration `yaml:"idle_conn_timeout" toml:"idle_conn_timeout"`
+	MaxIdleConnsPerHost int           `yaml:"max_idle_conns_per_host" toml:"max_idle_conns_per_host"`
+	MaxIdleConns        int           `yaml:"max_idle_conns" toml:"max_idle_conns"`
+	TLSSessionCache     int           `yaml:"tls_session_cache" toml:"tls_session_cache"`
+	// DNS tunes the cache of DNS answers every outbound HTTP request
+	// (webhooks, Slack, polled status pages) resolves through.
+	DNS dnsConfig `yaml:"dns" toml:"dns"`
+}
+
+type dnsConfig struct {
+	// Servers are the DNS servers asked ("ip" or "ip:port"). Defaults to
+	// the nameservers of /etc/resolv.conf.
+	Servers []string `yaml:"servers" toml:"servers"`
+	// MinTTL and MaxTTL bound how long an answer is kept, whatever its
+	// TTL. Default 5s and 5m.
+	MinTTL time.Duration `yaml:"min_ttl" toml:"min_ttl"`
+	MaxTTL time.Duration `yaml:"max_ttl" toml:"max_ttl"`
+	// CacheSize bounds the names kept. Defaults to 4096.
+	CacheSize int `yaml:"cache_size" toml:"cache_size"`
+	// Timeout bounds one query to one server. Defaults to 2s.
+	Timeout time.Duration `yaml:"timeout" toml:"timeout"`
+}
+
+// webhookEgress is the webhook channel's client configuration: that of
+// egressConfig, keeping idle per host at least as many connections as the
+// sends a host may have in flight (dispatch.channels.webhook.per_destination),
+// unless webhook.max_idle_conns_per_host says otherwise.
+func (c *fileConfig) webhookEgress(allow []netip.Prefix) egress.Config {
+	ec := c.Webhook.egressConfig(allow)
+	if ec.MaxIdleConnsPerHost == 0 {
+		ec.MaxIdleConnsPerHost = max(16, c.Dispatch.Channels[channels.Webhook].PerDestination)
+	}
+	return ec
+}
+
+// egressConfig is the configuration of an SSRF-guarded client to the
+// addresses allow opens, with the webhook section's timeouts, connection
+// pool and DNS cache.
+func (c webhookConfig) egressConfig(allow []netip.Prefix) egress.Config {
+	return egress.Config{
+		ConnectTimeout: c.ConnectTimeout, Timeout: c.Timeout, Allow: allow,
+		IdleConnTimeout: c.IdleConnTimeout, MaxIdleConnsPerHost: c.MaxIdleConnsPerHost, MaxIdleConns: c.MaxIdleConns,
+		TLSSessionCacheSize: c.TLSSessionCache,
+		DNS:                 egress.DNSConfig{Servers: c.DNS.Servers, MinTTL: c.DNS.MinTTL, MaxTTL: c.DNS.MaxTTL, MaxEntries: c.DNS.CacheSize, Timeout: c.DNS.Timeout},
+	}
 }
 
 // loadConfig reads the file (if any), then applies the environment.
@@ -416,10 +485,14 @@ func (c *fileConfig) dispatcherConfig() dispatcher.Config {
 		MaxEventBytes:        c.Dispatch.MaxEventBytes,
 		UnratedPriority:      c.Dispatch.UnratedPriority,
 		FanoutAckWait:        c.Dispatch.FanoutAckWait,
+		FanoutMaxPending:     c.Dispatch.FanoutMaxPending,
+		BatchSize:            c.Dispatch.BatchSize,
+		LeaseTTL:             c.Dispatch.LeaseTTL,
 		ShutdownTimeout:      c.Dispatch.ShutdownTimeout,
 		SecretKey:            c.SecretKey,
 		PublicURL:            c.PublicURL,
 		Channels:             map[string]dispatcher.ChannelConfig{},
+		Maintenance:          dispatcher.MaintenanceConfig{Reminders: c.Maintenance.Reminders},
 	}
 	for name, cc := range c.Dispatch.Channels {
 		d.Channels[name] = dispatcher.ChannelConfig{
@@ -439,6 +512,11 @@ func (c *fileConfig) dispatcherConfig() dispatcher.Config {
 			cc.Rate = r
 			d.Channels[name] = cc
 		}
+	}
+	// webhook.disable_after is the webhook channel's.
+	if cc := d.Channels[channels.Webhook]; c.Webhook.DisableAfter != 0 {
+		cc.DisableAfter = c.Webhook.DisableAfter
+		d.Channels[channels.Webhook] = cc
 	}
 	// slack.per_channel_interval is the Slack channel's pace in the
 	// delivery loop too (jobs wait for it without holding a send slot),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/heraldhq/herald/channels"
@@ -14,7 +15,7 @@ import (
 )
 
 func cmdPreview(_ context.Context, args []string, io *stdio) error {
-	fs := newFlagSet("preview", "preview --event FILE [--id ID] --locale TAG --channel CHANNEL [--out DIR]", io)
+	fs := newFlagSet("preview", "preview --event FILE [--id ID] --locale TAG --channel CHANNEL [--reminder LEAD | --moved-from START/END] [--out DIR]", io)
 	config := fs.String("config", "", "configuration `file` (component catalog, templates)")
 	eventFile := fs.String("event", "", "`file` holding the update: one JSON event, or JSONL with --id")
 	id := fs.String("id", "", "event `id` to pick from a JSONL file (default: the first)")
@@ -24,6 +25,8 @@ func cmdPreview(_ context.Context, args []string, io *stdio) error {
 	name := fs.String("name", "", "subscriber's display `name`")
 	tmplDir := fs.String("templates", "", "`directory` of template overrides")
 	out := fs.String("out", "", "write the files a subscriber would receive into this `directory` (HTML opens in a browser)")
+	reminder := fs.Duration("reminder", 0, "render the reminder of the maintenance the update announces, this `long` before its window (24h, 1h)")
+	movedFrom := fs.String("moved-from", "", "render the update as the rescheduling of a maintenance from the `window` START/END (RFC 3339)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -77,6 +80,10 @@ func cmdPreview(_ context.Context, args []string, io *stdio) error {
 	if ev == nil {
 		return usagef("no event %q in %s", *id, *eventFile)
 	}
+	u, err := previewUpdate(ev, *reminder, *movedFrom)
+	if err != nil {
+		return err
+	}
 	r, err := templates.New(templates.Config{
 		Dir: cfg.Templates.Dir, Components: catalog, Fallback: cfg.Templates.Fallback,
 		SMSSegments: cfg.Templates.SMSSegments, PublicURL: orDefault(cfg.PublicURL, "http://localhost:8080"),
@@ -87,7 +94,7 @@ func cmdPreview(_ context.Context, args []string, io *stdio) error {
 	}
 	rc := templates.Recipient{Locale: *locale, Location: loc, Name: *name,
 		UnsubscribeURL: orDefault(cfg.PublicURL, "http://localhost:8080") + "/unsubscribe/PREVIEW"}
-	rendered, err := r.Render(templates.Update{Event: ev, AcceptedAt: time.Now()}, *channel, rc)
+	rendered, err := r.Render(u, *channel, rc)
 	if err != nil {
 		return err
 	}
@@ -141,4 +148,33 @@ func previewEmail(cfg *fileConfig, rendered *templates.Rendered, name string) ([
 		msg.Attachments = append(msg.Attachments, channels.Attachment(a))
 	}
 	return r.Render(channels.Endpoint{Address: "subscriber@example.com", Name: name}, msg, time.Now())
+}
+
+// previewUpdate is the update to preview: ev itself, or, for a
+// maintenance, its reminder lead before the window or its rescheduling
+// from the window movedFrom ("START/END").
+func previewUpdate(ev *incident.Event, reminder time.Duration, movedFrom string) (templates.Update, error) {
+	u := templates.Update{Event: ev, AcceptedAt: time.Now()}
+	if reminder == 0 && movedFrom == "" {
+		return u, nil
+	}
+	switch {
+	case reminder != 0 && movedFrom != "":
+		return u, usagef("--reminder and --moved-from exclude each other")
+	case !ev.IsMaintenance() || ev.Cancelled:
+		return u, usagef("event %s is not a maintenance still to come (no scheduled_for, or cancelled)", ev.ID)
+	case reminder < 0:
+		return u, usagef("--reminder must be positive")
+	case reminder > 0:
+		u.Reminder = &templates.Reminder{Lead: reminder}
+		return u, nil
+	}
+	from, until, ok := strings.Cut(movedFrom, "/")
+	start, err1 := time.Parse(time.RFC3339, from)
+	end, err2 := time.Parse(time.RFC3339, until)
+	if !ok || err1 != nil || err2 != nil || !end.After(start) {
+		return u, usagef("--moved-from %q: want START/END, RFC 3339, the end after the start", movedFrom)
+	}
+	u.Previous = &templates.Window{Start: start, End: end}
+	return u, nil
 }

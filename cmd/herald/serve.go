@@ -297,9 +297,13 @@ func buildChannels(cfg *fileConfig, allow []netip.Prefix, logger *slog.Logger) (
 	chans := map[string]channels.Channel{}
 	live := map[string]bool{}
 	var closers []io.Closer
+	ec := cfg.webhookEgress(allow)
 	wh, err := webhook.New(webhook.Config{
-		ConnectTimeout: cfg.Webhook.ConnectTimeout, Timeout: cfg.Webhook.Timeout,
+		ConnectTimeout: ec.ConnectTimeout, Timeout: ec.Timeout,
 		MaxResponseBytes: cfg.Webhook.MaxResponseBytes, AllowHTTP: cfg.Webhook.AllowHTTP,
+		PermanentStatuses: cfg.Webhook.PermanentStatuses,
+		IdleConnTimeout:   ec.IdleConnTimeout, MaxIdleConnsPerHost: ec.MaxIdleConnsPerHost, MaxIdleConns: ec.MaxIdleConns,
+		TLSSessionCacheSize: ec.TLSSessionCacheSize, DNS: ec.DNS,
 		Allow: allow, Logger: logger.With("channel", channels.Webhook),
 	})
 	if err != nil {
@@ -373,7 +377,7 @@ func buildChannels(cfg *fileConfig, allow []netip.Prefix, logger *slog.Logger) (
 // token, incoming webhooks through the SSRF-guarded client, threads kept in
 // the slack_threads bucket.
 func newSlack(cfg *fileConfig, allow []netip.Prefix, topo *dispatcher.Topology, logger *slog.Logger) (*slack.Channel, error) {
-	client, err := egress.NewClient(egress.Config{ConnectTimeout: cfg.Webhook.ConnectTimeout, Timeout: cfg.Webhook.Timeout, Allow: allow})
+	client, err := egress.NewClient(cfg.Webhook.egressConfig(allow))
 	if err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
 	}
