@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -106,10 +107,11 @@ func benchAudience(d *Dispatcher, n int, url func(i int) string) {
 	}
 }
 
-// BenchmarkFanout fans one update out to 100 000 subscribers (150 000 jobs)
-// into DELIVERIES, and, in the same run, publishes the same number of
-// messages of the same size with Nats-Msg-Id as raw async JetStream
-// publishes: the baseline. It reports both rates and their ratio.
+// BenchmarkFanout fans one update out to 100 000 subscribers (150 000
+// targets, in batches) into DELIVERIES, and, in the same run, publishes one
+// message per target with Nats-Msg-Id as raw async JetStream publishes: the
+// first round's one-job-per-target fan-out at its fastest, the baseline.
+// It reports the targets fanned out per second and the ratio.
 func BenchmarkFanout(b *testing.B) {
 	const subs = 100_000
 	d, nc, ctx := benchDispatcher(b, nil, nil)
@@ -118,27 +120,30 @@ func BenchmarkFanout(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cons, err := d.topo.Incidents.Consumer(ctx, ConsumerFanout)
+	cons, err := d.topo.Incidents.Consumer(ctx, fanoutConsumer(partitionOf("BENCH")))
 	if err != nil {
 		b.Fatal(err)
 	}
-	rawJS, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(d.cfg.FanoutMaxPending))
+	rawJS, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	purge := func() {
 		if err := d.topo.Deliveries.Purge(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
-	// The baseline's messages: same subjects, sizes and ids as the jobs.
+	// The baseline's messages: one per target, with the target's id.
 	ev, _ := incident.Decode([]byte(event("BENCH", 1, "investigating")), 0)
 	enc, _ := newJobEncoder(ev, 1, "P3")
 	targets := d.index.Audience(subscribers.Query{Components: ev.Components, Priority: "P3", Status: ev.Status})
-	jobs := len(targets)
+	var batches uint64
+	for _, n := range fo.batchCounts(targets) {
+		batches += uint64(n)
+	}
 	var herald, raw time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
 		purge()
-		msgs := make([]*nats.Msg, jobs)
+		msgs := make([]*nats.Msg, len(targets))
 		for k, t := range targets {
 			id := fmt.Sprintf("raw-%d-%d", i, k)
 			msgs[k] = &nats.Msg{Subject: deliverySubject(t.Channel), Data: enc.encode(nil, DeliveryID(id, t.SubscriberID, t.EndpointID), t), Header: nats.Header{hdrMsgID: []string{id}}}
@@ -170,62 +175,69 @@ func BenchmarkFanout(b *testing.B) {
 		herald += time.Since(start)
 		b.StopTimer()
 		info, _ := d.topo.Deliveries.Info(ctx)
-		if info.State.Msgs != uint64(jobs) {
-			b.Fatalf("fan-out stored %d jobs, want %d", info.State.Msgs, jobs)
+		if info.State.Msgs != batches {
+			b.Fatalf("fan-out stored %d jobs, want %d batches", info.State.Msgs, batches)
 		}
 		b.StartTimer()
 	}
 	b.StopTimer()
-	n := float64(b.N * jobs)
-	b.ReportMetric(n/herald.Seconds(), "fanout_jobs/s")
+	n := float64(b.N * len(targets))
+	b.ReportMetric(n/herald.Seconds(), "fanout_targets/s")
+	b.ReportMetric(float64(batches), "batches")
 	b.ReportMetric(n/raw.Seconds(), "raw_msgs/s")
 	b.ReportMetric(raw.Seconds()/herald.Seconds(), "ratio")
 }
 
-// fastReceiver answers 204 to everything and counts requests.
-type fastReceiver struct {
-	srv *httptest.Server
-	n   atomic.Int64
-}
-
-func newFastReceiver(b *testing.B) *fastReceiver {
-	r := &fastReceiver{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		_, _ = io.Copy(io.Discard, req.Body)
-		r.n.Add(1)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	b.Cleanup(r.srv.Close)
-	return r
-}
-
-// BenchmarkWebhookThroughput delivers 50 000 webhooks through the whole
-// pipeline (publish → fan-out → delivery loop → signed POST → record → ack)
-// to a local receiver, and, in the same run, sends 50 000 POSTs of the same
-// payload to the same receiver from a raw net/http loop with the same
-// concurrency: the baseline. It reports both rates and their ratio. A
-// third pass, minimalPipeline, runs the JetStream operations the design
-// requires per delivery with nothing else: its ratio to the raw loop
-// (floor_ratio) is the most any implementation of the design reaches on
-// the machine, and herald/floor is how close Herald comes to it.
-//
-// HERALD_BENCH_DELIVERIES shrinks the run; HERALD_BENCH_PROFILE=FILE writes
-// a CPU profile of Herald's pass only.
-func BenchmarkWebhookThroughput(b *testing.B) {
-	deliveries := benchSize("HERALD_BENCH_DELIVERIES", 50_000)
-	const concurrency = 64
-	recv := newFastReceiver(b)
-	d, _, ctx := benchDispatcher(b, func(c *Config) {
-		c.Channels = map[string]ChannelConfig{channels.Webhook: {Concurrency: concurrency, PerDestination: concurrency, MaxAckPending: 16 * concurrency}}
-	}, nil)
-	for i := range deliveries {
-		d.index.Upsert(&subscribers.Subscriber{ID: fmt.Sprintf("m%06d", i), Locale: "fr-FR",
-			Endpoints: []subscribers.Endpoint{{ID: "wh", Channel: channels.Webhook, URL: recv.srv.URL + "/h", Secret: testSecret}}}, 1)
+// rawPostLoop POSTs body to each of urls once from workers goroutines
+// sharing one keep-alive client, and returns how long it took: the
+// baseline of the webhook benchmarks.
+func rawPostLoop(b *testing.B, urls []string, body []byte, workers int) time.Duration {
+	// Every connection kept for reuse, whatever the number of hosts.
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 0, MaxIdleConnsPerHost: workers, IdleConnTimeout: time.Minute}}
+	defer client.CloseIdleConnections()
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				k := next.Add(1) - 1
+				if k >= int64(len(urls)) {
+					return
+				}
+				req, _ := http.NewRequest(http.MethodPost, urls[k], bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
 	}
-	// The delivery loop resolves subscribers from KV: store them.
-	for i := range deliveries {
+	wg.Wait()
+	return time.Since(start)
+}
+
+// webhookBench is a dispatcher with webhook subscribers stored and
+// running, for the webhook benchmarks.
+type webhookBench struct {
+	d   *Dispatcher
+	ctx context.Context
+	// body is the payload a subscriber gets, for the raw loop.
+	body []byte
+}
+
+// newWebhookBench stores n webhook subscribers, the i-th at url(i), and
+// runs a dispatcher with cfg on the server ns (nil: an embedded one of its
+// own).
+func newWebhookBench(b *testing.B, n int, url func(i int) string, cfg func(*Config), wcfg func(*webhook.Config)) *webhookBench {
+	d, _, ctx := benchDispatcher(b, cfg, wcfg)
+	for i := range n {
 		s := &subscribers.Subscriber{ID: fmt.Sprintf("m%06d", i), Locale: "fr-FR",
-			Endpoints: []subscribers.Endpoint{{ID: "wh", Channel: channels.Webhook, URL: recv.srv.URL + "/h", Secret: testSecret}}}
+			Endpoints: []subscribers.Endpoint{{ID: "wh", Channel: channels.Webhook, URL: url(i), Secret: testSecret}}}
 		if _, err := d.store.Put(ctx, s); err != nil {
 			b.Fatal(err)
 		}
@@ -233,173 +245,61 @@ func BenchmarkWebhookThroughput(b *testing.B) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = d.Run(runCtx) }()
-	defer func() { stop(); <-done }()
-	for !d.Ready() {
-		time.Sleep(10 * time.Millisecond)
-	}
-	for d.index.Len() < deliveries {
+	b.Cleanup(func() { stop(); <-done })
+	for !d.Ready() || d.index.Len() < n {
 		time.Sleep(10 * time.Millisecond)
 	}
 	payload, _ := d.renderer.Render(templates.Update{Event: mustEvent(event("BENCH", 1, "investigating")), AcceptedAt: time.Now()}, channels.Webhook, templates.Recipient{Locale: "fr"})
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: 0}}
-	// The design's floor: the same JetStream operations per delivery
-	// without Herald (see minimalPipeline), on the same server.
-	sample := subscribers.Target{SubscriberID: "m000000", EndpointID: "wh", Channel: channels.Webhook}
-	ev := mustEvent(event("BENCH", 1, "investigating"))
-	enc, _ := newJobEncoder(ev, 1, "P3")
-	job := enc.encode(nil, DeliveryID(ev.ID, sample.SubscriberID, sample.EndpointID), sample)
-	record := appendRecord(nil, &Record{DeliveryID: DeliveryID(ev.ID, sample.SubscriberID, sample.EndpointID), Kind: KindUpdate, EventID: ev.ID,
-		IncidentID: ev.IncidentID, Sequence: ev.Sequence, SubscriberID: sample.SubscriberID, EndpointID: sample.EndpointID, Channel: channels.Webhook,
-		Attempt: 1, Outcome: Delivered, Status: 204, Locale: "fr", Requested: "fr-FR", DurationMS: 1.234, At: time.Now()})
-	pipe := newMinimalPipeline(b, d.nc, recv.srv.URL+"/floor", concurrency)
-	var herald, raw, floor time.Duration
+	return &webhookBench{d: d, ctx: ctx, body: payload.Body}
+}
+
+// deliver publishes update seq and waits until received() has grown by n.
+func (w *webhookBench) deliver(b *testing.B, seq, n int, received func() int64) time.Duration {
+	before := received()
+	stopProfile := profileHerald(b)
+	defer stopProfile()
+	start := time.Now()
+	if _, err := PublishEvent(w.ctx, w.d.js, []byte(event("BENCH", seq, "investigating")), 0); err != nil {
+		b.Fatal(err)
+	}
+	for received()-before < int64(n) {
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkWebhookThroughput delivers 50 000 webhooks through the whole
+// pipeline (publish → fan-out in batches → delivery loop → signed POST →
+// record → group commit → ack) to a local sink that answers at once, with
+// the default configuration (so at most 16 sends in flight to the sink, its
+// one host), and, in the same run, sends 50 000 POSTs of the same payload
+// to the same sink from a raw net/http loop of 32 workers: the baseline.
+// It reports both rates and their ratio. (BenchmarkWebhookLatency measures
+// many hosts.)
+//
+// HERALD_BENCH_DELIVERIES shrinks the run; HERALD_BENCH_PROFILE=FILE writes
+// a CPU profile of Herald's pass only.
+func BenchmarkWebhookThroughput(b *testing.B) {
+	deliveries := benchSize("HERALD_BENCH_DELIVERIES", 50_000)
+	recv := newSlowHosts(b, 0)
+	url := func(i int) string { return recv.url(0, i) }
+	w := newWebhookBench(b, deliveries, url, nil, loopbackWebhooks)
+	urls := make([]string, deliveries)
+	for i := range urls {
+		urls[i] = url(i)
+	}
+	var herald, raw time.Duration
 	b.ResetTimer()
 	for i := range b.N {
-		start := time.Now()
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range concurrency {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for next.Add(1) <= int64(deliveries) {
-					req, _ := http.NewRequest(http.MethodPost, recv.srv.URL+"/raw", strings.NewReader(string(payload.Body)))
-					req.Header.Set("Content-Type", "application/json")
-					resp, err := client.Do(req)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}()
-		}
-		wg.Wait()
-		raw += time.Since(start)
-
-		floor += pipe.run(b, i, deliveries, payload.Body, job, record)
-
-		before := recv.n.Load()
-		stopProfile := profileHerald(b)
-		start = time.Now()
-		if _, err := PublishEvent(ctx, d.js, []byte(event("BENCH", i+1, "investigating")), 0); err != nil {
-			b.Fatal(err)
-		}
-		for recv.n.Load()-before < int64(deliveries) {
-			time.Sleep(time.Millisecond)
-		}
-		herald += time.Since(start)
-		stopProfile()
+		raw += rawPostLoop(b, urls, w.body, 32)
+		herald += w.deliver(b, i+1, deliveries, recv.n.Load)
 	}
 	b.StopTimer()
 	n := float64(b.N * deliveries)
 	b.ReportMetric(n/herald.Seconds(), "herald_deliveries/s")
 	b.ReportMetric(n/raw.Seconds(), "raw_posts/s")
 	b.ReportMetric(raw.Seconds()/herald.Seconds(), "ratio")
-	b.ReportMetric(n/floor.Seconds(), "floor_deliveries/s")
-	b.ReportMetric(raw.Seconds()/floor.Seconds(), "floor_ratio")
-	b.ReportMetric(floor.Seconds()/herald.Seconds(), "herald/floor")
-}
-
-// minimalPipeline is the least any implementation of Herald's design does
-// per webhook delivery, written straight against nats.go and net/http: a
-// job published asynchronously with Nats-Msg-Id into a file-backed work
-// queue, pulled by a durable consumer, the payload POSTed, one record
-// published to a file-backed log and its acknowledgement awaited, the job
-// acknowledged. No decoding, rendering, signing, limits or metrics. Its
-// rate against the raw POST loop is the ceiling of the design on the
-// machine at hand.
-type minimalPipeline struct {
-	js          jetstream.JetStream
-	cons        jetstream.Consumer
-	client      *http.Client
-	url         string
-	concurrency int
-}
-
-func newMinimalPipeline(b *testing.B, nc *nats.Conn, url string, concurrency int) *minimalPipeline {
-	ctx := context.Background()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		b.Fatal(err)
-	}
-	jobs, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FLOOR_JOBS", Subjects: []string{"floor.jobs.*"},
-		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FLOOR_LOG", Subjects: []string{"floor.log.*.*"}, Storage: jetstream.FileStorage}); err != nil {
-		b.Fatal(err)
-	}
-	cons, err := jobs.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 16 * concurrency})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return &minimalPipeline{js: js, cons: cons, url: url, concurrency: concurrency,
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}}
-}
-
-// run delivers n jobs and returns how long it took, from the first
-// publish to the last acknowledgement.
-func (p *minimalPipeline) run(b *testing.B, round, n int, payload, job, record []byte) time.Duration {
-	it, err := p.cons.Messages(jetstream.PullMaxMessages(2*p.concurrency), jetstream.PullExpiry(pullExpiry))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer it.Stop()
-	msgs := make(chan jetstream.Msg)
-	go func() {
-		defer close(msgs)
-		for {
-			m, err := it.Next()
-			if err != nil {
-				return
-			}
-			msgs <- m
-		}
-	}()
-	var done sync.WaitGroup
-	done.Add(n)
-	for range p.concurrency {
-		go func() {
-			for m := range msgs {
-				req, _ := http.NewRequest(http.MethodPost, p.url, bytes.NewReader(payload))
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := p.client.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				fut, err := p.js.PublishAsync("floor.log.m."+m.Headers().Get(hdrMsgID), record)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				select {
-				case <-fut.Ok():
-				case err := <-fut.Err():
-					b.Error(err)
-					return
-				}
-				_ = m.Ack()
-				done.Done()
-			}
-		}()
-	}
-	start := time.Now()
-	for k := range n {
-		m := &nats.Msg{Subject: "floor.jobs.webhook", Data: job, Header: nats.Header{hdrMsgID: []string{fmt.Sprintf("r%d-%d", round, k)}}}
-		for {
-			if _, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(5*time.Second)); err == nil {
-				break
-			}
-		}
-	}
-	done.Wait()
-	return time.Since(start)
+	reportPeakRSS(b)
 }
 
 // profileHerald starts a CPU profile of Herald's part of a benchmark into
@@ -480,4 +380,90 @@ func BenchmarkPublishToWebhook(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+}
+
+// reportPeakRSS reports the process's peak resident set (VmHWM), in MB,
+// where the system tells it: an upper bound of Herald's own, as the test
+// process also runs the NATS server, the receivers and the baseline.
+func reportPeakRSS(b *testing.B) {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			b.ReportMetric(float64(kb)/1024, "peak_rss_MB")
+		}
+	}
+}
+
+// slowHosts is a receiver reachable at many loopback addresses (127.10.x.y,
+// all on one listener bound to every address), answering each request
+// after a delay: merchant endpoints on many hosts.
+type slowHosts struct {
+	srv  *httptest.Server
+	port string
+	n    atomic.Int64
+}
+
+func newSlowHosts(b *testing.B, delay time.Duration) *slowHosts {
+	h := &slowHosts{}
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+		if delay > 0 {
+			time.Sleep(delay)
+		}
+		h.n.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	})}}
+	h.srv.Start()
+	b.Cleanup(h.srv.Close)
+	_, h.port, _ = net.SplitHostPort(ln.Addr().String())
+	return h
+}
+
+// url returns the URL of endpoint i of host number host.
+func (h *slowHosts) url(host, i int) string {
+	return fmt.Sprintf("http://127.10.%d.%d:%s/h/%d", host/250, host%250+1, h.port, i)
+}
+
+// loopbackWebhooks lets webhooks reach every loopback address over plain
+// HTTP (the benchmarks' hosts).
+func loopbackWebhooks(c *webhook.Config) {
+	c.AllowHTTP, c.Allow = true, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+}
+
+// BenchmarkWebhookLatency delivers one update to 10 000 webhook endpoints
+// spread over 1 000 hosts that each answer after 200 ms, with the default
+// configuration, and, in the same run, POSTs the same payload to the same
+// 10 000 URLs from a raw net/http loop keeping 1 024 requests in flight:
+// the baseline. Latency, not a constant of Herald's, should set the pace.
+// HERALD_BENCH_ENDPOINTS changes the number of endpoints (10 per host).
+func BenchmarkWebhookLatency(b *testing.B) {
+	endpoints := benchSize("HERALD_BENCH_ENDPOINTS", 10_000)
+	hosts := max(1, endpoints/10)
+	recv := newSlowHosts(b, 200*time.Millisecond)
+	url := func(i int) string { return recv.url(i%hosts, i) }
+	w := newWebhookBench(b, endpoints, url, nil, loopbackWebhooks)
+	urls := make([]string, endpoints)
+	for i := range urls {
+		urls[i] = url(i)
+	}
+	var herald, raw time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		raw += rawPostLoop(b, urls, w.body, 1024)
+		herald += w.deliver(b, i+1, endpoints, recv.n.Load)
+	}
+	b.StopTimer()
+	n := float64(b.N * endpoints)
+	b.ReportMetric(n/herald.Seconds(), "herald_deliveries/s")
+	b.ReportMetric(n/raw.Seconds(), "raw_posts/s")
+	b.ReportMetric(raw.Seconds()/herald.Seconds(), "ratio")
+	reportPeakRSS(b)
 }

@@ -16,7 +16,7 @@ var errNotPublished = errors.New("not published")
 // stallAfter is how long a write may wait for its acknowledgement before
 // the commit takes JetStream for stalled: sends wait (see writeGate) until
 // writes are acknowledged again.
-const stallAfter = 500 * time.Millisecond
+const stallAfter = 2 * time.Second
 
 // maxCommitRetry caps the wait between two rounds of a commit's failed
 // writes: when JetStream returns, the records of sends made just before it
@@ -39,7 +39,7 @@ func (dl *deliverer) commit(ctx context.Context, m *inHand) {
 	stalled := false
 	defer func() {
 		if stalled {
-			dl.d.stalls.Add(-1)
+			dl.d.stallEnds()
 		}
 	}()
 	pending := m.writes
@@ -61,7 +61,7 @@ func (dl *deliverer) commit(ctx context.Context, m *inHand) {
 		dl.infraTrouble(component, fmt.Errorf("%d of %d writes of a job: %w", len(failed), len(m.writes), lastErr))
 		if !stalled {
 			stalled = true
-			dl.d.stalls.Add(1)
+			dl.d.stallBegins()
 		}
 		select {
 		case <-ctx.Done():
@@ -120,7 +120,7 @@ func (dl *deliverer) await(w write, stalled *bool) error {
 	}
 	if !*stalled {
 		*stalled = true
-		dl.d.stalls.Add(1)
+		dl.d.stallBegins()
 		dl.d.health.fail(componentOf(w), errStalled)
 	}
 	select {

@@ -2,7 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -49,6 +48,9 @@ type deliverer struct {
 	// Herald's infrastructure), to hand them back at once on a stop.
 	timedMu sync.Mutex
 	timed   map[*task]*time.Timer
+	// gated holds the targets waiting for writes to flow again (see
+	// Dispatcher.writesStalled), under timedMu.
+	gated []*task
 	// warned throttles the warnings about infrastructure trouble.
 	warned atomic.Int64
 }
@@ -85,6 +87,7 @@ func newDeliverer(d *Dispatcher, name string, ch channels.Channel) (*deliverer, 
 		dl.rate = newGlobalRate(d.pacer, name, cfg.Rate, cfg.Burst)
 	}
 	dl.workers = newWorkers(cfg.Concurrency, workerIdle, dl.runTask)
+	d.onWritesFlow(dl.releaseGated)
 	return dl, nil
 }
 
@@ -97,41 +100,6 @@ const committers = 4
 // shutdown timeout; then they are cancelled and their targets handed back)
 // and commits every job in hand.
 func (dl *deliverer) run(ctx context.Context) error {
-	// A short expiry keeps the pull requests fresh: when the server and
-	// the iterator disagree on what is still requested (seen under heavy
-	// CPU load: "no heartbeat received", with either pull API), the
-	// heartbeat check (twice the heartbeat, half the expiry) restarts the
-	// flow within 2 s instead of stalling for the default 30 s.
-	var its []jetstream.MessagesContext
-	defer func() {
-		for _, it := range its {
-			it.Stop()
-		}
-	}()
-	for _, c := range []struct {
-		name   string
-		batch  int
-		expiry time.Duration
-	}{
-		{deliveryConsumer(dl.name), max(1, min(dl.cfg.MaxAckPending, 2*dl.cfg.MaxAckPending/3+1)), pullExpiry},
-		// Parked jobs are single targets, mostly idle: longer pull
-		// requests, less chatter (a lost one delays retries by at most
-		// this).
-		{parkedConsumer(dl.name), max(1, min(dl.cfg.Concurrency, 1024)), parkedPullExpiry},
-	} {
-		cons, err := dl.d.topo.Deliveries.Consumer(ctx, c.name)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil // stopped while starting
-			}
-			return fmt.Errorf("%s consumer: %w", dl.name, err)
-		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(c.batch), jetstream.PullExpiry(c.expiry))
-		if err != nil {
-			return fmt.Errorf("%s consumer: %w", dl.name, err)
-		}
-		its = append(its, it)
-	}
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
 	dl.sendCtx = sendCtx
@@ -147,20 +115,65 @@ func (dl *deliverer) run(ctx context.Context) error {
 			}
 		})
 	}
-	sweepDone := make(chan struct{})
-	go dl.sweep(ctx, sweepDone)
-
+	defer func() {
+		close(dl.commits)
+		commitsDone.Wait()
+	}()
 	// Parked jobs that came due are bounded by the concurrency: each is
 	// one target.
 	parkedSlots := make(chan struct{}, dl.cfg.Concurrency)
-	var pulls sync.WaitGroup
-	pulls.Go(func() { dl.pull(ctx, its[0], nil, "fetching jobs") })
-	pulls.Go(func() { dl.pull(ctx, its[1], parkedSlots, "fetching parked jobs") })
-	<-ctx.Done()
-	for _, it := range its {
-		it.Stop()
+	// Jobs are pushed to a handler (not pulled through a channel, which
+	// drops messages when the process is starved of CPU for a moment:
+	// "slow consumer", and the job comes back only after its ack wait). A
+	// short expiry keeps the pull requests fresh: a request lost under
+	// heavy load ("no heartbeat received") is renewed within 2 s.
+	var ccs []jetstream.ConsumeContext
+	for _, c := range []struct {
+		name   string
+		batch  int
+		expiry time.Duration
+		slots  chan struct{}
+	}{
+		{deliveryConsumer(dl.name), dl.cfg.MaxAckPending, pullExpiry, nil},
+		// Parked jobs are single targets, mostly idle: longer pull
+		// requests, less chatter (a lost one delays retries by at most
+		// this).
+		{parkedConsumer(dl.name), max(1, min(dl.cfg.Concurrency, 1024)), parkedPullExpiry, parkedSlots},
+	} {
+		cons, err := dl.d.topo.Deliveries.Consumer(ctx, c.name)
+		if err == nil {
+			var cc jetstream.ConsumeContext
+			cc, err = cons.Consume(func(msg jetstream.Msg) { dl.take(ctx, msg, c.slots) },
+				jetstream.PullMaxMessages(c.batch), jetstream.PullExpiry(c.expiry),
+				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { dl.pullTrouble(c.name, err) }))
+			if err == nil {
+				ccs = append(ccs, cc)
+			}
+		}
+		if err != nil {
+			for _, cc := range ccs {
+				cc.Stop()
+			}
+			if ctx.Err() != nil {
+				return nil // stopped while starting
+			}
+			return fmt.Errorf("%s consumer: %w", dl.name, err)
+		}
 	}
-	pulls.Wait()
+	sweepDone := make(chan struct{})
+	go dl.sweep(ctx, sweepDone)
+	<-ctx.Done()
+	// Drain: the jobs already buffered still reach the handler, which
+	// hands them back at once.
+	for _, cc := range ccs {
+		cc.Drain()
+	}
+	for _, cc := range ccs {
+		select {
+		case <-cc.Closed():
+		case <-time.After(5 * time.Second):
+		}
+	}
 	<-sweepDone
 	dl.stop()
 
@@ -178,34 +191,30 @@ func (dl *deliverer) run(ctx context.Context) error {
 			<-done
 		}
 	}
-	close(dl.commits)
-	commitsDone.Wait()
 	return nil
 }
 
-// pull takes jobs from it until it is stopped. With slots, it takes one
-// before each job, which the job's commit gives back.
-func (dl *deliverer) pull(ctx context.Context, it jetstream.MessagesContext, slots chan struct{}, what string) {
-	for {
-		if slots != nil {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
+// take takes a job pushed by a consumer in hand. With slots, it first
+// takes one, which the job's commit gives back; when Herald stops while
+// it waits for one, the job is handed back.
+func (dl *deliverer) take(ctx context.Context, msg jetstream.Msg, slots chan struct{}) {
+	if slots != nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			_ = msg.NakWithDelay(handBackDelay)
+			return
 		}
-		msg, err := it.Next()
-		if err != nil {
-			if slots != nil {
-				<-slots
-			}
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return
-			}
-			dl.logger.Warn(what, "err", err)
-			continue
-		}
-		dl.receive(msg, slots)
+	}
+	dl.receive(msg, slots)
+}
+
+// pullTrouble logs trouble of a consumer's pull requests (the library
+// renews them itself), at most every few seconds per channel.
+func (dl *deliverer) pullTrouble(consumer string, err error) {
+	now := dl.d.cfg.Now().UnixNano()
+	if last := dl.warned.Load(); now-last > int64(5*time.Second) && dl.warned.CompareAndSwap(last, now) {
+		dl.logger.Warn("pulling jobs", "consumer", consumer, "err", err)
 	}
 }
 
@@ -252,6 +261,30 @@ func (dl *deliverer) stop() {
 		if timer.Stop() {
 			t.handBack()
 		}
+	}
+	dl.releaseGated() // each finds Herald stopping and is handed back
+}
+
+// gate holds t until writes flow again, and reports false when they
+// already do.
+func (dl *deliverer) gate(t *task) bool {
+	dl.timedMu.Lock()
+	defer dl.timedMu.Unlock()
+	if !dl.d.writesStalled() || dl.stopping.Load() {
+		return false
+	}
+	dl.gated = append(dl.gated, t)
+	return true
+}
+
+// releaseGated runs again the targets held by the gate.
+func (dl *deliverer) releaseGated() {
+	dl.timedMu.Lock()
+	ts := dl.gated
+	dl.gated = nil
+	dl.timedMu.Unlock()
+	for _, t := range ts {
+		dl.workers.push(t)
 	}
 }
 

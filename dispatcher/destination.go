@@ -192,8 +192,10 @@ func (ds *destinations) acquire(t *task) (granted bool, refused *refusal) {
 	}
 	if ahead := len(d.queue) + d.inflight - d.limit + 1; ds.maxWait > 0 && d.avgSend > 0 {
 		// Every slot is taken: about one average send per round of the
-		// sends ahead.
-		wait := time.Duration((ahead+d.limit-1)/d.limit) * d.avgSend
+		// sends ahead, at the full bound the destination reaches as it
+		// answers (a bound still growing would turn targets away that
+		// it serves in time; one that hangs is caught by expired).
+		wait := time.Duration((ahead+ds.perDest-1)/ds.perDest) * d.avgSend
 		if wait > ds.maxWait {
 			return false, ds.busy(d, now, wait)
 		}
@@ -306,7 +308,7 @@ func (ds *destinations) busy(d *destination, now time.Time, wait time.Duration) 
 	if d.returns.After(at) {
 		at = d.returns
 	}
-	d.returns = at.Add(max(d.avgSend/time.Duration(d.limit), time.Millisecond))
+	d.returns = at.Add(max(d.avgSend/time.Duration(ds.perDest), time.Millisecond))
 	return &refusal{reasonBusy, at.Sub(now), true}
 }
 

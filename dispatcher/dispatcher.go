@@ -94,14 +94,42 @@ type Dispatcher struct {
 
 	running atomic.Bool
 	// stalls counts the commits whose writes JetStream does not
-	// acknowledge: while any does, no send starts (see writesStalled).
-	stalls atomic.Int32
+	// acknowledge: while any does, no send starts (see writesStalled);
+	// flowing are told when the count is back to zero.
+	stalls  atomic.Int32
+	flowMu  sync.Mutex
+	flowing []func()
 }
 
 // writesStalled reports whether JetStream leaves writes of this process
 // unacknowledged (an outage, a lost quorum): a send now could not be
 // recorded, so sends wait until writes are acknowledged again.
 func (d *Dispatcher) writesStalled() bool { return d.stalls.Load() > 0 }
+
+// stallBegins counts a commit whose writes stall.
+func (d *Dispatcher) stallBegins() { d.stalls.Add(1) }
+
+// stallEnds counts a stalled commit done; the last one tells the delivery
+// loops that writes flow again.
+func (d *Dispatcher) stallEnds() {
+	if d.stalls.Add(-1) > 0 {
+		return
+	}
+	d.flowMu.Lock()
+	fs := d.flowing
+	d.flowMu.Unlock()
+	for _, f := range fs {
+		f()
+	}
+}
+
+// onWritesFlow registers f, called each time writes flow again after a
+// stall.
+func (d *Dispatcher) onWritesFlow(f func()) {
+	d.flowMu.Lock()
+	d.flowing = append(d.flowing, f)
+	d.flowMu.Unlock()
+}
 
 // New sets up the streams, buckets and consumers and builds the dispatcher.
 func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {

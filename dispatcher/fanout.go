@@ -55,7 +55,9 @@ func (f *fanout) run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// loop consumes one partition's updates until ctx ends.
+// loop consumes one partition's updates until ctx ends. Updates are
+// pushed to the handler (see deliverer.run for why not through a channel);
+// the handler works on one at a time.
 func (f *fanout) loop(ctx context.Context, name string) error {
 	cons, err := f.d.topo.Incidents.Consumer(ctx, name)
 	if err != nil {
@@ -64,23 +66,29 @@ func (f *fanout) loop(ctx context.Context, name string) error {
 		}
 		return fmt.Errorf("fan-out consumer %s: %w", name, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(pullExpiry)) // see deliverer.run
-	if err != nil {
-		return fmt.Errorf("fan-out consumer %s: %w", name, err)
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return nil
-			}
-			f.d.logger.Warn("fan-out: fetching updates", "consumer", name, "err", err)
-			continue
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		if ctx.Err() != nil {
+			_ = msg.Nak() // stopping: another process or the next start takes it
+			return
 		}
 		f.handle(ctx, msg)
+	}, jetstream.PullMaxMessages(1), jetstream.PullExpiry(pullExpiry),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			f.d.logger.Debug("fan-out: pulling updates", "consumer", name, "err", err)
+		}))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("fan-out consumer %s: %w", name, err)
 	}
+	<-ctx.Done()
+	cc.Stop()
+	select {
+	case <-cc.Closed():
+	case <-time.After(5 * time.Second):
+	}
+	return nil
 }
 
 // fanoutAction is what the snapshot says to do with an update.

@@ -16,15 +16,15 @@ import (
 )
 
 // render loads the update (or notice) of job j and renders it for an
-// endpoint.
-func (dl *deliverer) render(ctx context.Context, j *Job, sub *subscribers.Subscriber, ep *subscribers.Endpoint, loc *time.Location, number int) (*channels.Message, *templates.Rendered, error) {
+// endpoint, as delivery id.
+func (dl *deliverer) render(ctx context.Context, j *Job, id string, sub *subscribers.Subscriber, ep *subscribers.Endpoint, loc *time.Location, number int) (*channels.Message, *templates.Rendered, error) {
 	d := dl.d
 	rc := templates.Recipient{Locale: sub.Locale, Location: loc, Name: sub.Name}
 	if j.To == nil && (j.Channel == channels.Email || j.Channel == channels.Slack) {
 		rc.UnsubscribeURL = d.links.UnsubscribeURL(sub.ID, ep.ID, ep.Target())
 		rc.PreferencesURL = d.links.PreferencesURL(sub.ID, ep.ID, ep.Target())
 	}
-	m := &channels.Message{ID: j.deliveryID(Target{SubscriberID: sub.ID, EndpointID: ep.ID}), Kind: j.Kind, Attempt: number}
+	m := &channels.Message{ID: id, Kind: j.Kind, Attempt: number}
 	var r *templates.Rendered
 	switch j.Kind {
 	case KindUpdate, KindReminder:

@@ -259,7 +259,7 @@ func (t *task) screen() bool {
 // render loads the update (or notice) and renders it for the endpoint.
 func (t *task) render() bool {
 	dl := t.dl
-	m, rendered, err := dl.render(dl.sendCtx, t.m.job, t.sub, t.ep, t.loc, t.number)
+	m, rendered, err := dl.render(dl.sendCtx, t.m.job, t.id, t.sub, t.ep, t.loc, t.number)
 	if err != nil {
 		var missing *missingUpdateError
 		switch {
@@ -353,7 +353,7 @@ func (t *task) send() bool {
 		// writes to flow again.
 		t.releaseSlot(notSent, 0)
 		t.next = (*task).turn
-		return t.retryInfra(componentDeliveryLog, errStalled)
+		return !dl.gate(t) // held, or writes flow again already: take a turn again
 	}
 	if dl.rate != nil {
 		at, err := dl.rate.turn(dl.sendCtx)
