@@ -46,8 +46,9 @@ const reasonRecalled = "recalled by an operator"
 // last record of each delivery of the incident, those with none by the
 // jobs of the update still in DELIVERIES (a batch names its targets). A
 // parked copy coming back later finds its delivery over; a queued target
-// reached later finds the marker and its recalled record, and writes no
-// second one.
+// reached later finds the marker and, mostly, its recalled record: it
+// writes one only when there is none yet (when the two meet, a second
+// recalled record changes nothing in the ledger or the progress).
 
 // recallMarker is the value of a recall's key in the recalls bucket.
 type recallMarker struct {

