@@ -371,7 +371,7 @@ func TestNewClientSettings(t *testing.T) {
 	if tr.Proxy != nil {
 		t.Error("the transport uses a proxy")
 	}
-	if tr.MaxIdleConnsPerHost != 16 || tr.MaxIdleConns != 1024 || tr.IdleConnTimeout != 30*time.Second {
+	if tr.MaxIdleConnsPerHost != 16 || tr.MaxIdleConns != 512 || tr.IdleConnTimeout != 30*time.Second {
 		t.Errorf("idle connections: %d per host, %d in all, for %s", tr.MaxIdleConnsPerHost, tr.MaxIdleConns, tr.IdleConnTimeout)
 	}
 	if tr.TLSClientConfig.ClientSessionCache == nil {

@@ -32,8 +32,9 @@ type cached struct {
 }
 
 // DefaultCacheSize is how many subscribers [Store.Lookup] keeps decoded
-// (about 1 KiB each).
-const DefaultCacheSize = 65536
+// (about 1 KiB each): the targets a delivery loop has in hand, and more,
+// without growing with the audience.
+const DefaultCacheSize = 8192
 
 // NewStore returns a store over kv validating with rules.
 func NewStore(kv jetstream.KeyValue, rules Rules) *Store {

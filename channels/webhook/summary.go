@@ -30,12 +30,13 @@ const (
 // must not get into Herald's errors.
 type target struct {
 	u       *url.URL
+	url     string // u in text, as sent
 	host    string
 	secrets []string // longest first
 }
 
 func newTarget(u *url.URL) *target {
-	t := &target{u: u, host: u.Host}
+	t := &target{u: u, url: u.String(), host: u.Host}
 	add := func(s string, min int) {
 		if len(s) >= min && !slices.Contains(t.secrets, s) {
 			t.secrets = append(t.secrets, s)

@@ -120,12 +120,11 @@ func (c Config) validate() error {
 // secrets.
 type Channel struct {
 	cfg       Config
-	client    *http.Client
+	poster    *egress.Poster
 	policy    egress.Policy
 	signers   signers
 	targets   targets
 	permanent map[int]bool
-	ua        []string
 	// heads holds the buffers failed answers are read into (*[]byte of
 	// summaryReadBytes).
 	heads sync.Pool
@@ -139,7 +138,7 @@ func New(cfg Config) (*Channel, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	client, err := egress.NewClient(egress.Config{
+	poster, err := egress.NewPoster(egress.Config{
 		ConnectTimeout:      cfg.ConnectTimeout,
 		Timeout:             cfg.Timeout,
 		IdleConnTimeout:     cfg.IdleConnTimeout,
@@ -156,10 +155,9 @@ func New(cfg Config) (*Channel, error) {
 	}
 	c := &Channel{
 		cfg:       cfg,
-		client:    client,
+		poster:    poster,
 		policy:    egress.Policy{Allow: cfg.Allow},
 		permanent: map[int]bool{},
-		ua:        []string{cfg.UserAgent},
 	}
 	for _, s := range cfg.PermanentStatuses {
 		c.permanent[s] = true
@@ -169,7 +167,7 @@ func New(cfg Config) (*Channel, error) {
 }
 
 // CloseIdleConnections closes the connections kept for reuse.
-func (c *Channel) CloseIdleConnections() { c.client.CloseIdleConnections() }
+func (c *Channel) CloseIdleConnections() { c.poster.CloseIdleConnections() }
 
 // Header names, in canonical form so net/http uses them as they are.
 const (
@@ -217,43 +215,39 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 
 	start := c.cfg.Now()
 	ts := start.Unix()
-	vals := make([]string, 3)
-	vals[0], vals[1], vals[2] = msg.ID, strconv.FormatInt(ts, 10), sg.sign(msg.ID, ts, msg.Body)
-	ct := contentTypeJSON
-	if msg.ContentType != "" && msg.ContentType != contentTypeJSON[0] {
-		ct = []string{msg.ContentType}
+	ct := contentTypeJSON[0]
+	if msg.ContentType != "" {
+		ct = msg.ContentType
 	}
-	req := egress.NewPost(ctx, tg.u, http.Header{
-		"Content-Type": ct,
-		"User-Agent":   c.ua,
-		hdrID:          vals[0:1:1],
-		hdrTimestamp:   vals[1:2:2],
-		hdrSignature:   vals[2:3:3],
-	}, msg.Body)
-
-	// Straight to the guarded transport: http.Client would only add a
-	// redirect policy (none is followed), a cookie jar (none) and a copy
-	// of the headers per request.
+	headers := [5]egress.Header{
+		{Name: "Content-Type", Value: ct},
+		{Name: "User-Agent", Value: c.cfg.UserAgent},
+		{Name: hdrID, Value: msg.ID},
+		{Name: hdrTimestamp, Value: strconv.FormatInt(ts, 10)},
+		{Name: hdrSignature, Value: sg.sign(msg.ID, ts, msg.Body)},
+	}
+	buf := c.heads.Get().(*[]byte)
+	defer c.heads.Put(buf)
 	sum := channels.HashBody(msg.Body)
-	resp, err := c.client.Transport.RoundTrip(req)
+	ans, err := c.poster.Post(ctx, tg.url, headers[:], msg.Body, *buf, c.cfg.MaxResponseBytes)
 	if err != nil {
 		return channels.Receipt{Duration: c.cfg.Now().Sub(start), BodySHA256: sum}, c.transportError(tg, err)
 	}
-	receipt := channels.Receipt{Status: resp.StatusCode, Detail: tg.host, BodySHA256: sum}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		_ = egress.DrainClose(resp.Body, c.cfg.MaxResponseBytes)
+	receipt := channels.Receipt{Status: ans.Status, Detail: tg.host, BodySHA256: sum}
+	if ans.Status >= 200 && ans.Status < 300 {
 		receipt.Duration = c.cfg.Now().Sub(start)
-		c.debug(ctx, "webhook delivered", tg, msg, resp.StatusCode, receipt.Duration)
+		c.debug(ctx, "webhook delivered", tg, msg, ans.Status, receipt.Duration)
 		return receipt, nil
 	}
-	buf := c.heads.Get().(*[]byte)
-	n, truncated := egress.ReadHeadInto(resp.Body, *buf, c.cfg.MaxResponseBytes)
-	message := summarize((*buf)[:n], truncated, tg, secret)
-	c.heads.Put(buf)
+	message := summarize(ans.Head, ans.Truncated, tg, secret)
 	now := c.cfg.Now()
 	receipt.Duration = now.Sub(start)
-	c.debug(ctx, "webhook refused", tg, msg, resp.StatusCode, receipt.Duration)
-	return receipt, fmt.Errorf("webhook %s: %w", tg.host, c.StatusError(resp.StatusCode, resp.Header, message, now))
+	c.debug(ctx, "webhook refused", tg, msg, ans.Status, receipt.Duration)
+	var header http.Header
+	if ans.RetryAfter != "" {
+		header = http.Header{"Retry-After": {ans.RetryAfter}}
+	}
+	return receipt, fmt.Errorf("webhook %s: %w", tg.host, c.StatusError(ans.Status, header, message, now))
 }
 
 // StatusError classifies a receiver's answer by its HTTP status, the way

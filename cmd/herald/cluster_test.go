@@ -45,7 +45,7 @@ type natsNode struct {
 	name, conf, url string
 	bin, logPath    string
 	cmd             *exec.Cmd
-	exited          chan struct{} // closed once the process was waited for
+	exited          chan struct{} // closed when cmd has been waited for
 }
 
 // natsCluster is three nats-server processes forming a JetStream cluster,
@@ -54,7 +54,7 @@ type natsCluster struct {
 	nodes []*natsNode
 }
 
-func startNATSCluster(t *testing.T) *natsCluster {
+func startNATSCluster(t testing.TB) *natsCluster {
 	t.Helper()
 	bin, err := buildNATSServer()
 	if err != nil {
@@ -114,7 +114,7 @@ cluster {
 	return c
 }
 
-func (n *natsNode) start(t *testing.T) {
+func (n *natsNode) start(t testing.TB) {
 	t.Helper()
 	logs, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -125,16 +125,16 @@ func (n *natsNode) start(t *testing.T) {
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	n.exited = exited
-	go func() { _ = n.cmd.Wait(); logs.Close(); close(exited) }()
+	done := make(chan struct{})
+	n.exited = done
+	go func() { _ = n.cmd.Wait(); logs.Close(); close(done) }()
 }
 
 // kill stops the node with SIGKILL (nothing flushed, no goodbye).
 func (n *natsNode) kill() {
 	if n.cmd != nil && n.cmd.Process != nil {
 		_ = n.cmd.Process.Signal(syscall.SIGKILL)
-		select { // Wait sets ProcessState: read it only through exited
+		select {
 		case <-n.exited:
 		case <-time.After(time.Second):
 		}
@@ -151,7 +151,7 @@ func (c *natsCluster) urls() string {
 }
 
 // connect opens a connection to the cluster.
-func (c *natsCluster) connect(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+func (c *natsCluster) connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(c.urls(), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond), nats.RetryOnFailedConnect(true))
 	if err != nil {
@@ -164,7 +164,7 @@ func (c *natsCluster) connect(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 
 // waitReady waits until JetStream answers through the cluster (a meta
 // leader is elected).
-func (c *natsCluster) waitReady(t *testing.T) {
+func (c *natsCluster) waitReady(t testing.TB) {
 	t.Helper()
 	nc, js := c.connect(t)
 	defer nc.Close()

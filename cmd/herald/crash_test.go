@@ -131,13 +131,13 @@ type heraldProcess struct {
 	logs *os.File
 }
 
-func startHerald(t *testing.T, bin, config, logPath string) *heraldProcess {
+func startHerald(t testing.TB, bin, config, logPath string, flags ...string) *heraldProcess {
 	t.Helper()
 	logs, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--config", config)
+	cmd := exec.Command(bin, append([]string{"serve", "--config", config}, flags...)...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.Env = append(os.Environ(), "HERALD_ADMIN_TOKEN=crash-test-token")
 	cmd.Env = append(cmd.Env, clusterSecrets...) // processes of one cluster share their secrets
@@ -166,7 +166,7 @@ func (p *heraldProcess) stop() {
 	p.logs.Close()
 }
 
-func waitReady(t *testing.T, base string) {
+func waitReady(t testing.TB, base string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	last := ""
@@ -187,7 +187,7 @@ func waitReady(t *testing.T, base string) {
 	t.Fatalf("herald serve never became ready (last answer: %s)", last)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,195 @@
+package egress
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func newPoster(t *testing.T, cfg Config) *Poster {
+	t.Helper()
+	p, err := NewPoster(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.CloseIdleConnections)
+	return p
+}
+
+func post(t *testing.T, p *Poster, url string) (Answer, error) {
+	t.Helper()
+	return p.Post(t.Context(), url, []Header{{Name: "Content-Type", Value: "application/json"}}, []byte(`{"a":1}`), make([]byte, 64), 1<<16)
+}
+
+// TestPosterAnswers: the status, Retry-After and the head of a failed
+// answer's body come back; a redirect is not followed; a large body is
+// not held (its head is read, the rest drained or the connection closed).
+func TestPosterAnswers(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/busy":
+			w.Header().Set("Retry-After", "120")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "try again later")
+		case "/moved":
+			http.Redirect(w, r, "/elsewhere", http.StatusFound)
+		case "/big":
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, strings.Repeat("x", 1<<20))
+		case "/bigok":
+			_, _ = io.WriteString(w, strings.Repeat("y", 1<<20))
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
+	p := newPoster(t, Config{Allow: loopback})
+	for _, tc := range []struct {
+		path      string
+		status    int
+		retry     string
+		head      string
+		truncated bool
+	}{
+		{"/ok", 204, "", "", false},
+		{"/busy", 503, "120", "try again later", false},
+		{"/moved", 302, "", "", false},
+		{"/big", 500, "", strings.Repeat("x", 64), true},
+		{"/bigok", 200, "", "", false},
+		{"/ok", 204, "", "", false}, // after the large bodies, still served
+	} {
+		a, err := post(t, p, rcv.URL+tc.path)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		if a.Status != tc.status || a.RetryAfter != tc.retry || !strings.HasPrefix(string(a.Head), tc.head) || (tc.head == "" && len(a.Head) > 0 && tc.status < 300) || a.Truncated != tc.truncated {
+			t.Errorf("%s: %+v (head %q)", tc.path, a, a.Head)
+		}
+	}
+	if hits := rcv.hits.Load(); hits != 6 {
+		t.Errorf("%d requests reached the receiver, want 6 (no redirect followed)", hits)
+	}
+}
+
+// TestPosterReusesAndClosesConnections: sequential posts to a host reuse
+// one connection; an idle one is closed after the idle timeout.
+func TestPosterReusesAndClosesConnections(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, ok)
+	p := newPoster(t, Config{Allow: loopback, IdleConnTimeout: 300 * time.Millisecond})
+	for range 10 {
+		if _, err := post(t, p, rcv.URL+"/"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rcv.conns.Load(); n != 1 {
+		t.Errorf("%d connections for 10 sequential posts, want 1", n)
+	}
+	for deadline := time.Now().Add(10 * time.Second); rcv.closed.Load() < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle connection was never closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPosterChecksTheAddressDialled: a name whose answer is a forbidden
+// address is refused at dial time (not sent), as is a literal forbidden
+// address, and the refusal is recognised by Refused.
+func TestPosterChecksTheAddressDialled(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, ok)
+	port := strconv.Itoa(rcv.Listener.Addr().(*net.TCPAddr).Port)
+	p := newPoster(t, Config{Resolver: resolverMap{
+		"metadata.test": {netip.MustParseAddr("169.254.169.254")},
+		"local.test":    {netip.MustParseAddr("127.0.0.1")},
+	}})
+	for _, u := range []string{"http://metadata.test:" + port + "/", "http://local.test:" + port + "/", "http://127.0.0.1:" + port + "/"} {
+		_, err := post(t, p, u)
+		if err == nil || !Refused(err) {
+			t.Errorf("%s: %v, want a refusal", u, err)
+		}
+	}
+	if hits := rcv.hits.Load(); hits != 0 {
+		t.Errorf("%d requests reached a forbidden address", hits)
+	}
+}
+
+// TestPosterTimeout: a receiver that never answers ends the exchange at
+// the timeout (or the context's deadline, when earlier), as a net.Error
+// whose Timeout is true.
+func TestPosterTimeout(t *testing.T) {
+	t.Parallel()
+	hang := make(chan struct{})
+	var once sync.Once
+	rcv := newReceiver(t, func(w http.ResponseWriter, r *http.Request) { <-hang })
+	t.Cleanup(func() { once.Do(func() { close(hang) }) })
+	p := newPoster(t, Config{Allow: loopback, Timeout: 300 * time.Millisecond})
+	_, err := post(t, p, rcv.URL+"/")
+	var ne net.Error
+	var te *TimeoutError
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.As(err, &te) || te.Limit != 300*time.Millisecond {
+		t.Fatalf("err = %v, want a timeout of 300ms", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := p.Post(ctx, rcv.URL+"/", nil, []byte("{}"), nil, 0); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("with a shorter context deadline: %v", err)
+	}
+	done, cancelDone := context.WithCancel(t.Context())
+	cancelDone()
+	if _, err := p.Post(done, rcv.URL+"/", nil, []byte("{}"), nil, 0); !errors.Is(err, context.Canceled) {
+		t.Fatalf("with a context already done: %v", err)
+	}
+	once.Do(func() { close(hang) })
+}
+
+// TestPosterResumesTLSPerHost: a new connection to a host resumes the TLS
+// session of the previous one (as the receiver sees it), per host name.
+func TestPosterResumesTLSPerHost(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var resumed []bool
+	rcv := startReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		resumed = append(resumed, r.TLS != nil && r.TLS.DidResume)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}, true)
+	port := strconv.Itoa(rcv.Listener.Addr().(*net.TCPAddr).Port)
+	pool := x509.NewCertPool()
+	pool.AddCert(rcv.Certificate())
+	// The test certificate names example.com and 127.0.0.1: two hosts.
+	byName := "https://example.com:" + port + "/"
+	byIP := "https://127.0.0.1:" + port + "/"
+	p := newPoster(t, Config{
+		Allow:     loopback,
+		Resolver:  resolverMap{"example.com": {netip.MustParseAddr("127.0.0.1")}},
+		TLSConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+	})
+	for _, u := range []string{byName, byName, byIP, byName, byIP} {
+		p.CloseIdleConnections() // a new connection, so a new handshake
+		if a, err := post(t, p, u); err != nil || a.Status != http.StatusNoContent {
+			t.Fatalf("%s: %+v %v", u, a, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []bool{false, true, false, true, true}
+	for i := range want {
+		if resumed[i] != want[i] {
+			t.Errorf("TLS resumption per request %v, want %v", resumed, want)
+			break
+		}
+	}
+}
