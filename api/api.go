@@ -96,11 +96,13 @@ func New(d *dispatcher.Dispatcher, cfg Config) (*Server, error) {
 	s.routes = []route{
 		{pattern: "POST /v1/incidents", handler: s.publish},
 		{pattern: "GET /v1/incidents/{id}", handler: s.getIncident},
+		{pattern: "POST /v1/incidents/{id}/recall", handler: s.recall},
 		{pattern: "PUT /v1/subscribers/{id}", handler: s.putSubscriber},
 		{pattern: "GET /v1/subscribers/{id}", handler: s.getSubscriber},
 		{pattern: "DELETE /v1/subscribers/{id}", handler: s.deleteSubscriber},
 		{pattern: "GET /v1/subscribers", handler: s.listSubscribers},
 		{pattern: "GET /v1/deliveries", handler: s.deliveries},
+		{pattern: "GET /v1/ledger", handler: s.ledger},
 		{pattern: "GET /v1/deadletters", handler: s.deadLetters},
 		{pattern: "POST /v1/deadletters/{seq}/replay", handler: s.replay},
 		{pattern: "GET /v1/suppressions", handler: s.suppressions},

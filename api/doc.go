@@ -2,12 +2,14 @@
 // (package dispatcher):
 //
 //	POST   /v1/incidents                publish an update (202 once JetStream stored it)
-//	GET    /v1/incidents/{id}           the incident's snapshot
+//	GET    /v1/incidents/{id}           the incident's snapshot and live progress per update and channel
+//	POST   /v1/incidents/{id}/recall    {"event_id": ...}: cancel what the update has not sent yet
 //	PUT    /v1/subscribers/{id}         create or replace a subscriber
 //	GET    /v1/subscribers/{id}         read one (secrets masked)
 //	DELETE /v1/subscribers/{id}         remove one
 //	GET    /v1/subscribers              list, ?after=ID&limit=N
 //	GET    /v1/deliveries               delivery log, ?subscriber=ID[&delivery=ID][&since=RFC3339][&limit=N]
+//	GET    /v1/ledger                   the ledger streamed, one row per notification (CSV or JSON lines)
 //	GET    /v1/deadletters              ?after=SEQ&limit=N
 //	POST   /v1/deadletters/{seq}/replay
 //	GET    /v1/suppressions

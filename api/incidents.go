@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -67,6 +69,14 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, publishAnswer{PublishResult: res, Coverage: cov})
 }
 
+// incidentAnswer is the answer to GET /v1/incidents/{id}: the snapshot,
+// and where each update's notifications stand.
+type incidentAnswer struct {
+	*dispatcher.Snapshot
+	// Progress has one entry per update of Updates, in the same order.
+	Progress []dispatcher.UpdateProgress `json:"progress"`
+}
+
 func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !incident.ValidIncidentID(id) {
@@ -77,9 +87,74 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err != nil:
 		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
 	case snap == nil:
 		writeError(w, http.StatusNotFound, "no such incident")
-	default:
-		writeJSON(w, http.StatusOK, snap)
+		return
 	}
+	p, err := s.d.Progress(r.Context(), id)
+	switch {
+	case errors.Is(err, dispatcher.ErrNoIncident):
+		writeError(w, http.StatusNotFound, "no such incident")
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, incidentAnswer{Snapshot: snap, Progress: p.Updates})
+	}
+}
+
+// recallRequest is the body of POST /v1/incidents/{id}/recall.
+type recallRequest struct {
+	// EventID names the update to recall.
+	EventID string `json:"event_id"`
+}
+
+// recall cancels the notifications of one update not yet sent, and lists
+// those already sent.
+func (s *Server) recall(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !incident.ValidIncidentID(id) {
+		writeFieldError(w, "id", "must be an incident id (letters, digits, '-' and '_')")
+		return
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "the request is over 4 KiB")
+		return
+	}
+	var req recallRequest
+	if err := decodeStrict(data, &req); err != nil {
+		writeInputError(w, "invalid request", err)
+		return
+	}
+	if req.EventID == "" {
+		writeFieldError(w, "event_id", "is required")
+		return
+	}
+	res, err := s.d.Recall(r.Context(), id, req.EventID)
+	switch {
+	case errors.Is(err, dispatcher.ErrNoUpdate):
+		writeError(w, http.StatusNotFound, "no update "+req.EventID+" of incident "+id)
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		s.cfg.Logger.Warn("update recalled through the API", "incident", id, "event", req.EventID, "recalled", res.Recalled, "sent", res.SentTotal)
+		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+// decodeStrict decodes a small JSON request body as events are decoded:
+// unknown, repeated and wrongly cased keys refused, a byte order mark
+// skipped. Errors are incident.FieldErrors.
+func decodeStrict(data []byte, v any) error {
+	data = incident.TrimBOM(data)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return incident.FieldErrors{{Field: "(body)", Message: err.Error()}}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return incident.FieldErrors{{Field: "(body)", Message: "unexpected data after the JSON object"}}
+	}
+	return incident.CheckKeys(data, v)
 }

@@ -205,12 +205,25 @@ func TestOpenAPIAnswersMatchTheirSchemas(t *testing.T) {
 		code, body = b.do("GET", "/v1/incidents/OA-1", adminToken, "", nil)
 		return code == 200 && bytes.Contains(body, []byte(`"done"`))
 	})
-	check("GET incident", "Snapshot", body)
+	check("GET incident", "Incident", body)
 	b.waitFor("the record", 10*time.Second, func() bool {
 		_, body = b.do("GET", "/v1/deliveries?subscriber=m1", adminToken, "", nil)
 		return bytes.Contains(body, []byte(`"delivered"`))
 	})
 	items("GET deliveries", "Record", body)
+	code, body = b.do("GET", "/v1/ledger?incident=OA-1", adminToken, "", nil)
+	if code != 200 {
+		t.Fatalf("GET ledger: %d %s", code, body)
+	}
+	lines := bytes.Split(bytes.TrimSpace(body), []byte("\n"))
+	if len(lines) != 1 {
+		t.Fatalf("GET ledger: %d rows, want 1: %s", len(lines), body)
+	}
+	check("GET ledger", "LedgerRow", lines[0])
+	_, body = b.do("POST", "/v1/incidents/OA-1/recall", adminToken, `{"event_id":"OA-1:1"}`, nil)
+	check("POST recall", "RecallResult", body)
+	_, body = b.do("POST", "/v1/incidents/OA-1/recall", adminToken, `{"event_id":"OA-1:9"}`, nil)
+	check("POST recall of no update", "Error", body)
 	_, body = b.do("GET", "/v1/deadletters", adminToken, "", nil)
 	items("GET deadletters", "DeadLetter", body)
 	if err := b.d.Suppressions().Add(b.ctx, "email", "ops@dupont.example", "550 5.1.1"); err != nil {

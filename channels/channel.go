@@ -2,6 +2,8 @@ package channels
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	"github.com/heraldhq/herald/secret"
@@ -115,4 +117,19 @@ type Receipt struct {
 	Outbox bool
 	// Duration is how long the provider took to answer.
 	Duration time.Duration
+	// BodySHA256 is the SHA-256, in lower-case hex, of the exact bytes
+	// the channel handed over for this message: the webhook body, the
+	// email's RFC 5322 message (as submitted over SMTP, DKIM signature
+	// included), the SMS text, the Slack message JSON; for the outbox,
+	// the file it wrote (for email, the very bytes a relay would get).
+	// Set whenever the bytes left Herald (or reached the outbox), also
+	// on a failed send; empty when nothing was sent. See [HashBody].
+	BodySHA256 string
+}
+
+// HashBody returns the SHA-256 of b in lower-case hex: the form of
+// [Receipt.BodySHA256].
+func HashBody(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

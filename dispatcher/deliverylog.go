@@ -56,7 +56,7 @@ const legacyOutboxed Outcome = "outbox"
 // seeing it as its last record must not send again.
 func (o Outcome) final() bool {
 	switch o {
-	case Delivered, Outboxed, legacyOutboxed, Failed, Suppressed, Superseded, Unsubscribed, Disabled, Receipt, Capped, Expired:
+	case Delivered, Outboxed, legacyOutboxed, Failed, Suppressed, Superseded, Unsubscribed, Disabled, Receipt, Capped, Expired, Recalled:
 		return true
 	}
 	return false
@@ -89,6 +89,9 @@ type Record struct {
 	Code   string `json:"code,omitempty"`
 	// ProviderID is the provider's id of the message (Twilio SID…).
 	ProviderID string `json:"provider_id,omitempty"`
+	// BodySHA256 is the SHA-256 (lower-case hex) of the exact bytes the
+	// channel handed over (see channels.Receipt.BodySHA256).
+	BodySHA256 string `json:"body_sha256,omitempty"`
 	// Action is what followed a permanent failure (disable_endpoint,
 	// suppress_address).
 	Action string `json:"action,omitempty"`
@@ -192,6 +195,7 @@ func appendRecord(dst []byte, r *Record) []byte {
 	}
 	dst = appendOptString(dst, `,"code":`, r.Code)
 	dst = appendOptString(dst, `,"provider_id":`, r.ProviderID)
+	dst = appendOptString(dst, `,"body_sha256":`, r.BodySHA256)
 	dst = appendOptString(dst, `,"action":`, r.Action)
 	if r.NextAttemptAt != nil {
 		dst = append(dst, `,"next_attempt_at":`...)

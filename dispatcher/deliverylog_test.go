@@ -18,7 +18,7 @@ func TestAppendRecordMatchesJSON(t *testing.T) {
 	full := Record{
 		DeliveryID: "dlv_abc", Kind: KindUpdate, EventID: "evt-1", IncidentID: "INC-1", Sequence: 7,
 		SubscriberID: "m-1", EndpointID: "hook", Channel: "webhook", Attempt: 3, Outcome: Retrying,
-		Reason: `webhook h.example: 503 "busy" <html> & more`, Status: 503, Code: "E1", ProviderID: "SM1", Action: "disable_endpoint",
+		Reason: `webhook h.example: 503 "busy" <html> & more`, Status: 503, Code: "E1", ProviderID: "SM1", BodySHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Action: "disable_endpoint",
 		NextAttemptAt: &next, Locale: "fr", Requested: "fr-CA", Fallback: true, DurationMS: 12.345, At: at,
 	}
 	// "every field" must set every field: one added to Record and not to

@@ -84,6 +84,10 @@ type Dispatcher struct {
 	metrics *metrics
 	fails   *endpointFailures
 	maint   *maintenance // maintenance reminders and reschedulings
+	// recalls mirrors the recalled updates; progress tracks the
+	// incidents asked about (recall.go, progress.go).
+	recalls  *recalls
+	progress *Progress
 
 	locMu     sync.RWMutex
 	locations map[string]*time.Location
@@ -188,6 +192,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		metrics:   m,
 		fails:     newEndpointFailures(topo.EndpointFailures, cfg.Logger),
 		locations: map[string]*time.Location{},
+		recalls:   newRecalls(topo.Recalls, cfg.Logger),
+		progress:  newProgress(topo, cfg.Now),
 	}
 	if d.maint, err = newMaintenance(d.snaps, cfg.Logger, cfg.Registerer); err != nil {
 		return nil, err
@@ -222,6 +228,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		d.snaps.watch,
 		d.supp.watch,
 		d.fails.watch,
+		d.recalls.watch,
 	} {
 		watches.Add(1)
 		go func() {
@@ -233,7 +240,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	// Work starts once the state mirrors are loaded, so that the first
 	// update reaches the whole audience.
-	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready, d.fails.ready} {
+	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready, d.fails.ready, d.recalls.ready} {
 		select {
 		case <-ready:
 		case <-ctx.Done():
@@ -266,7 +273,7 @@ func (d *Dispatcher) Ready() bool {
 	if !d.running.Load() || !d.nc.IsConnected() {
 		return false
 	}
-	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready, d.fails.ready} {
+	for _, ready := range []<-chan struct{}{d.index.Ready(), d.snaps.ready, d.supp.ready, d.fails.ready, d.recalls.ready} {
 		select {
 		case <-ready:
 		default:

@@ -67,6 +67,18 @@
 // dead-letters a notification: the stage is tried again later, a metric
 // counts it and readiness turns degraded ([Dispatcher.Troubles]).
 //
+// # Ledger, progress and recall
+//
+// The delivery log, one record per target and attempt under
+// deliverylog.<incident>.<subscriber>.<delivery>, is also the evidence:
+// [Ledger] folds it into one row per notification (the hash of the bytes
+// sent, locales, outcome, receipts), streamed with bounded memory one
+// incident at a time (ledger.go); [Progress] tells where an incident's
+// updates stand per channel from the same subjects, incrementally
+// (progress.go); [Dispatcher.Recall] cancels what an update has not sent
+// yet, through a marker every process mirrors and checks at screening and
+// before the send, and records the rest recalled at once (recall.go).
+//
 // # Promises
 //
 // The package keeps Herald's promises: nothing is lost once publish returned

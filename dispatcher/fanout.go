@@ -258,6 +258,7 @@ func (f *fanout) begin(ctx context.Context, ev *incident.Event, streamSeq uint64
 		} else {
 			st.Batches = f.batchCounts(targets)
 			p.batches = st.Batches
+			st.ChannelTargets = channelTargets(targets) // progress.go
 		}
 		s.add(st)
 		s.LatestSeq, s.LatestEventID, s.Status, s.Priority = ev.Sequence, ev.ID, ev.Status, ev.Priority

@@ -61,6 +61,9 @@ type UpdateState struct {
 	StreamSeq uint64 `json:"stream_seq"`
 	State     string `json:"state"`
 	Targets   int    `json:"targets"`
+	// ChannelTargets is the number of targets of each channel, known
+	// when the fan-out begins (progress.go).
+	ChannelTargets map[string]int `json:"channel_targets,omitempty"`
 	// Batches is the number of batches of each channel, fixed when the
 	// fan-out begins: a resumed fan-out puts every target in the same
 	// batch (same id) as the first one did.

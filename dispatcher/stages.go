@@ -211,6 +211,9 @@ func (t *task) resolve() bool {
 		return t.retryInfra(componentSubscribers, err)
 	}
 	t.sub, t.ep = sub, ep
+	if sub != nil {
+		t.rec.Requested = sub.Locale // in the records of targets never rendered too (ledger.go)
+	}
 	if ep != nil && (dl.name == channels.Email || dl.name == channels.SMS) {
 		t.addr = ep.Target()
 	}
@@ -223,6 +226,9 @@ func (t *task) resolve() bool {
 func (t *task) screen() bool {
 	d, j := t.dl.d, t.m.job
 	switch {
+	case d.recalls.recalled(j): // recall.go
+		t.next = (*task).recall
+		return t.recall()
 	case t.ep == nil:
 		t.skip(Unsubscribed, "the subscriber or endpoint no longer exists")
 		return false
@@ -368,6 +374,11 @@ func (t *task) send() bool {
 			}
 		}
 	}
+	if d.recalls.recalled(t.m.job) { // recalled while it waited for its turn (recall.go)
+		t.releaseSlot(notSent, 0)
+		t.next = (*task).recall
+		return t.recall()
+	}
 	// A webhook secret being rotated signs with both secrets.
 	ep := channels.Endpoint{SubscriberID: t.sub.ID, ID: t.ep.ID, Address: t.ep.Target(), Secret: t.ep.SigningSecret(d.cfg.Now()), Name: t.sub.Name}
 	if t.slotAt.IsZero() {
@@ -401,6 +412,7 @@ func (t *task) send() bool {
 		}
 	}
 	t.rec.DurationMS = float64(took.Microseconds()) / 1000
+	t.rec.BodySHA256 = receipt.BodySHA256
 	if err == nil {
 		t.sendWorked()
 		t.delivered(receipt)

@@ -181,6 +181,8 @@ type Topology struct {
 	// EndpointFailures holds, per endpoint whose every attempt failed
 	// since a time, that time (see endpointfailures.go).
 	EndpointFailures jetstream.KeyValue
+	// Recalls holds a marker per recalled update (see recall.go).
+	Recalls jetstream.KeyValue
 }
 
 // Setup creates or updates the streams, buckets and consumers to match cfg;
@@ -293,6 +295,7 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 		{&t.Leases, jetstream.KeyValueConfig{Bucket: BucketLeases, Description: "Leases of deliveries in hand, by delivery id", History: 1, LimitMarkerTTL: time.Second, Storage: jetstream.FileStorage}},
 		{&t.Pacing, jetstream.KeyValueConfig{Bucket: BucketPacing, Description: "Next free send time of globally paced destinations and providers", History: 1, TTL: 24 * time.Hour, Storage: jetstream.MemoryStorage}},
 		{&t.EndpointFailures, jetstream.KeyValueConfig{Bucket: BucketEndpointFailures, Description: "Endpoints whose every attempt failed since a time, by channel.subscriber.endpoint", History: 1, TTL: endpointFailureTTL, Storage: jetstream.FileStorage}},
+		{&t.Recalls, recallsBucketConfig()},
 	}
 	for _, b := range buckets {
 		b.cfg.Replicas = cfg.Replicas // every bucket, Slack's included

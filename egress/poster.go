@@ -3,6 +3,7 @@ package egress
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"time"
@@ -95,8 +96,9 @@ func (p *Poster) Post(ctx context.Context, url string, headers []Header, body, h
 		return Answer{}, err
 	}
 	deadline := time.Now().Add(p.timeout)
+	ctxBound := false // ctx's deadline comes first
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+		deadline, ctxBound = d, true
 	}
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
@@ -109,7 +111,19 @@ func (p *Poster) Post(ctx context.Context, url string, headers []Header, body, h
 	}
 	req.SetBodyRaw(body)
 	if err := p.client.DoDeadline(req, resp, deadline); err != nil {
-		return Answer{}, p.exchangeError(err)
+		err = p.exchangeError(err)
+		var te *TimeoutError
+		if ctxBound && errors.As(err, &te) {
+			// The exchange ran out of ctx's time: report it once ctx is
+			// done too (its timer may fire a moment after fasthttp's),
+			// with ctx's error, as a net/http exchange would.
+			select {
+			case <-ctx.Done():
+				return Answer{}, fmt.Errorf("%w (%w)", ctx.Err(), err)
+			case <-time.After(time.Until(deadline) + 100*time.Millisecond):
+			}
+		}
+		return Answer{}, err
 	}
 	a := Answer{Status: resp.StatusCode()}
 	if v := resp.Header.Peek("Retry-After"); len(v) > 0 {

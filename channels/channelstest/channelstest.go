@@ -79,6 +79,11 @@ type Target struct {
 	// transactions) the provider received. The suite then checks each
 	// Send reached it exactly once.
 	Attempts func() int
+	// Content, if set, returns what the provider received of the last
+	// message, in the form the receipt's BodySHA256 covers (the request
+	// body, the SMS text, the SMTP DATA). The suite then checks that a
+	// delivered message's hash is that of these bytes.
+	Content func() []byte
 }
 
 // Harness describes a channel to the suite.
@@ -163,6 +168,9 @@ type observation struct {
 	logs     string
 	attempts int  // -1 when the harness cannot count
 	ctxDone  bool // the context had expired when Send returned
+	content  []byte
+	// hasContent: the harness reports what the provider received.
+	hasContent bool
 }
 
 type result struct {
@@ -201,6 +209,9 @@ func observe(t *testing.T, h Harness, c Case) observation {
 	if tg.Attempts != nil {
 		o.attempts = tg.Attempts()
 	}
+	if tg.Content != nil {
+		o.content, o.hasContent = tg.Content(), true
+	}
 	return o
 }
 
@@ -212,6 +223,11 @@ func verify(h Harness, c Case, o observation) []string {
 	if c.Delivered {
 		if o.err != nil {
 			add("Send failed, want delivered: %v", o.err)
+		}
+		if !isSHA256Hex(o.receipt.BodySHA256) {
+			add("a delivered receipt's BodySHA256 is %q, want the lower-case hex SHA-256 of the bytes sent", o.receipt.BodySHA256)
+		} else if o.hasContent && o.receipt.BodySHA256 != channels.HashBody(o.content) {
+			add("BodySHA256 %s is not the hash of what the provider received (%d bytes)", o.receipt.BodySHA256, len(o.content))
 		}
 	} else if o.err == nil {
 		add("Send succeeded, want a failure classified %+v", c.Want)
@@ -270,6 +286,19 @@ func verify(h Harness, c Case, o observation) []string {
 		}
 	}
 	return problems
+}
+
+// isSHA256Hex reports whether s is a SHA-256 in lower-case hex.
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // redactHint shows enough of a leaked secret to tell which one it is.

@@ -54,7 +54,7 @@ func (c *refChannel) Send(ctx context.Context, ep channels.Endpoint, msg *channe
 		c.logger.Info("answered", "url", ep.Address)
 	}
 	c.logger.Debug("answered", "status", resp.StatusCode)
-	return channels.Receipt{Status: resp.StatusCode},
+	return channels.Receipt{Status: resp.StatusCode, BodySHA256: channels.HashBody(msg.Body)},
 		channels.HTTPStatusError(resp.StatusCode, resp.Header, http.StatusText(resp.StatusCode), time.Now())
 }
 
@@ -66,6 +66,7 @@ func refHarness(leak bool) Harness {
 				Channel:  newRefChannel(logger, leak),
 				Endpoint: channels.Endpoint{Address: p.URL + "/hook?token=" + token},
 				Attempts: p.Requests,
+				Content:  p.LastBody,
 			}
 		},
 		Cases:   HTTPCases(),
@@ -106,14 +107,20 @@ func TestVerify(t *testing.T) {
 	gone := Case{Name: "gone", Answer: Answer{Status: 410}, Want: channels.Classification{Permanent: true, Action: channels.DisableEndpoint}}
 	ok := Case{Name: "ok", Answer: Answer{Status: 200}, Delivered: true}
 	hang := Case{Name: "hang", Answer: Answer{Fault: Hang}}
+	sent := []byte(`{"a":1}`)
+	hashed := channels.Receipt{BodySHA256: channels.HashBody(sent)}
 	for _, tc := range []struct {
 		name string
 		c    Case
 		o    observation
 		want string // substring of the first problem, "" for none
 	}{
-		{"delivered", ok, observation{attempts: 1}, ""},
-		{"delivered, attempts unknown", ok, observation{attempts: -1}, ""},
+		{"delivered", ok, observation{receipt: hashed, attempts: 1}, ""},
+		{"delivered, attempts unknown", ok, observation{receipt: hashed, attempts: -1}, ""},
+		{"delivered, content matches", ok, observation{receipt: hashed, attempts: 1, content: sent, hasContent: true}, ""},
+		{"delivered without a hash", ok, observation{attempts: 1}, "BodySHA256"},
+		{"delivered with an upper-case hash", ok, observation{receipt: channels.Receipt{BodySHA256: strings.ToUpper(hashed.BodySHA256)}, attempts: 1}, "BodySHA256"},
+		{"delivered, hash of other bytes", ok, observation{receipt: hashed, attempts: 1, content: []byte(`{"a":2}`), hasContent: true}, "not the hash"},
 		{"failed instead of delivered", ok, observation{err: base, attempts: 1}, "Send failed"},
 		{"delivered instead of failing", retry, observation{attempts: 1}, "Send succeeded"},
 		{"retryable", retry, observation{err: base, attempts: 1}, ""},
@@ -125,10 +132,10 @@ func TestVerify(t *testing.T) {
 		{"longer retry hint", retry7, observation{err: channels.RetryAfter(time.Minute, base), attempts: 1}, ""},
 		{"retry hint ignored", retry7, observation{err: base, attempts: 1}, "retry after"},
 		{"secret in error", retry, observation{err: errors.New("GET /?t=s3cr3t"), attempts: 1}, "leaked into the error"},
-		{"secret in logs", ok, observation{logs: "msg=x url=/?t=s3cr3t", attempts: 1}, "leaked into the logs"},
-		{"secret in receipt", ok, observation{receipt: channels.Receipt{Detail: "s3cr3t"}, attempts: 1}, "receipt Detail"},
+		{"secret in logs", ok, observation{receipt: hashed, logs: "msg=x url=/?t=s3cr3t", attempts: 1}, "leaked into the logs"},
+		{"secret in receipt", ok, observation{receipt: channels.Receipt{Detail: "s3cr3t", BodySHA256: hashed.BodySHA256}, attempts: 1}, "receipt Detail"},
 		{"retried by itself", retry, observation{err: base, attempts: 3}, "attempts"},
-		{"never reached the provider", ok, observation{attempts: 0}, "attempts"},
+		{"never reached the provider", ok, observation{receipt: hashed, attempts: 0}, "attempts"},
 		{"long error", retry, observation{err: errors.New(strings.Repeat("x", MaxErrorLen+1)), attempts: 1}, "bytes long"},
 		{"control characters", retry, observation{err: errors.New("a\x1b[31mb"), attempts: 1}, "control character"},
 		{"newline", retry, observation{err: errors.New("a\nb"), attempts: 1}, "control character"},
@@ -159,6 +166,15 @@ func TestHTTPProvider(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "7" || string(body) != "slow /a?b=c" || p.Requests() != 1 {
 		t.Errorf("got %d %q %q after %d requests", resp.StatusCode, resp.Header.Get("Retry-After"), body, p.Requests())
+	}
+	if _, err := http.PostForm(p.URL, map[string][]string{"Body": {"Réseau rétabli & OK"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(p.LastForm("Body")); got != "Réseau rétabli & OK" {
+		t.Errorf("LastForm(Body) = %q", got)
+	}
+	if got := string(p.LastBody()); got != "Body=R%C3%A9seau+r%C3%A9tabli+%26+OK" {
+		t.Errorf("LastBody() = %q", got)
 	}
 	refused := NewHTTPProvider(t, Answer{Fault: Refuse})
 	if resp, err := http.Get(refused.URL); err == nil {

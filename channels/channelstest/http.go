@@ -5,8 +5,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,10 +23,32 @@ type HTTPProvider struct {
 	// [Refuse] answer nothing listens there.
 	URL      string
 	requests atomic.Int64
+
+	mu   sync.Mutex
+	body []byte
+	form url.Values
 }
 
 // Requests returns how many requests the provider received.
 func (p *HTTPProvider) Requests() int { return int(p.requests.Load()) }
+
+// LastBody returns the body of the last request received (nil: none).
+func (p *HTTPProvider) LastBody() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.body
+}
+
+// LastForm returns the value of the form field name in the last request
+// received, as bytes (a form-encoded API's content: Twilio's Body).
+func (p *HTTPProvider) LastForm(name string) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if v, ok := p.form[name]; ok && len(v) > 0 {
+		return []byte(v[0])
+	}
+	return nil
+}
 
 // NewHTTPProvider starts a fake provider on 127.0.0.1 that answers every
 // request with a: a's status, headers and body (followed by the request
@@ -48,7 +72,11 @@ func NewHTTPProvider(t testing.TB, a Answer) *HTTPProvider {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.requests.Add(1)
-		_, _ = io.Copy(io.Discard, r.Body)
+		body, _ := io.ReadAll(r.Body)
+		form, _ := url.ParseQuery(string(body))
+		p.mu.Lock()
+		p.body, p.form = body, form
+		p.mu.Unlock()
 		if a.Fault == Hang {
 			select {
 			case <-r.Context().Done():

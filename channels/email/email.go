@@ -135,7 +135,9 @@ func (c *Channel) Close() error {
 // auto-generated, List-Id, Feedback-ID and Content-Language (each
 // overridden by a header of msg of the same name), and msg.Headers as
 // given; DKIM-signed when configured. These are the bytes
-// [Renderer.Render] gives for ep, msg and the channel's clock.
+// [Renderer.Render] gives for ep, msg and the channel's clock; the
+// receipt's BodySHA256 is their hash (the DATA of the transaction, before
+// SMTP's dot-stuffing).
 //
 // A message that cannot be rendered (an invalid address, a header value
 // holding CR or LF, a reserved header) is a permanent failure. The
@@ -177,6 +179,7 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 			slog.String("server", c.addr), slog.String("delivery", msg.ID), slog.String("error", err.Error()))
 		return channels.Receipt{Duration: c.cfg.Now().Sub(start)}, err
 	}
+	sum := channels.HashBody(env.data)
 	text, st, err := c.transact(ctx, s.conn, env)
 	code := 250
 	var te *textproto.Error
@@ -188,6 +191,9 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 	}
 	c.after(s, err)
 	receipt := channels.Receipt{Duration: c.cfg.Now().Sub(start)}
+	if err == nil || st == stageEnd {
+		receipt.BodySHA256 = sum // the content was sent (a refusal at MAIL, RCPT or DATA sent none)
+	}
 	if err != nil {
 		err = c.failure(ctx, st, err)
 		var pe *channels.ProviderError

@@ -201,6 +201,11 @@ func TestOutcomes(t *testing.T) {
 			if err != nil && strings.ContainsFunc(err.Error(), isControl) {
 				t.Errorf("error text holds a control character: %q", err)
 			}
+			// The hash of the content goes with every answer to it, and
+			// only then: a refusal at RCPT sent none.
+			if sent := tc.b.stage == stageEnd || tc.want == delivered; sent != (r.BodySHA256 != "") {
+				t.Errorf("receipt's BodySHA256 %q; the content was sent: %v", r.BodySHA256, sent)
+			}
 			// The channel goes on: the next message is delivered.
 			if _, err := ch.Send(t.Context(), to("next@dupont.example"), frenchMessage()); err != nil {
 				t.Errorf("the send after the case failed: %v", err)
@@ -332,6 +337,7 @@ func TestContract(t *testing.T) {
 				Logger:      logger,
 			}
 			var attempts func() int
+			var content func() []byte
 			switch a.Fault {
 			case channelstest.Refuse:
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -349,8 +355,14 @@ func TestContract(t *testing.T) {
 				}
 				cfg.Host, cfg.Port = ts.host, ts.port
 				attempts = func() int { return int(ts.mails.Load()) }
+				content = func() []byte {
+					if got := ts.messages(); len(got) > 0 {
+						return got[len(got)-1].data
+					}
+					return nil
+				}
 			}
-			return channelstest.Target{Channel: newChannel(t, cfg), Endpoint: dupont(), Attempts: attempts}
+			return channelstest.Target{Channel: newChannel(t, cfg), Endpoint: dupont(), Attempts: attempts, Content: content}
 		},
 		Cases:   contractCases(),
 		Secrets: []string{testPassword, base64.StdEncoding.EncodeToString([]byte("\x00" + testUser + "\x00" + testPassword))},

@@ -164,7 +164,8 @@ func TestEmailIsWhatTheEmailChannelSends(t *testing.T) {
 			}
 			ep := channels.Endpoint{Address: "ops@dupont.example", Name: "Boulangerie Dupont"}
 			for _, msg := range []*channels.Message{emailMessage(), textOnly, notice, withCalendar} {
-				if _, err := smtpChannel.Send(t.Context(), ep, msg); err != nil {
+				relayed, err := smtpChannel.Send(t.Context(), ep, msg)
+				if err != nil {
 					t.Fatalf("%s: SMTP: %v", msg.ID, err)
 				}
 				sent := sink.last(t)
@@ -173,6 +174,15 @@ func TestEmailIsWhatTheEmailChannelSends(t *testing.T) {
 					t.Fatalf("%s: outbox: %v", msg.ID, err)
 				}
 				file := b.read(t, r)
+				// The receipts' hashes are those of the bytes the relay got
+				// and the outbox wrote: the same, but for a DKIM signature's
+				// time of signing.
+				if relayed.BodySHA256 != channels.HashBody(sent) || r.BodySHA256 != channels.HashBody(file) {
+					t.Errorf("%s: hashes %s (relay) and %s (outbox), want those of the bytes sent and written", msg.ID, relayed.BodySHA256, r.BodySHA256)
+				}
+				if cfg.DKIM == nil && relayed.BodySHA256 != r.BodySHA256 {
+					t.Errorf("%s: the outbox's hash %s differs from the email channel's %s", msg.ID, r.BodySHA256, relayed.BodySHA256)
+				}
 				if cfg.DKIM != nil {
 					if h1, h2 := verifyDKIM(t, cfg.DKIM, sent), verifyDKIM(t, cfg.DKIM, file); !slices.Equal(h1, h2) {
 						t.Errorf("%s: signed headers %v, the channel's %v", msg.ID, h2, h1)

@@ -123,8 +123,9 @@ func New(cfg Config) (*Channel, error) {
 }
 
 // Send writes msg to <Dir>/<channel>/<YYYY-MM-DD>/<id>.<ext> (UTC date)
-// and returns a receipt with Outbox set and Detail the path relative to
-// Dir. A retry of the same message (same id) within [Lookback] days
+// and returns a receipt with Outbox set, Detail the path relative to Dir
+// and BodySHA256 the hash of the file's bytes (for email, the message a
+// relay would have been given, so the same hash as the email channel's). A retry of the same message (same id) within [Lookback] days
 // overwrites the earlier file. The file is written atomically (a temporary
 // file renamed into place), mode 0600.
 //
@@ -165,7 +166,7 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 		c.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "message written to the outbox",
 			slog.String("delivery", msg.ID), slog.String("file", rel))
 	}
-	return channels.Receipt{Outbox: true, Detail: rel, Duration: c.cfg.Now().Sub(now)}, nil
+	return channels.Receipt{Outbox: true, Detail: rel, Duration: c.cfg.Now().Sub(now), BodySHA256: channels.HashBody(content)}, nil
 }
 
 // locate returns the slash-separated path, relative to Dir, where name is

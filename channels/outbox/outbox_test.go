@@ -105,6 +105,9 @@ func TestGolden(t *testing.T) {
 				t.Errorf("receipt = %+v, want Outbox and Detail %q", r, tc.path)
 			}
 			got := b.read(t, r)
+			if r.BodySHA256 != channels.HashBody(got) {
+				t.Errorf("receipt's BodySHA256 %s is not the hash of the file written", r.BodySHA256)
+			}
 			for _, s := range []string{"s3cr3t", "whsec_", "MfKQ9r8G", "\r\nBcc:"} {
 				if bytes.Contains(got, []byte(s)) {
 					t.Errorf("the file holds %q", s)

@@ -35,9 +35,10 @@ var parentFrozen = map[string]bool{"cant_update_message": true, "edit_window_clo
 // sendBot posts msg to the Slack channel channelID as Herald's bot.
 func (c *Channel) sendBot(ctx context.Context, channelID string, msg *channels.Message) (channels.Receipt, error) {
 	start := c.cfg.Now()
+	sum := channels.HashBody(msg.Body)
 	fail := func(err error) (channels.Receipt, error) {
 		c.logRefusal(ctx, "slack message refused", msg, err, slog.String("slack_channel", channelID))
-		return channels.Receipt{Duration: c.since(start)}, fmt.Errorf("slack channel %s: %w", channelID, err)
+		return channels.Receipt{Duration: c.since(start), BodySHA256: sum}, fmt.Errorf("slack channel %s: %w", channelID, err)
 	}
 	body, err := decodeMessage("body", msg.Body)
 	if err != nil {
@@ -66,14 +67,14 @@ func (c *Channel) sendBot(ctx context.Context, channelID string, msg *channels.M
 		if errors.Is(err, errDone) {
 			ts := tx.th.Posted[msg.ID]
 			c.debug(ctx, "slack message already posted", msg, slog.String("slack_channel", channelID), slog.String("ts", ts))
-			return channels.Receipt{ProviderID: ts, Status: 200, Detail: "slack channel " + channelID + ": already posted", Duration: c.since(start)}, nil
+			return channels.Receipt{ProviderID: ts, Status: 200, Detail: "slack channel " + channelID + ": already posted", Duration: c.since(start), BodySHA256: sum}, nil
 		}
 		return fail(err)
 	}
 	defer tx.abandon(ctx)
 
 	var (
-		receipt = channels.Receipt{Status: 200}
+		receipt = channels.Receipt{Status: 200, BodySHA256: sum}
 		did     []string
 	)
 	done := func() (channels.Receipt, error) { // a lease still held is released by tx.abandon

@@ -31,11 +31,13 @@ func TestThreadLifecycle(t *testing.T) {
 			ch := newChannel(t, cfg)
 			ups := corpusIncident(t)
 			for _, u := range ups {
-				r, err := ch.Send(t.Context(), channels.Endpoint{ID: "e3", Address: channelID}, u.message())
+				msg := u.message()
+				r, err := ch.Send(t.Context(), channels.Endpoint{ID: "e3", Address: channelID}, msg)
 				if err != nil {
 					t.Fatalf("update %d: %v", u.Sequence, err)
 				}
-				if r.ProviderID == "" || r.Status != 200 || !strings.HasPrefix(r.Detail, "slack channel "+channelID) {
+				if r.ProviderID == "" || r.Status != 200 || !strings.HasPrefix(r.Detail, "slack channel "+channelID) ||
+					r.BodySHA256 != channels.HashBody(msg.Body) {
 					t.Errorf("update %d: receipt %+v", u.Sequence, r)
 				}
 			}

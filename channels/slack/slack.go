@@ -65,7 +65,10 @@ func (c *Channel) CloseIdleConnections() {
 
 // Send delivers msg to ep: to an incoming webhook when ep.Address is a URL,
 // else to the Slack channel ep.Address names, threaded per incident (see
-// the package documentation). It makes at most one attempt per Slack call
+// the package documentation). The receipt's BodySHA256 is the hash of the
+// message JSON (msg.Body, or the text-only message made of msg.Text): the
+// very body POSTed to an incoming webhook; in bot mode, the message Slack
+// is asked to post (slack-go sends its fields form-encoded). It makes at most one attempt per Slack call
 // and never retries by itself. Errors are classified for the dispatcher
 // and never hold the bot token or a webhook URL.
 func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.Message) (channels.Receipt, error) {
@@ -108,15 +111,16 @@ func (c *Channel) sendWebhook(ctx context.Context, raw string, msg *channels.Mes
 		return channels.Receipt{}, fmt.Errorf("slack webhook %s: %w", h.host, err)
 	}
 	start := c.cfg.Now()
+	sum := channels.HashBody(msg.Body)
 	req := egress.NewPost(ctx, h.u, http.Header{"Content-Type": contentTypeJSON}, msg.Body)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		if err = egress.Cause(err); egress.Refused(err) {
 			err = channels.Permanent(err)
 		}
-		return channels.Receipt{Duration: c.cfg.Now().Sub(start)}, fmt.Errorf("slack webhook %s: %w", h.host, err)
+		return channels.Receipt{Duration: c.cfg.Now().Sub(start), BodySHA256: sum}, fmt.Errorf("slack webhook %s: %w", h.host, err)
 	}
-	receipt := channels.Receipt{Status: resp.StatusCode, Detail: "slack webhook " + h.host}
+	receipt := channels.Receipt{Status: resp.StatusCode, Detail: "slack webhook " + h.host, BodySHA256: sum}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		_ = egress.DrainClose(resp.Body, c.cfg.MaxResponseBytes)
 		receipt.Duration = c.cfg.Now().Sub(start)

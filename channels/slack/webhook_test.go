@@ -135,6 +135,7 @@ func TestContract(t *testing.T) {
 				Channel:  newChannel(t, cfg),
 				Endpoint: channels.Endpoint{SubscriberID: "m_1042", ID: "e3", Address: hookURL(p.URL)},
 				Attempts: p.Requests,
+				Content:  p.LastBody,
 			}
 		},
 		Cases:   webhookCases(),

@@ -336,7 +336,7 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 	m, err := x.api().CreateMessage(params)
 	defer x.close()
 	now := c.cfg.Now()
-	receipt := channels.Receipt{Duration: now.Sub(start)}
+	receipt := channels.Receipt{Duration: now.Sub(start), BodySHA256: channels.HashBody([]byte(msg.Text))}
 	if x.resp == nil {
 		return receipt, c.requestError(ctx, err)
 	}

@@ -420,6 +420,7 @@ func TestContract(t *testing.T) {
 				Channel:  newChannel(t, cfg),
 				Endpoint: endpoint(testTo),
 				Attempts: p.Requests,
+				Content:  func() []byte { return p.LastForm("Body") },
 			}
 		},
 		Cases:   contractCases(),

@@ -185,6 +185,8 @@ var contentTypeJSON = []string{"application/json"}
 // "v1,<base64 HMAC-SHA256 of id.timestamp.body>" for each space-separated
 // secret.
 //
+// The receipt's BodySHA256 is the hash of msg.Body, the bytes POSTed.
+//
 // A 2xx answer is a delivery. Every other answer is a failure retried on
 // the dispatcher's schedule, not sooner than its Retry-After (see
 // [Channel.StatusError]): 3xx (never followed) and 4xx included, but 410
@@ -226,11 +228,12 @@ func (c *Channel) Send(ctx context.Context, ep channels.Endpoint, msg *channels.
 	}
 	buf := c.heads.Get().(*[]byte)
 	defer c.heads.Put(buf)
+	sum := channels.HashBody(msg.Body)
 	ans, err := c.poster.Post(ctx, tg.url, headers[:], msg.Body, *buf, c.cfg.MaxResponseBytes)
 	if err != nil {
-		return channels.Receipt{Duration: c.cfg.Now().Sub(start)}, c.transportError(tg, err)
+		return channels.Receipt{Duration: c.cfg.Now().Sub(start), BodySHA256: sum}, c.transportError(tg, err)
 	}
-	receipt := channels.Receipt{Status: ans.Status, Detail: tg.host}
+	receipt := channels.Receipt{Status: ans.Status, Detail: tg.host, BodySHA256: sum}
 	if ans.Status >= 200 && ans.Status < 300 {
 		receipt.Duration = c.cfg.Now().Sub(start)
 		c.debug(ctx, "webhook delivered", tg, msg, ans.Status, receipt.Duration)

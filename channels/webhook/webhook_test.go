@@ -261,6 +261,7 @@ func contractHarness(permanent []int, cases []channelstest.Case) channelstest.Ha
 				Channel:  newChannel(t, cfg),
 				Endpoint: endpoint(p.URL+"/hooks/status?token="+queryToken, testSecret),
 				Attempts: p.Requests,
+				Content:  p.LastBody,
 			}
 		},
 		Cases:   cases,

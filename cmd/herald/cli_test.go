@@ -62,6 +62,10 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"subscribers"}, exitUsage, "import"},
 		{[]string{"publish"}, exitUsage, "FILE"},
 		{[]string{"dlq", "replay"}, exitUsage, ""},
+		{[]string{"ledger"}, exitUsage, "ledger export"},
+		{[]string{"ledger", "import"}, exitUsage, "unknown subcommand"},
+		{[]string{"recall"}, exitUsage, "EVENT_ID"},
+		{[]string{"publish", "--help"}, exitOK, "-wait"},
 	}
 	for _, tt := range tests {
 		code, out, errOut := herald(t, nil, "", tt.args...)

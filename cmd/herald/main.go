@@ -55,6 +55,8 @@ func commands() []command {
 		{"publish", "publish incident updates from a JSON or JSONL file (- for stdin)", cmdPublish},
 		{"subscribers", "import, list, get or remove subscribers", cmdSubscribers},
 		{"dlq", "list or replay dead letters", cmdDLQ},
+		{"ledger", "export the ledger: one row per notification (CSV or JSON lines)", cmdLedger},
+		{"recall", "cancel the notifications of an update not yet sent; list those sent", cmdRecall},
 		{"suppressions", "list or lift suppressed addresses", cmdSuppressions},
 		{"preview", "render an update as a subscriber would receive it", cmdPreview},
 		{"version", "print the version Herald was built from", cmdVersion},

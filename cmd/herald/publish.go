@@ -27,8 +27,16 @@ func cmdPublish(ctx context.Context, args []string, io *stdio) error {
 	server := fs.String("server", "", "publish through a running Herald's HTTP API at this base `URL` instead of NATS")
 	token := fs.String("token", "", "admin `token` for --server (default env HERALD_ADMIN_TOKEN, then <data>/admin-token)")
 	allowFallback := fs.Bool("allow-fallback", false, "publish updates that lack languages require_locales asks for their priority")
+	wait := fs.Bool("wait", false, "wait until every target of each update has a final outcome or is parked, showing the progress, then print each update's summary")
+	progress := fs.String("progress", "auto", "with --wait, a progress bar per update: auto (on a terminal), always or never")
+	waitTimeout := fs.Duration("wait-timeout", 30*time.Minute, "with --wait, give up after this `duration` (exit 1); 0 waits without limit")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	switch *progress {
+	case "auto", "always", "never":
+	default:
+		return usagef("--progress must be auto, always or never")
 	}
 	if fs.NArg() != 1 {
 		return usagef("expected one FILE (or - for stdin), got %d arguments", fs.NArg())
@@ -47,6 +55,7 @@ func cmdPublish(ctx context.Context, args []string, io *stdio) error {
 	}
 
 	var send func(raw []byte) (*publishAnswer, error)
+	var source progressSource
 	if *server != "" {
 		tok := *token
 		if tok == "" {
@@ -56,6 +65,7 @@ func cmdPublish(ctx context.Context, args []string, io *stdio) error {
 		send = func(raw []byte) (*publishAnswer, error) {
 			return postEvent(ctx, client, *server, tok, raw, *allowFallback)
 		}
+		source = apiProgress(client, *server, tok)
 	} else {
 		s, err := cf.open(ctx, io)
 		if err != nil {
@@ -67,13 +77,18 @@ func cmdPublish(ctx context.Context, args []string, io *stdio) error {
 			return err
 		}
 		send = p.publish
+		source = dispatcher.NewProgress(s.topo).Incident
 	}
 	var invalid, failed int
+	var published []publishedUpdate
 	for _, ev := range events {
 		res, err := send(ev.raw)
 		var fe incident.FieldErrors
 		var tl *incident.TooLargeError
 		var missing *dispatcher.MissingLocalesError
+		if err == nil {
+			published = append(published, publishedUpdate{incidentID: res.IncidentID, eventID: res.ID})
+		}
 		switch {
 		case err == nil && res.Duplicate:
 			fmt.Fprintf(io.out, "%s: %s already published (stream seq %d); nothing new stored\n", ev.where, res.ID, res.StreamSeq)
@@ -92,6 +107,16 @@ func cmdPublish(ctx context.Context, args []string, io *stdio) error {
 		default:
 			failed++
 			fmt.Fprintf(io.err, "%s: not published: %v\n", ev.where, err)
+		}
+	}
+	if *wait && len(published) > 0 {
+		var deadline time.Time
+		if *waitTimeout > 0 {
+			deadline = time.Now().Add(*waitTimeout)
+		}
+		bars := *progress == "always" || (*progress == "auto" && isTerminal(io.err))
+		if err := waitForUpdates(ctx, source, published, bars, deadline, io); err != nil {
+			return err
 		}
 	}
 	switch {
