@@ -402,10 +402,49 @@ func (dl *deliverer) receive(msg jetstream.Msg, slots chan struct{}) {
 	m.stopKeepAlive = keepAlive(msg, dl.cfg.AckWait/3, func() { dl.renewLeases(context.Background(), m) })
 	targets := m.job.targets()
 	m.pending = len(targets)
-	for _, tg := range targets {
-		dl.workers.push(newTask(m, tg))
-	}
+	dl.start(m, targets)
 }
+
+// start runs a job's targets. Those of a batch first have their
+// subscribers read in one request when the decoded-subscriber cache lacks
+// them (audiences larger than the cache): one round trip to JetStream per
+// job instead of one per target. Measured on BenchmarkWebhookThroughput
+// (50 000 subscribers): reading them one by one took a fifth of Herald's
+// CPU. A failed read only costs the targets their own reads.
+func (dl *deliverer) start(m *inHand, targets []Target) {
+	var want map[string]uint64
+	if m.job.To == nil && len(targets) > 1 {
+		for _, tg := range targets {
+			if rev, ok := dl.d.index.Revision(tg.SubscriberID); ok && !dl.d.store.Holds(tg.SubscriberID, rev) {
+				if want == nil {
+					want = make(map[string]uint64, len(targets))
+				}
+				want[tg.SubscriberID] = rev
+			}
+		}
+	}
+	push := func() {
+		for _, tg := range targets {
+			dl.workers.push(newTask(m, tg))
+		}
+	}
+	if len(want) < 2 {
+		push()
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(dl.sendCtx, prefetchTimeout)
+		err := dl.d.store.Prefetch(ctx, dl.d.js, want)
+		cancel()
+		if err != nil {
+			dl.logger.Debug("reading a batch's subscribers at once", "err", err)
+		}
+		push()
+	}()
+}
+
+// prefetchTimeout bounds the read of a batch's subscribers.
+const prefetchTimeout = 5 * time.Second
 
 // release gives back the job's slot, if it holds one.
 func (m *inHand) release() {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
 // ErrNotFound is returned for a subscriber or endpoint that does not exist.
@@ -149,6 +151,69 @@ func (st *Store) Lookup(ctx context.Context, id string, rev uint64) (*Subscriber
 	}
 	st.cache.Add(id, cached{rev: got, sub: s})
 	return s, nil
+}
+
+// Holds reports whether the lookup cache holds subscriber id at revision
+// rev or later.
+func (st *Store) Holds(id string, rev uint64) bool {
+	c, ok := st.cache.Peek(id)
+	return ok && c.rev >= rev
+}
+
+// MaxPrefetch is the most subscribers one [Store.Prefetch] request reads
+// (the server answers at most 1 024 messages to a batch read).
+const MaxPrefetch = 1024
+
+// Prefetch reads the subscribers want names (id → the revision needed) in
+// one batch request to the bucket's stream (a direct get of many
+// subjects' last messages, NATS 2.11 or later), and offers them to the
+// lookup cache: the targets of a batch job then find their subscriber
+// there instead of asking the server one by one. Subscribers deleted, or
+// read at an older revision than wanted (a replica lagging behind), are
+// left out: [Store.Lookup] reads them itself. At most [MaxPrefetch] are
+// read; the rest are left to Lookup too.
+func (st *Store) Prefetch(ctx context.Context, js jetstream.JetStream, want map[string]uint64) error {
+	if len(want) == 0 {
+		return nil
+	}
+	prefix := "$KV." + st.kv.Bucket() + "."
+	subjects := make([]string, 0, min(len(want), MaxPrefetch))
+	for id := range want {
+		if !ValidID(id) {
+			continue
+		}
+		if subjects = append(subjects, prefix+id); len(subjects) == MaxPrefetch {
+			break
+		}
+	}
+	if len(subjects) == 0 {
+		return nil
+	}
+	msgs, err := jetstreamext.GetLastMsgsFor(ctx, js, "KV_"+st.kv.Bucket(), subjects)
+	if err != nil {
+		return fmt.Errorf("prefetch subscribers: %w", err)
+	}
+	for m, err := range msgs {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("prefetch subscribers: %w", err)
+		}
+		id, ok := strings.CutPrefix(m.Subject, prefix)
+		if !ok || want[id] == 0 || m.Sequence < want[id] {
+			continue
+		}
+		if op := m.Header.Get("KV-Operation"); op != "" {
+			continue // deleted or purged
+		}
+		sub, err := decode(m.Data)
+		if err != nil {
+			continue // Lookup reports it
+		}
+		st.Prime(sub, m.Sequence)
+	}
+	return nil
 }
 
 // Delete removes a subscriber. It returns [ErrNotFound] when there is none.

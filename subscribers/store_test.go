@@ -18,6 +18,13 @@ import (
 // "subscribers" bucket.
 func openKV(t *testing.T) jetstream.KeyValue {
 	t.Helper()
+	kv, _ := openKVJS(t)
+	return kv
+}
+
+// openKVJS is openKV with the JetStream context of the bucket.
+func openKVJS(t *testing.T) (jetstream.KeyValue, jetstream.JetStream) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	b, err := broker.Open(ctx, broker.Config{DataDir: t.TempDir(), Listen: "none"})
@@ -29,7 +36,69 @@ func openKV(t *testing.T) jetstream.KeyValue {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kv
+	return kv, b.JS
+}
+
+// TestPrefetch reads many subscribers in one request into the lookup
+// cache: the current ones at the revision wanted, not the deleted ones nor
+// those the server holds at an older revision than asked for.
+func TestPrefetch(t *testing.T) {
+	kv, js := openKVJS(t)
+	ctx := context.Background()
+	writer := NewStore(kv, testRules(t))
+	revs := map[string]uint64{}
+	for i := range 40 {
+		s := valid()
+		s.ID = fmt.Sprintf("m_%03d", i)
+		if _, err := writer.Put(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		_, rev, err := writer.Get(ctx, s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs[s.ID] = rev
+	}
+	if err := writer.Delete(ctx, "m_007"); err != nil {
+		t.Fatal(err)
+	}
+
+	st := NewStore(kv, testRules(t)) // an empty cache
+	want := map[string]uint64{}
+	for id, rev := range revs {
+		want[id] = rev
+	}
+	want["m_011"] = revs["m_011"] + 1000 // newer than the server has
+	want["m_999"] = 1                    // never existed
+	want["bad id!"] = 1                  // not a subscriber id
+	if err := st.Prefetch(ctx, js, want); err != nil {
+		t.Fatal(err)
+	}
+	for id, rev := range revs {
+		held := st.Holds(id, rev)
+		if wantHeld := id != "m_007" && id != "m_011"; held != wantHeld {
+			t.Errorf("after Prefetch, Holds(%s) = %v, want %v", id, held, wantHeld)
+		}
+	}
+	if st.Holds("m_011", want["m_011"]) || st.Holds("m_999", 1) {
+		t.Error("Prefetch cached a revision it did not read")
+	}
+	// What Prefetch cached is what Get reads.
+	got, err := st.Lookup(ctx, "m_005", revs["m_005"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, _, _ := writer.Get(ctx, "m_005")
+	if got.ID != direct.ID || got.Endpoints[3].URL != direct.Endpoints[3].URL || got.Endpoints[3].Secret.Reveal() != direct.Endpoints[3].Secret.Reveal() {
+		t.Errorf("prefetched %+v, stored %+v", got, direct)
+	}
+	// Nothing to read, or only ids that cannot exist: no request, no error.
+	if err := st.Prefetch(ctx, js, map[string]uint64{"bad id!": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Prefetch(ctx, js, map[string]uint64{"m_998": 1}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestStoreAndWatch(t *testing.T) {
