@@ -227,10 +227,12 @@ func BenchmarkServe(b *testing.B) {
 }
 
 // BenchmarkServeCluster delivers 20 000 webhooks (an instant sink on 1 000
-// hosts) with one `herald serve` on a three-node JetStream cluster (R3,
-// nats-server processes), and, in the same run, with one `herald serve` on
-// its embedded single node: the baseline. It reports both rates and the
-// ratio cluster/single.
+// hosts) with one `herald serve` on its embedded single node (the
+// baseline), on a nats-server process of its own (R1), and on a three-node
+// JetStream cluster (R3, nats-server processes), in the same run. It
+// reports each rate, the ratios to the baseline, and the CPU time per
+// delivery of the serve process and of the NATS servers (all three nodes
+// for R3): the JetStream cost per delivery of the capacity model.
 func BenchmarkServeCluster(b *testing.B) {
 	bin, err := buildHerald()
 	if err != nil {
@@ -239,18 +241,68 @@ func BenchmarkServeCluster(b *testing.B) {
 	const n = 20_000
 	sink := newHostsSink(b, 0)
 	single := startServeBench(b, bin, sink, n, 1000, serveOptions{})
-	cluster := startNATSCluster(b)
-	r3 := startServeBench(b, bin, sink, n, 1000, serveOptions{cluster: cluster})
-	var one, three time.Duration
+	one := startNATSNodes(b, 1)
+	r1 := startServeBench(b, bin, sink, n, 1000, serveOptions{cluster: one})
+	three := startNATSCluster(b)
+	r3 := startServeBench(b, bin, sink, n, 1000, serveOptions{cluster: three})
+	var tSingle, tR1, tR3 time.Duration
+	var cpuR1, natsR1, cpuR3, natsR3 time.Duration
 	b.ResetTimer()
 	for i := range b.N {
-		one += single.deliver(b, sink, "SINGLE", i+1, n)
-		three += r3.deliver(b, sink, "R3", i+1, n)
+		tSingle += single.deliver(b, sink, "SINGLE", i+1, n)
+		c0, s0 := cpuOf(r1.p.cmd.Process.Pid), one.cpu()
+		tR1 += r1.deliver(b, sink, "R1", i+1, n)
+		cpuR1 += cpuOf(r1.p.cmd.Process.Pid) - c0
+		natsR1 += one.cpu() - s0
+		c0, s0 = cpuOf(r3.p.cmd.Process.Pid), three.cpu()
+		tR3 += r3.deliver(b, sink, "R3", i+1, n)
+		cpuR3 += cpuOf(r3.p.cmd.Process.Pid) - c0
+		natsR3 += three.cpu() - s0
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.N*n)/one.Seconds(), "single_deliveries/s")
-	b.ReportMetric(float64(b.N*n)/three.Seconds(), "r3_deliveries/s")
-	b.ReportMetric(one.Seconds()/three.Seconds(), "ratio")
+	total := float64(b.N * n)
+	perDelivery := func(d time.Duration) float64 { return float64(d.Microseconds()) / total }
+	b.ReportMetric(total/tSingle.Seconds(), "single_deliveries/s")
+	b.ReportMetric(total/tR1.Seconds(), "r1_deliveries/s")
+	b.ReportMetric(total/tR3.Seconds(), "r3_deliveries/s")
+	b.ReportMetric(tSingle.Seconds()/tR3.Seconds(), "ratio")
+	b.ReportMetric(perDelivery(cpuR1), "r1_serve_cpu_us/delivery")
+	b.ReportMetric(perDelivery(natsR1), "r1_nats_cpu_us/delivery")
+	b.ReportMetric(perDelivery(cpuR3), "r3_serve_cpu_us/delivery")
+	b.ReportMetric(perDelivery(natsR3), "r3_nats_cpu_us/delivery")
+}
+
+// cpuOf returns the CPU time process pid has used (user and system), from
+// /proc; 0 where there is none.
+func cpuOf(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name (which may hold spaces): state is
+	// field 3, utime 14 and stime 15, in clock ticks of 1/100 s.
+	rest := string(raw)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
+}
+
+// cpu returns the CPU time the cluster's nodes have used together.
+func (c *natsCluster) cpu() time.Duration {
+	var d time.Duration
+	for _, n := range c.nodes {
+		if n.cmd != nil && n.cmd.Process != nil {
+			d += cpuOf(n.cmd.Process.Pid)
+		}
+	}
+	return d
 }
 
 // BenchmarkServeSyncAlways delivers 20 000 webhooks (an instant sink on
