@@ -13,6 +13,7 @@ import (
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/incident"
 	"github.com/heraldhq/herald/secret"
+	"github.com/heraldhq/herald/subscribers"
 )
 
 // Config tunes the dispatcher. The zero value, after [Config.WithDefaults],
@@ -60,6 +61,11 @@ type Config struct {
 	// during a fan-out (so the memory a fan-out holds while DELIVERIES is
 	// slow or refusing). Defaults to 64.
 	FanoutMaxPending int
+	// SubscriberCache is how many subscribers the delivery loops keep
+	// decoded (about 460 B each), so that sends need not read and decode
+	// them again: an audience within it costs no lookups. Defaults to
+	// 65 536 (about 30 MB when full).
+	SubscriberCache int
 	// Channels tunes each channel's delivery loop, by channel name.
 	// Missing channels get [DefaultChannelConfig].
 	Channels map[string]ChannelConfig
@@ -287,6 +293,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.FanoutMaxPending <= 0 {
 		c.FanoutMaxPending = 64
+	}
+	if c.SubscriberCache <= 0 {
+		c.SubscriberCache = subscribers.DefaultCacheSize
 	}
 	chs := make(map[string]ChannelConfig, len(channels.Names()))
 	for _, name := range channels.Names() {

@@ -178,7 +178,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		cfg: cfg, logger: cfg.Logger, nc: deps.Conn, js: js, topo: topo, catalog: catalog,
 		renderer: deps.Renderer, channels: deps.Channels, retry: deps.Retry,
 		index:     subscribers.NewIndex(cfg.Logger.With("component", "subscribers")),
-		store:     subscribers.NewStore(topo.Subscribers, deps.Rules),
+		store:     subscribers.NewStoreCache(topo.Subscribers, deps.Rules, cfg.SubscriberCache),
 		snaps:     newSnapshots(topo.Snapshots, cfg.Logger),
 		leases:    newLeases(topo.Leases, js, cfg.LeaseTTL, holderID()),
 		pacer:     &pacer{kv: topo.Pacing, now: cfg.Now},

@@ -273,6 +273,7 @@ type dispatchConfig struct {
 	SuppressionTTL       time.Duration                    `yaml:"suppression_ttl" toml:"suppression_ttl"`
 	FanoutAckWait        time.Duration                    `yaml:"fanout_ack_wait" toml:"fanout_ack_wait"`
 	FanoutMaxPending     int                              `yaml:"fanout_max_pending" toml:"fanout_max_pending"`
+	SubscriberCache      int                              `yaml:"subscriber_cache" toml:"subscriber_cache"`
 	BatchSize            int                              `yaml:"batch_size" toml:"batch_size"`
 	LeaseTTL             time.Duration                    `yaml:"lease_ttl" toml:"lease_ttl"`
 	ShutdownTimeout      time.Duration                    `yaml:"shutdown_timeout" toml:"shutdown_timeout"`
@@ -499,6 +500,7 @@ func (c *fileConfig) dispatcherConfig() dispatcher.Config {
 		UnratedPriority:      c.Dispatch.UnratedPriority,
 		FanoutAckWait:        c.Dispatch.FanoutAckWait,
 		FanoutMaxPending:     c.Dispatch.FanoutMaxPending,
+		SubscriberCache:      c.Dispatch.SubscriberCache,
 		BatchSize:            c.Dispatch.BatchSize,
 		LeaseTTL:             c.Dispatch.LeaseTTL,
 		ShutdownTimeout:      c.Dispatch.ShutdownTimeout,
