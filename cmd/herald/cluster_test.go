@@ -28,16 +28,7 @@ import (
 // buildNATSServer compiles the nats-server of the module Herald depends on,
 // once per test run: no download.
 var buildNATSServer = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "nats-server-bin")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "nats-server")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build nats-server: %v\n%s", err, out)
-	}
-	return bin, nil
+	return buildBinary("nats-server-bin", "nats-server", "github.com/nats-io/nats-server/v2")
 })
 
 // natsNode is one nats-server process of a test cluster.
@@ -267,6 +258,48 @@ func (h *clusterHerald) start(t *testing.T, bin string) *heraldProcess {
 	return p
 }
 
+// clusterRun is a cluster test's two `herald serve` processes, started on
+// the cluster with the subscribers imported and the updates published.
+type clusterRun struct {
+	a, b   *clusterHerald
+	pa, pb *heraldProcess
+	js     jetstream.JetStream
+	ctx    context.Context
+}
+
+// startClusterRun starts herald-a and herald-b on cluster with the extra
+// dispatch settings, imports n subscribers of the receiver at url and
+// publishes one update per cluster component. The processes in pa and pb
+// when the test ends are stopped.
+func startClusterRun(t *testing.T, bin string, cluster *natsCluster, dispatch, url string, n int) *clusterRun {
+	t.Helper()
+	r := &clusterRun{
+		a: newClusterHerald(t, bin, cluster, "herald-a", dispatch),
+		b: newClusterHerald(t, bin, cluster, "herald-b", dispatch),
+	}
+	subs := filepath.Join(t.TempDir(), "subscribers.jsonl")
+	writeClusterSubscribers(t, subs, url, n, clusterComponents)
+	r.pa = r.a.start(t, bin)
+	t.Cleanup(func() { r.pa.stop() })
+	r.pb = r.b.start(t, bin)
+	t.Cleanup(func() { r.pb.stop() })
+	imp := exec.Command(bin, "subscribers", "import", "--config", r.a.config, "--progress", "never", subs)
+	imp.Env = append(os.Environ(), clusterSecrets...)
+	if out, err := imp.CombinedOutput(); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	_, r.js = cluster.connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(cancel)
+	r.ctx = ctx
+	for i := range clusterComponents {
+		if _, err := dispatcher.PublishEvent(ctx, r.js, []byte(clusterUpdate(i)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
 // clusterSecrets are the secrets every process of a cluster shares.
 var clusterSecrets = []string{"HERALD_SECRET_KEY=" + strings.Repeat("s", 32)}
 
@@ -359,27 +392,8 @@ func TestClusterChaos(t *testing.T) {
   shutdown_timeout: 2s
   channels:
     webhook: {concurrency: 256, ack_wait: 5s, retry: {schedule: [1s], jitter: 0}}`
-	a := newClusterHerald(t, bin, cluster, "herald-a", dispatch)
-	b := newClusterHerald(t, bin, cluster, "herald-b", dispatch)
-	subs := filepath.Join(t.TempDir(), "subscribers.jsonl")
-	writeClusterSubscribers(t, subs, recv.srv.URL, subscriberCount, clusterComponents)
-	pa := a.start(t, bin)
-	defer func() { pa.stop() }()
-	pb := b.start(t, bin)
-	defer func() { pb.stop() }()
-	imp := exec.Command(bin, "subscribers", "import", "--config", a.config, "--progress", "never", subs)
-	imp.Env = append(os.Environ(), clusterSecrets...)
-	if out, err := imp.CombinedOutput(); err != nil {
-		t.Fatalf("import: %v\n%s", err, out)
-	}
-	_, js := cluster.connect(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	for i := range clusterComponents {
-		if _, err := dispatcher.PublishEvent(ctx, js, []byte(clusterUpdate(i)), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	run := startClusterRun(t, bin, cluster, dispatch, recv.srv.URL, subscriberCount)
+	js := run.js
 	// Kill the DELIVERIES leader and a Herald process once a fifth is
 	// served.
 	for deadline := time.Now().Add(3 * time.Minute); recv.distinct() < subscriberCount/5 && time.Now().Before(deadline); {
@@ -388,7 +402,7 @@ func TestClusterChaos(t *testing.T) {
 	leader := cluster.leaderOf(t, js, dispatcher.StreamDeliveries)
 	killAt := time.Now()
 	leader.kill()
-	pb.kill()
+	run.pb.kill()
 	served := recv.distinct()
 	t.Logf("kills at %d of %d endpoints served: NATS node %s (DELIVERIES leader), herald-b", served, subscriberCount, leader.name)
 	if served >= subscriberCount {
@@ -396,7 +410,7 @@ func TestClusterChaos(t *testing.T) {
 	}
 	time.Sleep(5 * time.Second)
 	leader.start(t)
-	pb = b.start(t, bin)
+	run.pb = run.b.start(t, bin)
 	for deadline := time.Now().Add(5 * time.Minute); recv.distinct() < subscriberCount && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -455,27 +469,8 @@ func TestClusterOutage(t *testing.T) {
     email: {ack_wait: 3s}
     sms: {ack_wait: 3s}
     slack: {ack_wait: 3s}`, window)
-	a := newClusterHerald(t, bin, cluster, "herald-a", dispatch)
-	b := newClusterHerald(t, bin, cluster, "herald-b", dispatch)
-	subs := filepath.Join(t.TempDir(), "subscribers.jsonl")
-	writeClusterSubscribers(t, subs, recv.srv.URL, subscriberCount, clusterComponents)
-	pa := a.start(t, bin)
-	defer func() { pa.stop() }()
-	pb := b.start(t, bin)
-	defer func() { pb.stop() }()
-	imp := exec.Command(bin, "subscribers", "import", "--config", a.config, "--progress", "never", subs)
-	imp.Env = append(os.Environ(), clusterSecrets...)
-	if out, err := imp.CombinedOutput(); err != nil {
-		t.Fatalf("import: %v\n%s", err, out)
-	}
-	_, js := cluster.connect(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	for i := range clusterComponents {
-		if _, err := dispatcher.PublishEvent(ctx, js, []byte(clusterUpdate(i)), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	run := startClusterRun(t, bin, cluster, dispatch, recv.srv.URL, subscriberCount)
+	js, ctx := run.js, run.ctx
 	for deadline := time.Now().Add(3 * time.Minute); recv.distinct() < subscriberCount/4 && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -489,7 +484,7 @@ func TestClusterOutage(t *testing.T) {
 	// Herald sees its infrastructure fail: degraded.
 	degraded := false
 	for deadline := time.Now().Add(20 * time.Second); !degraded && time.Now().Before(deadline); {
-		degraded = strings.Contains(readyz(a.base), `"degraded"`) || strings.Contains(readyz(b.base), `"degraded"`)
+		degraded = strings.Contains(readyz(run.a.base), `"degraded"`) || strings.Contains(readyz(run.b.base), `"degraded"`)
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(window + 2*time.Second)
@@ -533,7 +528,7 @@ func TestClusterOutage(t *testing.T) {
 		if i%flakyEvery == 0 {
 			continue
 		}
-		recs := deliveriesOf(t, a.base, fmt.Sprintf("m%05d", i))
+		recs := deliveriesOf(t, run.a.base, fmt.Sprintf("m%05d", i))
 		checked++
 		// Deferrals for a busy destination (every endpoint is on the
 		// one receiver) use no attempt either.

@@ -37,18 +37,22 @@ const (
 )
 
 // buildHerald compiles the binary once per test run.
-var buildHerald = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "herald-bin")
+var buildHerald = sync.OnceValues(func() (string, error) { return buildBinary("herald-bin", "herald", ".") })
+
+// buildBinary compiles package pkg into a new temporary directory (named
+// after dir) as name, and returns the binary's path.
+func buildBinary(dir, name, pkg string) (string, error) {
+	tmp, err := os.MkdirTemp("", dir)
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "herald")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	bin := filepath.Join(tmp, name)
+	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin, nil
-})
+}
 
 // crashReceiver counts every webhook-id it takes and when each request ran,
 // to tell which sends were in flight at a kill. Endpoints whose number is
