@@ -283,3 +283,33 @@ func TestServeIngestsStatuspage(t *testing.T) {
 		t.Error("the token appears in the log")
 	}
 }
+
+// TestIngestConfig: the Statuspage token and page come from
+// ingest.statuspage (YAML or TOML) or from HERALD_STATUSPAGE_TOKEN and
+// HERALD_STATUSPAGE_URL, which win over the file.
+func TestIngestConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	noEnv := func(string) string { return "" }
+	for _, f := range []string{
+		writeFile(t, dir, "herald.yaml", "ingest:\n  statuspage:\n    token: tok_from_the_file_0001\n    url: https://status.example.com\n    interval: 2m\n"),
+		writeFile(t, dir, "herald.toml", "[ingest.statuspage]\ntoken = \"tok_from_the_file_0001\"\nurl = \"https://status.example.com\"\ninterval = \"2m\"\n"),
+	} {
+		cfg, err := loadConfig(f, noEnv)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		sp := cfg.Ingest.Statuspage
+		if sp.Token.Reveal() != "tok_from_the_file_0001" || sp.URL != "https://status.example.com" || sp.Interval != 2*time.Minute {
+			t.Errorf("%s: token %q url %q interval %s", f, sp.Token.Reveal(), sp.URL, sp.Interval)
+		}
+	}
+	env := map[string]string{"HERALD_STATUSPAGE_TOKEN": "tok_from_the_environment", "HERALD_STATUSPAGE_URL": "https://page.example.net"}
+	cfg, err := loadConfig(filepath.Join(dir, "herald.yaml"), func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp := cfg.Ingest.Statuspage; sp.Token.Reveal() != "tok_from_the_environment" || sp.URL != "https://page.example.net" {
+		t.Errorf("from the environment: token %q url %q", sp.Token.Reveal(), sp.URL)
+	}
+}
