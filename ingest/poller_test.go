@@ -145,8 +145,10 @@ func pageWithHistory(t *testing.T) *page {
 
 // TestStatuspagePollerPublishesOnlyNewUpdates: the first poll publishes
 // the latest update of what is open (not the page's history); unchanged
-// lists cost a 304 and publish nothing; a new update is published once; a
-// restart (new process, same bucket) publishes nothing again.
+// lists cost a 304 and publish nothing; a new update of an incident or a
+// maintenance (a moved window, the start) is published once, the list
+// that did not change answering 304; a restart (new process, same
+// bucket) publishes nothing again.
 func TestStatuspagePollerPublishesOnlyNewUpdates(t *testing.T) {
 	t.Parallel()
 	bu := setup(t)
@@ -180,16 +182,41 @@ func TestStatuspagePollerPublishesOnlyNewUpdates(t *testing.T) {
 	p.change(func(p *page) {
 		p.incidents[1].Updates = append([]ingest.StatuspageUpdate{spUpdate("a3", "monitoring", "2025-05-20T10:00:00Z")}, p.incidents[1].Updates...)
 		p.incidents = append(p.incidents, spIncident("new1", "investigating", spUpdate("n1", "investigating", "2025-05-20T11:00:00Z")))
+		// The maintenance moves an hour later, with an update saying so.
+		m := &p.maintenances[0]
+		m.Updates = append([]ingest.StatuspageUpdate{spUpdate("m2", "scheduled", "2025-05-20T11:30:00Z")}, m.Updates...)
+		m.ScheduledFor, m.ScheduledUntil = ts("2025-06-01T23:00:00Z"), ts("2025-06-02T03:00:00Z")
 	})
 	bu.clock.Advance(time.Minute)
-	if rep, err = sp.PollOnce(t.Context()); err != nil || rep.Published != 2 {
+	if rep, err = sp.PollOnce(t.Context()); err != nil || rep.Published != 3 {
 		t.Fatalf("poll after a change: %+v %v", rep, err)
 	}
-	if got := ids(bu.events()); !slices.Equal(got, []string{"a2", "m1", "a3", "n1"}) {
+	if got := ids(bu.events()); !slices.Equal(got, []string{"a2", "m1", "a3", "n1", "m2"}) {
 		t.Fatalf("stream holds %v", got)
 	}
 	if seq := bu.events()[2].Sequence; seq != 3 {
 		t.Errorf("a3 has sequence %d, want 3", seq)
+	}
+	if m := bu.events()[4]; m.Sequence != 2 || m.Status != incident.Scheduled || m.ScheduledFor == nil || !m.ScheduledFor.Equal(*ts("2025-06-01T23:00:00Z")) {
+		t.Errorf("the maintenance's move: %+v", m)
+	}
+
+	// Only the maintenances change: incidents.json is a 304, the new
+	// update of the maintenance is published.
+	p.change(func(p *page) {
+		m := &p.maintenances[0]
+		m.Updates = append([]ingest.StatuspageUpdate{spUpdate("m3", "in_progress", "2025-06-01T23:00:00Z")}, m.Updates...)
+	})
+	bu.clock.Advance(time.Minute)
+	_, before := p.counts()
+	if rep, err = sp.PollOnce(t.Context()); err != nil || rep.Published != 1 {
+		t.Fatalf("poll after the maintenance changed: %+v %v", rep, err)
+	}
+	if _, after := p.counts(); after != before+1 {
+		t.Fatalf("%d answers were 304, want 1 (incidents.json unchanged)", after-before)
+	}
+	if got := ids(bu.events()); !slices.Equal(got, []string{"a2", "m1", "a3", "n1", "m2", "m3"}) {
+		t.Fatalf("stream holds %v", got)
 	}
 
 	// A restart: the server and the process start again; the page no
@@ -201,14 +228,14 @@ func TestStatuspagePollerPublishesOnlyNewUpdates(t *testing.T) {
 	if rep, err = sp.PollOnce(t.Context()); err != nil || !rep.Polled || rep.Published != 0 {
 		t.Fatalf("poll after the restart: %+v %v", rep, err)
 	}
-	if got := ids(bu.events()); len(got) != 4 {
+	if got := ids(bu.events()); len(got) != 6 {
 		t.Fatalf("after the restart the stream holds %v", got)
 	}
-	if n := bu.publishes.Load(); n != 4 {
-		t.Fatalf("published %d times, want 4", n)
+	if n := bu.publishes.Load(); n != 6 {
+		t.Fatalf("published %d times, want 6", n)
 	}
 	st, err := sp.Status(t.Context())
-	if err != nil || st.Published != 4 || st.LastError != "" || len(st.Resources) != 2 || st.Resources[0].ETag == "" || st.Resources[1].LastModified == "" {
+	if err != nil || st.Published != 6 || st.LastError != "" || len(st.Resources) != 2 || st.Resources[0].ETag == "" || st.Resources[1].LastModified == "" {
 		t.Fatalf("status %+v %v", st, err)
 	}
 }
