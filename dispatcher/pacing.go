@@ -71,6 +71,33 @@ func (p *pacer) reserve(ctx context.Context, key string, interval time.Duration,
 	return time.Time{}, false, errors.New("pacing: too many concurrent reservations")
 }
 
+// atLeast moves the next free turn at key to no earlier than t, where
+// reservations made meanwhile have not moved it further already. A paced
+// send calls it with its answer's time plus the pace: turns are reserved a
+// pace apart from their starts, and a request slowed on its way would
+// otherwise reach the destination less than a pace before the next
+// process's send.
+func (p *pacer) atLeast(ctx context.Context, key string, t time.Time) error {
+	for range 50 {
+		e, err := p.kv.Get(ctx, key)
+		if err != nil {
+			return fmt.Errorf("pacing: %w", err)
+		}
+		next, _ := strconv.ParseInt(string(e.Value()), 10, 64)
+		if next >= t.UnixNano() {
+			return nil
+		}
+		_, err = p.kv.Update(ctx, key, []byte(strconv.FormatInt(t.UnixNano(), 10)), e.Revision())
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return fmt.Errorf("pacing: %w", err)
+		}
+	}
+	return errors.New("pacing: too many concurrent reservations")
+}
+
 // globalRate limits a channel's sends per second over every process: the
 // process reserves burst turns at a time from the pacer and hands them out
 // in order.

@@ -309,6 +309,12 @@ func (t *task) holdSlot() {
 	}
 }
 
+// paceMargin: turns of a paced destination are reserved a pace plus a
+// paceMargin-th of it apart, so that a request slowed on its way by up to
+// that much still reaches the destination a full pace after the one
+// before it, sent by another process perhaps (Slack counts arrivals).
+const paceMargin = 20
+
 // pace reserves the destination's next turn, shared by every process
 // (Slack's one message per second per channel): a turn further than
 // MaxDestinationWait is given up and the target deferred until about then;
@@ -316,7 +322,7 @@ func (t *task) holdSlot() {
 func (t *task) pace() bool {
 	dl := t.dl
 	t.slotAt = dl.d.cfg.Now()
-	start, ok, err := dl.d.pacer.reserve(dl.sendCtx, paceKey("dest", t.key), dl.cfg.Pace, 1, max(dl.cfg.MaxDestinationWait, 0))
+	start, ok, err := dl.d.pacer.reserve(dl.sendCtx, paceKey("dest", t.key), dl.cfg.Pace+dl.cfg.Pace/paceMargin, 1, max(dl.cfg.MaxDestinationWait, 0))
 	if err != nil {
 		t.releaseSlot(notSent, 0)
 		t.next = (*task).turn
@@ -391,6 +397,13 @@ func (t *task) send() bool {
 	took := d.cfg.Now().Sub(start)
 	cancel()
 	dl.metrics.inflight.Dec()
+	if dl.cfg.Pace > 0 && !errors.Is(err, context.Canceled) {
+		// The next turn comes a pace after this answer, not only after
+		// this start: the destination saw the request by now.
+		if perr := d.pacer.atLeast(dl.sendCtx, paceKey("dest", t.key), d.cfg.Now().Add(dl.cfg.Pace)); perr != nil {
+			t.logger.Warn("pace not extended", "error", perr)
+		}
+	}
 	class := channels.Classify(err)
 	switch {
 	case err == nil || class.Permanent || answeredRefusal(err):
