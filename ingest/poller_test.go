@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -464,5 +466,137 @@ func TestStatuspagePollerCorruptCursor(t *testing.T) {
 	}
 	if st, err := sp.Status(t.Context()); err != nil || len(st.Resources) != 2 || st.Resources[0].ETag == "" {
 		t.Fatalf("cursor not rewritten: %+v %v", st, err)
+	}
+}
+
+// TestStatuspagePollerMaintenanceWindowMovedWithoutUpdate: the served
+// scheduled-maintenances.json moves the maintenance's window with no new
+// update. The next poll publishes one synthetic announcement of the new
+// window; polls after it (304 or whole lists), and a restart, publish
+// nothing more.
+func TestStatuspagePollerMaintenanceWindowMovedWithoutUpdate(t *testing.T) {
+	t.Parallel()
+	bu := setup(t)
+	p := pageWithHistory(t)
+	sp := newPoller(t, bu, bu.store("p1"), p, nil)
+	if rep, err := sp.PollOnce(t.Context()); err != nil || rep.Published != 2 {
+		t.Fatalf("first poll: %+v %v", rep, err)
+	}
+	p.change(func(p *page) {
+		m := &p.maintenances[0]
+		m.ScheduledFor, m.ScheduledUntil, m.UpdatedAt = ts("2025-06-08T22:00:00Z"), ts("2025-06-09T02:00:00Z"), ts("2025-05-20T12:30:00Z")
+	})
+	bu.clock.Advance(time.Minute)
+	if rep, err := sp.PollOnce(t.Context()); err != nil || rep.Published != 1 {
+		t.Fatalf("poll after the window moved: %+v %v", rep, err)
+	}
+	bu.clock.Advance(time.Minute)
+	if rep, err := sp.PollOnce(t.Context()); err != nil || rep.Published != 0 || rep.Status != http.StatusNotModified {
+		t.Fatalf("unchanged poll: %+v %v", rep, err)
+	}
+	p.change(func(p *page) { p.conditional = false })
+	bu.clock.Advance(time.Minute)
+	if rep, err := sp.PollOnce(t.Context()); err != nil || rep.Published != 0 {
+		t.Fatalf("poll of the whole lists: %+v %v", rep, err)
+	}
+	bu.restart()
+	sp = newPoller(t, bu, bu.store("p1-restarted"), p, nil)
+	bu.clock.Advance(2 * time.Minute)
+	if rep, err := sp.PollOnce(t.Context()); err != nil || !rep.Polled || rep.Published != 0 {
+		t.Fatalf("poll after the restart: %+v %v", rep, err)
+	}
+	evs := bu.events()
+	if len(evs) != 3 || bu.publishes.Load() != 3 {
+		t.Fatalf("stream holds %v after %d publishes", ids(evs), bu.publishes.Load())
+	}
+	ev := evs[2]
+	if !strings.HasPrefix(ev.ID, "m1~window-") || ev.IncidentID != "mnt1" || ev.Sequence != 2 || ev.Status != incident.Scheduled ||
+		ev.Body.Plain != "Update m1" || !ev.ScheduledFor.Equal(*ts("2025-06-08T22:00:00Z")) || !ev.ScheduledUntil.Equal(*ts("2025-06-09T02:00:00Z")) {
+		t.Fatalf("synthetic update %+v", ev)
+	}
+}
+
+// TestStatuspagePollerFailedFirstPoll: a first poll that reads nothing
+// (the page answers 500) leaves the page unread, and the next successful
+// poll is the first read: the history it finds is recorded, the latest
+// update of what is open published. That baseline happens once: updates
+// that appear after it are all published.
+func TestStatuspagePollerFailedFirstPoll(t *testing.T) {
+	t.Parallel()
+	bu := setup(t)
+	p := pageWithHistory(t)
+	sp := newPoller(t, bu, bu.store("p1"), p, nil)
+	p.change(func(p *page) { p.fail = http.StatusInternalServerError })
+	if _, err := sp.PollOnce(t.Context()); err == nil {
+		t.Fatal("a poll of a failing page succeeded")
+	}
+	p.change(func(p *page) {
+		p.fail = 0
+		p.incidents[1].Updates = append([]ingest.StatuspageUpdate{spUpdate("a3", "monitoring", "2025-05-20T10:00:00Z")}, p.incidents[1].Updates...)
+	})
+	bu.clock.Advance(2 * time.Minute)
+	if rep, err := sp.PollOnce(t.Context()); err != nil || rep.Published != 2 {
+		t.Fatalf("first successful poll: %+v %v", rep, err)
+	}
+	if got := ids(bu.events()); !slices.Equal(got, []string{"a3", "m1"}) {
+		t.Fatalf("first successful poll published %v, want the latest update of each open incident", got)
+	}
+	p.change(func(p *page) {
+		p.incidents[1].Updates = append([]ingest.StatuspageUpdate{spUpdate("a5", "resolved", "2025-05-20T10:20:00Z"), spUpdate("a4", "monitoring", "2025-05-20T10:10:00Z")}, p.incidents[1].Updates...)
+	})
+	bu.clock.Advance(time.Minute)
+	if rep, err := sp.PollOnce(t.Context()); err != nil || rep.Published != 2 {
+		t.Fatalf("next poll: %+v %v", rep, err)
+	}
+	if got := ids(bu.events()); !slices.Equal(got, []string{"a3", "m1", "a4", "a5"}) {
+		t.Fatalf("stream holds %v", got)
+	}
+}
+
+// TestStatuspagePollerFirstReadInterrupted: the first read of
+// incidents.json records one incident (its history skipped, its latest
+// update published) and fails on another (JetStream refuses it), so the
+// list stays unread and the next poll is a first read again. The
+// incident already recorded is past its baseline: the two updates it got
+// meanwhile are both published, not taken for history; the one that
+// failed has its latest update published.
+func TestStatuspagePollerFirstReadInterrupted(t *testing.T) {
+	t.Parallel()
+	bu := setup(t)
+	var failing atomic.Bool
+	failing.Store(true)
+	store, err := ingest.OpenStore(t.Context(), bu.js, func(ctx context.Context, ev *incident.Event) error {
+		if failing.Load() && ev.IncidentID == "open2" {
+			return errUnavailable
+		}
+		return bu.publish(ctx, ev)
+	}, ingest.StoreConfig{Holder: "p1", Now: bu.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pageWithHistory(t)
+	p.incidents = append(p.incidents, spIncident("open2", "investigating", spUpdate("b1", "investigating", "2025-05-20T09:40:00Z"), spUpdate("b2", "identified", "2025-05-20T09:50:00Z")))
+	sp := newPoller(t, bu, store, p, nil)
+	if _, err := sp.PollOnce(t.Context()); !errors.Is(err, errUnavailable) {
+		t.Fatalf("first poll: %v, want the publish failure", err)
+	}
+	if got := ids(bu.events()); !slices.Equal(got, []string{"a2", "m1"}) {
+		t.Fatalf("first poll published %v", got)
+	}
+	p.change(func(p *page) {
+		p.incidents[1].Updates = append([]ingest.StatuspageUpdate{spUpdate("a4", "monitoring", "2025-05-20T10:10:00Z"), spUpdate("a3", "identified", "2025-05-20T10:00:00Z")}, p.incidents[1].Updates...)
+	})
+	failing.Store(false)
+	bu.clock.Advance(2 * time.Minute)
+	if rep, err := sp.PollOnce(t.Context()); err != nil || rep.Published != 3 {
+		t.Fatalf("second poll: %+v %v", rep, err)
+	}
+	if got := ids(bu.events()); !slices.Equal(got, []string{"a2", "m1", "a3", "a4", "b2"}) {
+		t.Fatalf("stream holds %v, want a3 and a4 (new since the first read) and b2", got)
+	}
+	for _, ev := range bu.events()[2:4] {
+		if ev.Sequence != map[string]int64{"a3": 3, "a4": 4}[ev.ID] {
+			t.Errorf("%s has sequence %d", ev.ID, ev.Sequence)
+		}
 	}
 }

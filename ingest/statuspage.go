@@ -52,6 +52,9 @@ type StatuspageIncident struct {
 	ImpactOverride *string    `json:"impact_override"`
 	Shortlink      string     `json:"shortlink"`
 	CreatedAt      *time.Time `json:"created_at"`
+	// UpdatedAt is when the incident last changed, an edit of its window
+	// included.
+	UpdatedAt      *time.Time `json:"updated_at"`
 	StartedAt      *time.Time `json:"started_at"`
 	ResolvedAt     *time.Time `json:"resolved_at"`
 	PostmortemBody *string    `json:"postmortem_body"`
@@ -274,6 +277,17 @@ type Incident struct {
 	Updates []Update
 	// Problems lists the updates that could not be converted.
 	Problems []error
+	// ScheduledFor and ScheduledUntil are the window of a maintenance
+	// still scheduled (not started, completed or cancelled) as the source
+	// shows it now, which the source may have moved without publishing an
+	// update: the [Store] then publishes a synthetic update carrying it
+	// (see [Store.Publish]). Nil otherwise, and for sources that only
+	// know the windows their updates carry.
+	ScheduledFor, ScheduledUntil *time.Time
+	// ChangedAt is when the source last changed the incident (Statuspage's
+	// updated_at), nil when unknown: a payload older than the one a
+	// published window came from does not move it back.
+	ChangedAt *time.Time
 }
 
 // ConvertError reports an update (or an incident) that could not be
@@ -372,6 +386,10 @@ func (m Mapping) Convert(in *StatuspageIncident) (*Incident, error) {
 	}
 	if n := len(out.Updates); n > 0 {
 		out.Open = !out.Updates[n-1].Event.Status.Closed()
+	}
+	if st := strings.ToLower(strings.TrimSpace(in.Status)); maintenance && (st == "scheduled" || st == "") &&
+		in.ScheduledFor != nil && in.ScheduledUntil != nil {
+		out.ScheduledFor, out.ScheduledUntil, out.ChangedAt = in.ScheduledFor, in.ScheduledUntil, in.UpdatedAt
 	}
 	return out, nil
 }

@@ -34,9 +34,11 @@ type StatuspagePollerConfig struct {
 // restart or another process resumes without publishing anything twice
 // or missing anything. One process polls at a time (the source's lease).
 //
-// The first read of each list records what the page already shows
-// without publishing it, except the latest update of each incident or
-// maintenance still open.
+// The first read of each list (until a poll has handled all of it and
+// stored its cursor) records what the page already shows without
+// publishing it, except the latest update of each incident or maintenance
+// still open; an incident already recorded is not taken for history again
+// (see [Store.Publish]).
 type StatuspagePoller struct {
 	*poller
 	base    *url.URL

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -137,7 +138,22 @@ type record struct {
 	Updates map[string]*entry `json:"updates"`
 	// Claim is set while a process publishes updates of the incident.
 	Claim *claim `json:"claim,omitempty"`
+	// Window is the maintenance window of the latest event published
+	// with one: the window subscribers were last told of. Nil for an
+	// incident, and in records written before windows were kept.
+	Window *window `json:"window,omitempty"`
 }
+
+// window is a maintenance window as published.
+type window struct {
+	For   time.Time `json:"for"`
+	Until time.Time `json:"until"`
+	// Seen is the source's change time of the payload it came from.
+	Seen *time.Time `json:"seen,omitempty"`
+}
+
+// same reports whether w spans the same time as o.
+func (w *window) same(o window) bool { return w.For.Equal(o.For) && w.Until.Equal(o.Until) }
 
 // entry is one update of a record.
 type entry struct {
@@ -192,10 +208,30 @@ const maxCASAttempts = 16
 // before, in order, each under the next sequence of its incident, and
 // records them.
 //
-// With baseline set (the first read of a poller), updates not seen before
-// are recorded without being published, except the latest update of an
-// incident still open: subscribers hear of what is going on, not of a
-// page's history.
+// With baseline set (the first read of a poller), the updates of an
+// incident the store has no record of are recorded without being
+// published, except the latest update of an incident still open:
+// subscribers hear of what is going on, not of a page's history. An
+// incident already recorded (by a webhook, or by an earlier first read
+// that an error interrupted) is past its baseline: its new updates are
+// published, baseline or not.
+//
+// A maintenance whose window (inc.ScheduledFor, inc.ScheduledUntil) is
+// not the one last published, while no update is left to publish and its
+// latest update is an announcement (status scheduled, not cancelled), was
+// moved at the source without an update. Publish then publishes one
+// synthetic update announcing the new window: the latest update's event
+// with the id "<latest update's key>~window-<hash of the window>" (and
+// ".<sequence>" after it when the window comes back to one that id
+// already announced), the next sequence, the new window, no published_at
+// (the dispatcher shows when it took the event) and notify unset (a moved
+// window is news even when the latest update was quiet). The id depends
+// only on the record and the window, so processes that see the move
+// together, or again after a restart, publish it once. A payload whose
+// change time (inc.ChangedAt) is not after that of the payload the
+// published window came from is stale, and moves nothing. A record
+// written before windows were kept takes the window it is shown as the
+// published one, and publishes nothing for it.
 //
 // The incident is claimed (a compare-and-set write) before its updates
 // are published, and released after, so that two processes never publish
@@ -230,6 +266,9 @@ func (s *Store) Publish(ctx context.Context, sourceKind string, inc *Incident, b
 				return false
 			}
 			changed := false
+			// The baseline is once per incident: a record means it was
+			// read before.
+			fresh := len(rec.Updates) == 0
 			for i, u := range inc.Updates {
 				e := rec.Updates[u.Key]
 				if e == nil {
@@ -237,7 +276,7 @@ func (s *Store) Publish(ctx context.Context, sourceKind string, inc *Incident, b
 					e = &entry{Seq: rec.LastSeq}
 					rec.Updates[u.Key] = e
 					changed = true
-					if baseline && !(inc.Open && i == len(inc.Updates)-1) {
+					if baseline && fresh && !(inc.Open && i == len(inc.Updates)-1) {
 						e.State = stateSkipped
 						res.Skipped++
 						continue
@@ -246,6 +285,14 @@ func (s *Store) Publish(ctx context.Context, sourceKind string, inc *Incident, b
 				if e.State == "" {
 					mine = append(mine, u)
 					seqs = append(seqs, e.Seq)
+				}
+			}
+			if len(mine) == 0 {
+				u, seq, ok, moved := windowMove(rec, inc)
+				changed = changed || moved
+				if ok {
+					mine = append(mine, u)
+					seqs = append(seqs, seq)
 				}
 			}
 			if len(mine) > 0 {
@@ -294,6 +341,9 @@ func (s *Store) Publish(ctx context.Context, sourceKind string, inc *Incident, b
 			if e := rec.Updates[u.Key]; e != nil {
 				e.State = statePublished
 			}
+			if ev := u.Event; ev.ScheduledFor != nil && ev.ScheduledUntil != nil {
+				rec.Window = &window{For: ev.ScheduledFor.UTC(), Until: ev.ScheduledUntil.UTC(), Seen: inc.ChangedAt}
+			}
 		}
 		if rec.Claim != nil && rec.Claim.By == s.cfg.Holder {
 			rec.Claim = nil
@@ -308,6 +358,67 @@ func (s *Store) Publish(ctx context.Context, sourceKind string, inc *Incident, b
 			"incident", inc.ID, "err", markErr)
 	}
 	return res, nil
+}
+
+// windowMove returns the synthetic update announcing the window inc
+// shows, with its sequence, when the window moved without an update (see
+// [Store.Publish]); ok is false when there is none to publish. It records
+// the update in rec, or adopts the window of a record written before
+// windows were kept; changed reports whether rec changed.
+func windowMove(rec *record, inc *Incident) (u Update, seq int64, ok, changed bool) {
+	if inc.ScheduledFor == nil || inc.ScheduledUntil == nil || len(inc.Updates) == 0 {
+		return u, 0, false, false
+	}
+	latest := inc.Updates[len(inc.Updates)-1]
+	now := window{For: inc.ScheduledFor.UTC(), Until: inc.ScheduledUntil.UTC(), Seen: inc.ChangedAt}
+	if rec.Window == nil {
+		// What subscribers were told is unknown: take what is shown.
+		if e := rec.Updates[latest.Key]; e != nil && e.State == statePublished {
+			rec.Window = &now
+			return u, 0, false, true
+		}
+		return u, 0, false, false
+	}
+	switch {
+	case rec.Window.same(now),
+		latest.Event.Status != incident.Scheduled || latest.Event.Cancelled,
+		rec.Window.Seen != nil && inc.ChangedAt != nil && !inc.ChangedAt.After(*rec.Window.Seen):
+		return u, 0, false, false
+	}
+	base := latest.Key + "~window-" + windowHash(now)
+	key := base
+	if e := rec.Updates[key]; e != nil && !(e.State == "" && e.Seq == rec.LastSeq) {
+		// This id announced the window before (it came back to it), or
+		// was given a sequence that later updates passed: a new id,
+		// named after the sequence it gets (the one already given when
+		// a publish of it failed).
+		key = fmt.Sprintf("%s.%d", base, rec.LastSeq)
+		if e := rec.Updates[key]; e == nil || e.State != "" {
+			key = fmt.Sprintf("%s.%d", base, rec.LastSeq+1)
+		}
+	}
+	ev := latest.Event
+	ev.ID, ev.Sequence = key, rec.LastSeq+1
+	ev.PublishedAt, ev.Notify = nil, nil
+	ev.ScheduledFor, ev.ScheduledUntil = inc.ScheduledFor, inc.ScheduledUntil
+	if ev.Validate() != nil {
+		return u, 0, false, false // an update id too long to extend
+	}
+	ev.Sequence = 0
+	e := rec.Updates[key]
+	if e == nil {
+		rec.LastSeq++
+		e = &entry{Seq: rec.LastSeq}
+		rec.Updates[key] = e
+		changed = true
+	}
+	return Update{Key: key, Event: ev, At: latest.At}, e.Seq, true, changed
+}
+
+// windowHash is a short hash of a window, for synthetic update ids.
+func windowHash(w window) string {
+	sum := sha256.Sum256([]byte(w.For.UTC().Format(time.RFC3339Nano) + "/" + w.Until.UTC().Format(time.RFC3339Nano)))
+	return hex.EncodeToString(sum[:4])
 }
 
 // Known reports the sequence given to an update, and whether it was

@@ -224,3 +224,92 @@ func TestWebhookConfig(t *testing.T) {
 }
 
 var errUnavailable = errors.New("nats: no responders available for request")
+
+// withIncident returns a webhook fixture with its incident edited by f.
+func withIncident(t *testing.T, name string, f func(inc map[string]any)) []byte {
+	t.Helper()
+	var body map[string]any
+	if err := json.Unmarshal(fixture(t, name), &body); err != nil {
+		t.Fatal(err)
+	}
+	f(body["incident"].(map[string]any))
+	data, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// movedWindow is maintenance-scheduled.json with its window set to
+// start-end by an edit at changed, no update added.
+func movedWindow(t *testing.T, start, end, changed string) []byte {
+	return withIncident(t, "maintenance-scheduled.json", func(inc map[string]any) {
+		inc["scheduled_for"], inc["scheduled_until"], inc["updated_at"] = start, end, changed
+	})
+}
+
+// TestWebhookMaintenanceWindowMovedWithoutUpdate: the operator moves an
+// announced maintenance's window without posting an update; the payload
+// carries the new window and no new update. Herald publishes one
+// synthetic announcement (id <update>~window-<hash>, next sequence, the
+// latest update's status and texts, the new window), once: not on the
+// same payload again, nor from another process, nor after a restart; a
+// stale payload (older updated_at, the old window) moves nothing back; a
+// real update carrying the window publishes itself only; a move back to
+// the first window is a new announcement with a new id.
+func TestWebhookMaintenanceWindowMovedWithoutUpdate(t *testing.T) {
+	t.Parallel()
+	bu := setup(t)
+	r := newReceiver(t, bu, bu.store("p1"), ingest.Mapping{})
+	post := func(r *receiver, body []byte, want int) []any {
+		t.Helper()
+		code, ans := r.post(t, testToken, body)
+		if code != http.StatusOK || len(ans["published"].([]any)) != want {
+			t.Fatalf("%d %v, want %d published", code, ans, want)
+		}
+		return ans["published"].([]any)
+	}
+	post(r, fixture(t, "maintenance-scheduled.json"), 1)
+	moved := movedWindow(t, "2025-06-08T22:00:00.000Z", "2025-06-09T02:00:00.000Z", "2025-05-21T08:00:00.000Z")
+	got := post(r, moved, 1)
+	synthetic, _ := got[0].(string)
+	// The first 4 bytes of SHA-256("2025-06-08T22:00:00Z/2025-06-09T02:00:00Z").
+	if synthetic != "mu1announce0~window-a67a100f" {
+		t.Fatalf("synthetic update id %q, want mu1announce0~window-<hash of the window>", synthetic)
+	}
+	post(r, moved, 0)
+	// Another process, then a restart of the server and the process.
+	post(newReceiver(t, bu, bu.store("p2"), ingest.Mapping{}), moved, 0)
+	bu.restart()
+	r = newReceiver(t, bu, bu.store("p1-restarted"), ingest.Mapping{})
+	post(r, moved, 0)
+	// A stale copy of the first payload (older updated_at) moves nothing.
+	post(r, fixture(t, "maintenance-scheduled.json"), 0)
+
+	evs := bu.events()
+	if got := ids(evs); !slices.Equal(got, []string{"mu1announce0", synthetic}) || bu.publishes.Load() != 2 {
+		t.Fatalf("stream holds %v after %d publishes", got, bu.publishes.Load())
+	}
+	first, ev := evs[0], evs[1]
+	if ev.Sequence != 2 || ev.Status != incident.Scheduled || ev.Cancelled || !ev.ShouldNotify() || ev.PublishedAt != nil ||
+		!ev.ScheduledFor.Equal(*ts("2025-06-08T22:00:00Z")) || !ev.ScheduledUntil.Equal(*ts("2025-06-09T02:00:00Z")) ||
+		ev.Title.Plain != first.Title.Plain || ev.Body.Plain != first.Body.Plain || ev.IncidentID != first.IncidentID || !slices.Equal(ev.Components, first.Components) {
+		t.Fatalf("synthetic update %+v, announcement %+v", ev, first)
+	}
+
+	// A real update with the window it shows: published alone.
+	post(r, withIncident(t, "maintenance-moved.json", func(inc map[string]any) {
+		inc["scheduled_for"], inc["scheduled_until"], inc["updated_at"] = "2025-06-08T22:00:00.000Z", "2025-06-09T02:00:00.000Z", "2025-05-25T08:00:00.000Z"
+	}), 1)
+	// Back to the first window without an update: a new announcement.
+	back := withIncident(t, "maintenance-moved.json", func(inc map[string]any) {
+		inc["scheduled_for"], inc["scheduled_until"], inc["updated_at"] = "2025-06-01T22:00:00.000Z", "2025-06-02T02:00:00.000Z", "2025-05-26T08:00:00.000Z"
+	})
+	got = post(r, back, 1)
+	post(r, back, 0)
+	evs = bu.events()
+	if len(evs) != 4 || evs[2].ID != "mu2moved0000" || evs[3].ID != got[0] || !strings.HasPrefix(evs[3].ID, "mu2moved0000~window-") ||
+		evs[3].Sequence != 4 || !evs[3].ScheduledFor.Equal(*ts("2025-06-01T22:00:00Z")) {
+		t.Fatalf("stream holds %v", ids(evs))
+	}
+}
