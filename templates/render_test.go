@@ -767,6 +767,17 @@ func TestFallbackFramedInReadersLanguage(t *testing.T) {
 	if err != nil || strings.Contains(string(sl.Body), "pas été publiée dans votre langue") {
 		t.Errorf("Slack for a French reader: %v\n%s", err, sl.Body)
 	}
+	// A reader of a language Herald has no catalog for shares frame and
+	// text with the English reader of an English update, not the
+	// message: theirs has the note.
+	en := Update{Event: corpusEvent(t, loadCorpus(t), "INC-9f682075:1"), AcceptedAt: acceptedAt}
+	const enNote = "This update was not published in your language."
+	if sl, err = r.Render(en, ChannelSlack, testRecipient(t, "en-GB")); err != nil || sl.Fallback || strings.Contains(string(sl.Body), enNote) {
+		t.Errorf("Slack for an English reader: %v\n%s", err, sl.Body)
+	}
+	if sl, err = r.Render(en, ChannelSlack, testRecipient(t, "de-DE")); err != nil || !sl.Fallback || sl.Frame != "en" || !strings.Contains(string(sl.Body), enNote) {
+		t.Errorf("Slack for a German reader: %v\n%s", err, sl.Body)
+	}
 }
 
 // TestSubjectNeutralizesEncodedWords: a MIME encoded-word in a title
