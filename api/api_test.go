@@ -191,6 +191,18 @@ func TestAPIPublishCoverage(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("coverage\n got %s\nwant %s", got, want)
 	}
+	// A follower of the incident is in its audience, as the fan-out
+	// selects it; a follower of another incident is not.
+	for id, followed := range map[string]string{"fol1": "COV-1", "fol2": "COV-9"} {
+		doc := strings.Replace(b.subscriber(id, "it-IT"), `"endpoints"`, `"follow":{"incident_id":"`+followed+`"},"endpoints"`, 1)
+		b.putSubscriber(doc)
+	}
+	if code, body := b.do("POST", "/v1/incidents", adminToken, event("COV-1", 2, "identified"), &res); code != http.StatusAccepted {
+		t.Fatalf("publish: %d %s", code, body)
+	}
+	if res.Coverage.Subscribers != 7 || res.Coverage.Fallback != 4 || res.Coverage.Locales[0] != (dispatcher.LocaleCoverage{Locale: "it", Subscribers: 3, Fallback: 3, WrittenIn: "en"}) {
+		t.Errorf("coverage with a follower of the incident: %+v", res.Coverage)
+	}
 }
 
 // TestAPIRequireLocales: with require_locales, an update lacking one of its
