@@ -189,6 +189,12 @@ type errorBody struct {
 	Missing []string `json:"missing_locales,omitempty"`
 	// Coverage is the update's translation coverage (coverage refusals).
 	Coverage *dispatcher.Coverage `json:"coverage,omitempty"`
+	// Priority is the priority whose languages were checked: the
+	// update's, or the unrated priority when it has none (coverage
+	// refusals).
+	Priority incident.Priority `json:"priority,omitempty"`
+	// Limit is the size limit in bytes (413 answers).
+	Limit int `json:"limit,omitempty"`
 }
 
 // writeInputError answers 400 with the offending fields, or 413; other
@@ -198,7 +204,7 @@ func writeInputError(w http.ResponseWriter, what string, err error) {
 	var fe incident.FieldErrors
 	switch {
 	case errors.As(err, &tooLarge):
-		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Error: err.Error(), Limit: tooLarge.Limit})
 	case errors.As(err, &fe):
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: what + ": " + fe.Error(), Fields: fe})
 	default:

@@ -21,6 +21,8 @@ type apiError struct {
 	Fields   incident.FieldErrors `json:"fields"`
 	Missing  []string             `json:"missing_locales"`
 	Coverage *dispatcher.Coverage `json:"coverage"`
+	Priority incident.Priority    `json:"priority"`
+	Limit    int                  `json:"limit"`
 }
 
 // routes returns the admin routes of a server built like the bundle's.
@@ -149,6 +151,9 @@ func TestAPIPublish(t *testing.T) {
 		if tc.field != "" && (len(e.Fields) == 0 || e.Fields[0].Field != tc.field) {
 			t.Errorf("%s: fields %+v, want %s first", tc.name, e.Fields, tc.field)
 		}
+		if tc.code == http.StatusRequestEntityTooLarge && e.Limit != 2048 {
+			t.Errorf("%s: limit %d in %s, want 2048", tc.name, e.Limit, body)
+		}
 	}
 	var snap dispatcher.Snapshot
 	if code, _ := b.do("GET", "/v1/incidents/API-1", adminToken, "", &snap); code != http.StatusOK || snap.LatestSeq != 1 {
@@ -186,6 +191,18 @@ func TestAPIPublishCoverage(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("coverage\n got %s\nwant %s", got, want)
 	}
+	// A follower of the incident is in its audience, as the fan-out
+	// selects it; a follower of another incident is not.
+	for id, followed := range map[string]string{"fol1": "COV-1", "fol2": "COV-9"} {
+		doc := strings.Replace(b.subscriber(id, "it-IT"), `"endpoints"`, `"follow":{"incident_id":"`+followed+`"},"endpoints"`, 1)
+		b.putSubscriber(doc)
+	}
+	if code, body := b.do("POST", "/v1/incidents", adminToken, event("COV-1", 2, "identified"), &res); code != http.StatusAccepted {
+		t.Fatalf("publish: %d %s", code, body)
+	}
+	if res.Coverage.Subscribers != 7 || res.Coverage.Fallback != 4 || res.Coverage.Locales[0] != (dispatcher.LocaleCoverage{Locale: "it", Subscribers: 3, Fallback: 3, WrittenIn: "en"}) {
+		t.Errorf("coverage with a follower of the incident: %+v", res.Coverage)
+	}
 }
 
 // TestAPIRequireLocales: with require_locales, an update lacking one of its
@@ -203,7 +220,7 @@ func TestAPIRequireLocales(t *testing.T) {
 	var e apiError
 	code, body := b.do("POST", "/v1/incidents", adminToken, event("REQ-1", 1, "investigating", "priority", "P1"), &e)
 	if code != http.StatusBadRequest || strings.Join(e.Missing, ",") != "it" || !strings.Contains(e.Error, "it") ||
-		e.Coverage == nil || e.Coverage.Fallback != 1 {
+		e.Coverage == nil || e.Coverage.Fallback != 1 || e.Priority != "P1" {
 		t.Fatalf("P1 without Italian: %d %s", code, body)
 	}
 	if code, _ := b.do("GET", "/v1/incidents/REQ-1", adminToken, "", nil); code != http.StatusNotFound {
@@ -221,8 +238,9 @@ func TestAPIRequireLocales(t *testing.T) {
 		t.Fatalf("P2: %d %s", code, body)
 	}
 	// An unrated update is a P3 update (the default unrated priority).
+	e = apiError{}
 	code, body = b.do("POST", "/v1/incidents", adminToken, event("REQ-3", 1, "investigating"), &e)
-	if code != http.StatusBadRequest || strings.Join(e.Missing, ",") != "de" {
+	if code != http.StatusBadRequest || strings.Join(e.Missing, ",") != "de" || e.Priority != "P3" || !strings.Contains(e.Error, "required for P3 updates") {
 		t.Fatalf("unrated update: %d %s", code, body)
 	}
 	// All the languages carried: published.

@@ -32,7 +32,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("event over the limit of %d bytes", limit))
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("event over the limit of %d bytes", limit), Limit: limit})
 		return
 	}
 	if err != nil {
@@ -54,7 +54,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody{
 			Error:   err.Error(),
 			Fields:  []incident.FieldError{{Field: "body", Message: err.Error()}},
-			Missing: missing.Missing, Coverage: cov,
+			Missing: missing.Missing, Coverage: cov, Priority: missing.Priority,
 		})
 		return
 	} else if err != nil && missing == nil {

@@ -196,6 +196,11 @@ func TestOpenAPIAnswersMatchTheirSchemas(t *testing.T) {
 	check("POST a bad incident", "Error", body)
 	_, body = b.do("GET", "/v1/subscribers", "wrong", "", nil)
 	check("401", "Error", body)
+	code, body = b.do("PUT", "/v1/subscribers/m2", adminToken, `{"id":"m2","name":"`+strings.Repeat("x", DefaultMaxSubscriberBytes)+`"}`, nil)
+	if code != 413 || !bytes.Contains(body, []byte(`"limit": 262144`)) {
+		t.Errorf("PUT an oversized subscriber: %d %s", code, body)
+	}
+	check("PUT an oversized subscriber", "Error", body)
 	_, body = b.do("GET", "/v1/subscribers", adminToken, "", nil)
 	check("GET subscribers", "SubscriberPage", body)
 	_, body = b.do("GET", "/v1/subscribers/m1", adminToken, "", nil)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -12,7 +13,7 @@ func (s *Server) putSubscriber(w http.ResponseWriter, r *http.Request) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxSubscriberBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		writeError(w, http.StatusRequestEntityTooLarge, "subscriber document too large")
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("subscriber document over the limit of %d bytes", s.cfg.MaxSubscriberBytes), Limit: int(s.cfg.MaxSubscriberBytes)})
 		return
 	}
 	if err != nil {

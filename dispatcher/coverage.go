@@ -19,6 +19,9 @@ import (
 // get a fallback.
 type Coverage = templates.Coverage
 
+// LocaleCoverage is the coverage of the readers of one language.
+type LocaleCoverage = templates.LocaleCoverage
+
 // CoverageRenderer is what computing a coverage needs of the renderer;
 // *templates.Renderer has it.
 type CoverageRenderer interface {
@@ -32,13 +35,14 @@ var ErrNoCoverage = errors.New("dispatcher: the renderer cannot report translati
 
 // UpdateCoverage computes the coverage of ev among the subscribers of ix
 // it goes to, as the fan-out would select them (an update without a
-// priority counts as unrated).
+// priority counts as unrated; the followers of its incident are in).
 func UpdateCoverage(ix *subscribers.Index, r CoverageRenderer, ev *incident.Event, unrated incident.Priority, now time.Time) (*Coverage, error) {
 	prio := ev.Priority
 	if prio == "" {
 		prio = unrated
 	}
-	readers := ix.AudienceLocales(subscribers.Query{Components: ev.Components, Priority: prio, Status: ev.Status})
+	readers := ix.AudienceLocales(subscribers.Query{Components: ev.Components, Priority: prio, Status: ev.Status,
+		IncidentID: ev.IncidentID, Sequence: ev.Sequence})
 	return r.Coverage(templates.Update{Event: ev, AcceptedAt: now}, readers)
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/internal/natstest"
@@ -571,6 +572,15 @@ func TestLedgerExportOverTheCorpus(t *testing.T) {
 	}
 	if len(files) != 1+count["m_fr/mail/outboxed"]+count["m_it/mail/outboxed"]+count["m_be/mail/outboxed"] || len(files) == 1 {
 		t.Errorf("%d outbox files, %v rows", len(files), count)
+	}
+	// The metrics count the outbox's writes as outboxed, never as
+	// delivered (each record is counted before it is stored).
+	emailOutboxed := count["m_fr/mail/outboxed"] + count["m_it/mail/outboxed"] + count["m_be/mail/outboxed"]
+	if got := testutil.ToFloat64(b.d.metrics.outcomes.WithLabelValues(channels.Email, string(Outboxed))); int(got) < emailOutboxed || emailOutboxed == 0 {
+		t.Errorf("herald_delivery_outcomes_total{email,outboxed} = %v, the ledger has %d outboxed emails", got, emailOutboxed)
+	}
+	if got := testutil.ToFloat64(b.d.metrics.outcomes.WithLabelValues(channels.Email, string(Delivered))); got != 0 {
+		t.Errorf("herald_delivery_outcomes_total{email,delivered} = %v: the outbox counted as delivered", got)
 	}
 	// The hard bounce: refused (by the sends under way when the first
 	// 410 came), then the endpoint disabled: later updates leave it out.

@@ -3,6 +3,7 @@ package subscribers
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,6 +42,14 @@ func TestPendingPausedAndFollowers(t *testing.T) {
 		} {
 			if got := targets(x.Audience(tc.q)); got != tc.want {
 				t.Errorf("collide=%v: Audience(%+v) = %q, want %q", collide, tc.q, got, tc.want)
+			}
+			// The translation coverage counts the same subscribers.
+			n := 0
+			for _, c := range x.AudienceLocales(tc.q) {
+				n += c
+			}
+			if want := len(strings.Fields(tc.want)); n != want {
+				t.Errorf("collide=%v: AudienceLocales(%+v) counts %d subscribers, want %d", collide, tc.q, n, want)
 			}
 		}
 		if got := x.Holders("email", " a@X.example"); !slices.Contains(got, "pend") || !slices.Contains(got, "paused") {

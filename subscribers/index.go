@@ -512,8 +512,9 @@ func (x *Index) filter(q Query) filter {
 }
 
 // AudienceLocales counts the subscribers the update described by q goes
-// to (at least one of their endpoints matches), per locale tag as they gave
-// it ("fr-BE": 120).
+// to (at least one of their endpoints matches, or they follow its incident
+// as [Index.Audience] selects them), per locale tag as they gave it
+// ("fr-BE": 120).
 func (x *Index) AudienceLocales(q Query) map[string]int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -525,6 +526,17 @@ func (x *Index) AudienceLocales(q Query) map[string]int {
 			if f.match(&m, x.extras) {
 				counts[e.locale]++
 				break
+			}
+		}
+	}
+	if q.IncidentID != "" {
+		// Followers have no matchers: they are counted once each here.
+		for _, fl := range x.extra.follows[q.IncidentID] {
+			if len(fl.targets) == 0 || fl.ended != 0 && q.Sequence > fl.ended {
+				continue
+			}
+			if i, ok := x.find(fl.id); ok {
+				counts[x.entries[i].locale]++
 			}
 		}
 	}

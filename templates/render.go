@@ -319,7 +319,7 @@ func (r *Renderer) Render(u Update, channel string, rc Recipient) (*Rendered, er
 	case ChannelEmail:
 		key.zone, key.shape, key.fallback = loc.String(), recipientShape(rc), fallback
 	case ChannelSlack:
-		key.zone, key.shape = loc.String(), recipientShape(rc)&(hasUnsubscribe|hasPreferences)
+		key.zone, key.shape, key.fallback = loc.String(), recipientShape(rc)&(hasUnsubscribe|hasPreferences), fallback
 	case ChannelSMS:
 		key.zone = loc.String()
 	case ChannelWebhook:
@@ -412,7 +412,7 @@ func (r *Renderer) renderChannel(p *prepared, lp langPair, channel string, loc *
 	case ChannelSMS:
 		return r.renderSMS(p, lp, loc)
 	case ChannelSlack:
-		return r.renderSlack(p, lp, loc, shape)
+		return r.renderSlack(p, lp, loc, shape, fallback)
 	default:
 		return r.renderWebhook(p, lp)
 	}

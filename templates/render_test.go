@@ -743,6 +743,16 @@ func TestFallbackFramedInReadersLanguage(t *testing.T) {
 	if !strings.HasPrefix(out.Subject, "[Causa identificata] ") {
 		t.Errorf("subject %q", out.Subject)
 	}
+	// Slack says it too, in Italian, above the French text.
+	sl, err := r.Render(Update{Event: ev, AcceptedAt: acceptedAt}, ChannelSlack, testRecipient(t, "it-IT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := strings.Index(string(sl.Body), "Questo aggiornamento non è stato pubblicato nella tua lingua. Ecco il testo originale, in francese.")
+	if sl.Frame != "it" || !sl.Fallback || note < 0 || note > strings.Index(string(sl.Body), "Nous avons identifié un incident") ||
+		!strings.Contains(string(sl.Body), "Servizi interessati") {
+		t.Errorf("Slack for an Italian reader of a French update:\n%s", sl.Body)
+	}
 	// A reader whose language the update carries gets no note, one
 	// language, one lang attribute.
 	out, err = r.Render(Update{Event: ev, AcceptedAt: acceptedAt}, ChannelEmail, testRecipient(t, "fr-FR"))
@@ -752,6 +762,21 @@ func TestFallbackFramedInReadersLanguage(t *testing.T) {
 	if out.Frame != "fr" || out.Locale != "fr" || out.Fallback || out.Headers["Content-Language"] != "fr" ||
 		strings.Contains(out.HTML, `<h1 lang=`) || strings.Contains(out.Text, "pas été publiée dans votre langue") {
 		t.Errorf("French reader: frame %s, text %s, fallback %v, Content-Language %q", out.Frame, out.Locale, out.Fallback, out.Headers["Content-Language"])
+	}
+	sl, err = r.Render(Update{Event: ev, AcceptedAt: acceptedAt}, ChannelSlack, testRecipient(t, "fr-FR"))
+	if err != nil || strings.Contains(string(sl.Body), "pas été publiée dans votre langue") {
+		t.Errorf("Slack for a French reader: %v\n%s", err, sl.Body)
+	}
+	// A reader of a language Herald has no catalog for shares frame and
+	// text with the English reader of an English update, not the
+	// message: theirs has the note.
+	en := Update{Event: corpusEvent(t, loadCorpus(t), "INC-9f682075:1"), AcceptedAt: acceptedAt}
+	const enNote = "This update was not published in your language."
+	if sl, err = r.Render(en, ChannelSlack, testRecipient(t, "en-GB")); err != nil || sl.Fallback || strings.Contains(string(sl.Body), enNote) {
+		t.Errorf("Slack for an English reader: %v\n%s", err, sl.Body)
+	}
+	if sl, err = r.Render(en, ChannelSlack, testRecipient(t, "de-DE")); err != nil || !sl.Fallback || sl.Frame != "en" || !strings.Contains(string(sl.Body), enNote) {
+		t.Errorf("Slack for a German reader: %v\n%s", err, sl.Body)
 	}
 }
 

@@ -44,9 +44,12 @@ func slackHeader(s string) slackBlock {
 // renderSlack renders the update message and the incident's parent message.
 //
 // shape tells which of the recipient's links (unsubscribe, preferences)
-// the message carries, as placeholders filled in after the cache.
-func (r *Renderer) renderSlack(p *prepared, lp langPair, loc *time.Location, shape int) (*Rendered, error) {
-	v := r.newView(p, lp, loc, false, true)
+// the message carries, as placeholders filled in after the cache. With
+// fallback (the update lacks the reader's language), the message says so
+// in the reader's language, naming the language of the text, as the email
+// does.
+func (r *Renderer) renderSlack(p *prepared, lp langPair, loc *time.Location, shape int, fallback bool) (*Rendered, error) {
+	v := r.newView(p, lp, loc, fallback, true)
 	cat := v.cat
 	colon := cat.must("locale.colon")
 	label := func(key string) string { return "*" + escapeMrkdwn(cat.must(key)) + "*" }
@@ -82,11 +85,17 @@ func (r *Renderer) renderSlack(p *prepared, lp langPair, loc *time.Location, sha
 	summary := "[" + v.StatusLabel + "] " + v.Title
 	fallbackText := clip(escapeMrkdwn(summary+" - "+v.Summary), slackMaxText)
 
-	// The update message: title, summary, facts, body, link.
+	// The update message: title, summary, the fallback note, facts, body,
+	// link.
 	msg := slackMessage{Text: fallbackText}
 	msg.Blocks = append(msg.Blocks,
 		slackHeader(v.Emoji+" "+v.Title),
 		slackBlock{Type: "section", Text: mrkdwn("*" + escapeMrkdwn(v.Summary) + "*")},
+	)
+	if v.FallbackNote != "" {
+		msg.Blocks = append(msg.Blocks, slackBlock{Type: "context", Elements: []slackText{*mrkdwn(escapeMrkdwn(v.FallbackNote))}})
+	}
+	msg.Blocks = append(msg.Blocks,
 		slackBlock{Type: "section", Fields: facts},
 		slackBlock{Type: "divider"},
 	)

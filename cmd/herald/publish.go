@@ -281,6 +281,8 @@ func postEvent(ctx context.Context, client *http.Client, base, token string, raw
 		Fields   incident.FieldErrors `json:"fields"`
 		Missing  []string             `json:"missing_locales"`
 		Coverage *dispatcher.Coverage `json:"coverage"`
+		Priority incident.Priority    `json:"priority"`
+		Limit    int                  `json:"limit"`
 	}
 	switch resp.StatusCode {
 	case http.StatusAccepted:
@@ -294,18 +296,19 @@ func postEvent(ctx context.Context, client *http.Client, base, token string, raw
 			return nil, fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
 		}
 		if len(refusal.Missing) > 0 {
-			var ev struct {
-				Priority incident.Priority `json:"priority"`
-			}
-			_ = json.Unmarshal(raw, &ev)
-			return &publishAnswer{Coverage: refusal.Coverage}, &dispatcher.MissingLocalesError{Priority: ev.Priority, Missing: refusal.Missing}
+			// The priority checked is the server's answer: an unrated
+			// update is checked as the server's unrated priority.
+			return &publishAnswer{Coverage: refusal.Coverage}, &dispatcher.MissingLocalesError{Priority: refusal.Priority, Missing: refusal.Missing}
 		}
 		if len(refusal.Fields) > 0 {
 			return nil, refusal.Fields
 		}
 		return nil, incident.FieldErrors{{Field: "(event)", Message: refusal.Error}}
 	case http.StatusRequestEntityTooLarge:
-		return nil, &incident.TooLargeError{Size: len(raw)}
+		if err := json.Unmarshal(body, &refusal); err != nil || refusal.Limit <= 0 {
+			return nil, fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+		}
+		return nil, &incident.TooLargeError{Size: len(raw), Limit: refusal.Limit}
 	default:
 		return nil, fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}

@@ -171,7 +171,7 @@ func TestStartupWarnings(t *testing.T) {
 func TestPublishCoverageAndRequiredLocales(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	config := writeFile(t, dir, "herald.yaml", "require_locales:\n  P1: [fr, en, it]\n")
+	config := writeFile(t, dir, "herald.yaml", "require_locales:\n  P1: [fr, en, it]\n  P3: [fr, it]\n")
 	subs := writeFile(t, dir, "subs.jsonl", strings.Join([]string{
 		`{"id":"fr1","locale":"fr-FR","endpoints":[{"id":"mail","channel":"email","address":"a@fr1.example"}]}`,
 		`{"id":"it1","locale":"it-IT","endpoints":[{"id":"mail","channel":"email","address":"a@it1.example"}]}`,
@@ -198,6 +198,12 @@ func TestPublishCoverageAndRequiredLocales(t *testing.T) {
 	if code, out, errOut = herald(t, nil, ev("CLI-2", "P2"), "publish", "--config", config, "--data", data, "-"); code != exitOK {
 		t.Fatalf("P2 = %d\n%s\n%s", code, out, errOut)
 	}
+	// An unrated update is checked as the unrated priority (P3), and says so.
+	unrated := func(id string) string { return strings.Replace(ev(id, "P1"), `"priority":"P1",`, "", 1) }
+	code, out, errOut = herald(t, nil, unrated("CLI-5"), "publish", "--config", config, "--data", data, "-")
+	if code != exitUsage || !strings.Contains(errOut, "event 1: refused: the update lacks it, required for P3 updates") {
+		t.Fatalf("unrated without Italian = %d\n%s\n%s", code, out, errOut)
+	}
 
 	// The same through a running serve's API.
 	logs, _ := serveInBackground(t, nil, "--config", config, "--data", data, "--listen", "127.0.0.1:0", "--nats-listen", "none")
@@ -210,6 +216,16 @@ func TestPublishCoverageAndRequiredLocales(t *testing.T) {
 	code, out, errOut = herald(t, nil, ev("CLI-3", "P1"), "publish", "--data", data, "--server", server, "--allow-fallback", "-")
 	if code != exitOK || !strings.Contains(out, "CLI-3:1 published") || !strings.Contains(out, "audience 3 subscribers, 2 get a fallback") {
 		t.Fatalf("--server, P1 with --allow-fallback = %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = herald(t, nil, unrated("CLI-5"), "publish", "--data", data, "--server", server, "-")
+	if code != exitUsage || !strings.Contains(errOut, "event 1: refused: the update lacks it, required for P3 updates") {
+		t.Fatalf("--server, unrated without Italian = %d\n%s\n%s", code, out, errOut)
+	}
+	// An event over the size limit names the limit, as a local publish does.
+	big := strings.Replace(ev("CLI-6", "P2"), "Nous enquêtons.", strings.Repeat("x", 300<<10), 1)
+	code, out, errOut = herald(t, nil, big, "publish", "--data", data, "--server", server, "-")
+	if code != exitUsage || !strings.Contains(errOut, "event 1: invalid event: event is 307") || !strings.Contains(errOut, "over the limit of 262144 bytes") {
+		t.Fatalf("--server, an event over the limit = %d\n%s\n%.500s", code, out, errOut)
 	}
 	bad := strings.Replace(ev("CLI-4", "P2"), "investigating", "fixed", 1)
 	code, out, errOut = herald(t, nil, bad, "publish", "--data", data, "--server", server, "-")
