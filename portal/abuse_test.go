@@ -110,8 +110,9 @@ func TestBrowserMissingCSRF(t *testing.T) {
 	}
 }
 
-// TestBrowserRateLimits: past the per-IP limit a clear 429 page; past the
-// per-address limit too, across "processes" (the count is in the bucket).
+// TestBrowserRateLimits: past the per-address limit a clear 429 page; past
+// the per-IP limit too, in the page's language. (Across processes:
+// TestRateLimitsAcrossProcesses.)
 func TestBrowserRateLimits(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{limits: Limits{IP: Limit{N: 3, Per: time.Hour}, Address: Limit{N: 2, Per: time.Hour}}})
