@@ -205,3 +205,73 @@ func TestBrowserSlack(t *testing.T) {
 		t.Fatalf("the update went to %d endpoints, want the email and Slack", n)
 	}
 }
+
+// TestBrowserPreferenceCentre: the rest of the preference centre in the
+// browser: statuses, priority, time zone and SMS quiet hours are stored;
+// pausing stops every notification until resumed; an added address gets
+// its confirmation and nothing else until confirmed; an address is
+// removed.
+func TestBrowserPreferenceCentre(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	e.operatorSubscriber(&subscribers.Subscriber{ID: "m_prefs", Locale: "en", Endpoints: []subscribers.Endpoint{
+		{ID: "mail", Channel: "email", Address: "ops@prefs.example"}, {ID: "sms", Channel: "sms", Address: "+33612345678"}}})
+	b := e.browser()
+	e.login(b, "ops@prefs.example", 1)
+	b.check("statuses", "resolved", true)
+	b.choose("min_priority", "P2")
+	b.choose("timezone", "Europe/Rome")
+	eval[bool](b, `(document.getElementById("quiet_start").value = "22:00", document.getElementById("quiet_end").value = "07:00", true)`)
+	b.submit("/manage/do/preferences")
+	b.expect("after saving", "Your preferences are saved.")
+	sub, _, err := e.store.Get(e.ctx, "m_prefs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sub.Statuses) != 1 || sub.Statuses[0] != "resolved" || sub.MinPriority != "P2" || sub.Timezone != "Europe/Rome" {
+		t.Fatalf("stored: statuses %v, priority %q, time zone %q", sub.Statuses, sub.MinPriority, sub.Timezone)
+	}
+	if q := sub.Endpoint("sms").QuietHours; q == nil || q.Start != "22:00" || q.End != "07:00" {
+		t.Fatalf("quiet hours: %+v", q)
+	}
+	synced := func() {
+		e.waitFor("the index to see the change", 5*time.Second, func() bool {
+			rev, _ := e.d.Index().Revision("m_prefs")
+			_, got, _ := e.store.Get(e.ctx, "m_prefs")
+			return rev == got
+		})
+	}
+	// Paused: a resolved P1 update reaches nobody; resumed: it does.
+	b.submit("/manage/do/pause")
+	b.expect("paused", "Every notification is paused.")
+	synced()
+	e.publish(event("INC-PA", 1, "resolved"))
+	if n := e.targets("INC-PA", 1); n != 0 {
+		t.Fatalf("a paused subscriber got the update on %d endpoints", n)
+	}
+	b.submit("/manage/do/pause")
+	if strings.Contains(b.text(), "Every notification is paused.") {
+		t.Fatal("still paused")
+	}
+	synced()
+	e.publish(event("INC-PB", 1, "resolved"))
+	if n := e.targets("INC-PB", 1); n != 2 {
+		t.Fatalf("after resuming, the update went to %d endpoints, want 2", n)
+	}
+	// An added address: pending, its confirmation only.
+	b.fill("add-email", "night@prefs.example")
+	b.submit("/manage/do/add-email")
+	b.expect("after adding", "night@prefs.example", "awaiting confirmation")
+	link(t, e.waitMail("night@prefs.example", 1), "confirm")
+	synced()
+	e.publish(event("INC-PC", 1, "resolved"))
+	if n := e.targets("INC-PC", 1); n != 2 {
+		t.Fatalf("the update went to %d endpoints, want 2 (not the pending one)", n)
+	}
+	// Remove the SMS number.
+	b.follow(`form[action="/manage/do/remove"]:has(input[name="endpoint"][value="sms"]) button[type=submit]`)
+	b.expect("after removing", "Removed.")
+	if sub, _, err := e.store.Get(e.ctx, "m_prefs"); err != nil || sub.Endpoint("sms") != nil || sub.Endpoint("mail") == nil {
+		t.Fatalf("after removing the number: %+v %v", sub, err)
+	}
+}
