@@ -1,11 +1,18 @@
 package portal
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/links"
 	"github.com/heraldhq/herald/subscribers"
@@ -103,8 +110,9 @@ func TestBrowserMissingCSRF(t *testing.T) {
 	}
 }
 
-// TestBrowserRateLimits: past the per-IP limit a clear 429 page; past the
-// per-address limit too, across "processes" (the count is in the bucket).
+// TestBrowserRateLimits: past the per-address limit a clear 429 page; past
+// the per-IP limit too, in the page's language. (Across processes:
+// TestRateLimitsAcrossProcesses.)
 func TestBrowserRateLimits(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{limits: Limits{IP: Limit{N: 3, Per: time.Hour}, Address: Limit{N: 2, Per: time.Hour}}})
@@ -251,5 +259,207 @@ func TestUnsubscribeOneClick(t *testing.T) {
 	}
 	if endpoint("mail2").Disabled != nil {
 		t.Fatal("an old address's link unsubscribed the new address")
+	}
+}
+
+var ticketPattern = regexp.MustCompile(`(ticket=|name="ticket" value=")[A-Za-z0-9_%-]+`)
+
+// TestNoEnumeration: the subscribe form, the link form and the code form
+// answer a known address exactly as an unknown one, down to a wrong code
+// typed for a phone number.
+func TestNoEnumeration(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	e.operatorSubscriber(&subscribers.Subscriber{ID: "m_known", Locale: "en", Endpoints: []subscribers.Endpoint{
+		{ID: "mail", Channel: "email", Address: "known@shop.example"}, {ID: "sms", Channel: "sms", Address: "+33612345678"}}})
+	c := e.client()
+	same := func(what string, known, unknown func() (int, string)) {
+		t.Helper()
+		kc, kp := known()
+		uc, up := unknown()
+		kp, up = ticketPattern.ReplaceAllString(kp, "${1}T"), ticketPattern.ReplaceAllString(up, "${1}T")
+		if kc != uc || kp != up {
+			t.Errorf("%s: a known address gets %d, an unknown one %d:\n--- known\n%s\n--- unknown\n%s", what, kc, uc, kp, up)
+		}
+	}
+	manage := func(address string) func() (int, string) {
+		return func() (int, string) {
+			return c.post("/manage?lang=en", "/manage", url.Values{"address": {address}, "lang": {"en"}})
+		}
+	}
+	same("/manage by email", manage("known@shop.example"), manage("nobody@shop.example"))
+	same("/manage by phone", manage("+33 6 12 34 56 78"), manage("+33 6 12 34 56 79"))
+	code := e.waitCode("+33612345678", 1)
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	typed := func(phone string) func() (int, string) {
+		return func() (int, string) {
+			_, page := manage(phone)()
+			m := regexp.MustCompile(`name="ticket" value="([^"]+)"`).FindStringSubmatch(page)
+			if m == nil {
+				t.Fatalf("no code form:\n%s", page)
+			}
+			return c.post("/manage?lang=en", "/confirm-code", url.Values{"ticket": {m[1]}, "code": {wrong}, "lang": {"en"}})
+		}
+	}
+	same("a wrong code", typed("+33 6 12 34 56 78"), typed("+33 6 12 34 56 79"))
+	subscribe := func(field, address string) func() (int, string) {
+		return func() (int, string) {
+			return c.post("/subscribe?lang=en", "/subscribe", url.Values{field: {address}, "lang": {"en"}})
+		}
+	}
+	same("/subscribe by email", subscribe("email", "known@shop.example"), subscribe("email", "new@shop.example"))
+	same("/subscribe by phone", subscribe("phone", "+33 6 12 34 56 78"), subscribe("phone", "+33 6 12 34 56 77"))
+	// What each address received: the known one a link to its
+	// preferences, the new one a confirmation; nobody else anything.
+	link(t, e.waitMail("known@shop.example", 2), "manage")
+	link(t, e.waitMail("new@shop.example", 1), "confirm")
+	if n := len(e.mails("nobody@shop.example")); n != 0 {
+		t.Fatalf("an unknown address received %d messages", n)
+	}
+	if n := len(e.twilio.texts("+33612345679")); n != 0 {
+		t.Fatalf("an unknown number received %d SMS", n)
+	}
+}
+
+// TestCodeTries: after the allowed wrong codes, even the right code is
+// refused and the number stays unconfirmed.
+func TestCodeTries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{noMail: true})
+	c := e.client()
+	_, page := c.post("/subscribe?lang=en", "/subscribe", url.Values{"phone": {"+33 6 55 44 33 22"}, "lang": {"en"}})
+	m := regexp.MustCompile(`name="ticket" value="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no code form:\n%s", page)
+	}
+	code := e.waitCode("+33655443322", 1)
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	try := func(typed string) (int, string) {
+		return c.post("/subscribe?lang=en", "/confirm-code", url.Values{"ticket": {m[1]}, "code": {typed}, "lang": {"en"}})
+	}
+	for left := 4; left >= 1; left-- {
+		if status, page := try(wrong); status != http.StatusBadRequest || !strings.Contains(page, "Tries left: "+strconv.Itoa(left)) {
+			t.Fatalf("wrong code, %d left: %d\n%s", left, status, page)
+		}
+	}
+	for _, typed := range []string{wrong, code} {
+		if status, page := try(typed); status != http.StatusGone || !strings.Contains(page, "Too many wrong codes") {
+			t.Fatalf("code %s after the last try: %d\n%s", typed, status, page)
+		}
+	}
+	if e.pending("sms", "+33655443322") != 1 {
+		t.Fatal("the number was confirmed after too many wrong codes")
+	}
+}
+
+// secondPortal starts another portal process on the same JetStream server
+// (a connection of its own) and returns a client of it.
+func (e *env) secondPortal(limits Limits) *client {
+	e.t.Helper()
+	nc, err := nats.Connect(e.nc.ConnectedUrl())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p, err := New(e.ctx, Config{PublicURL: e.url, Rules: e.rules, Limits: limits, Now: e.clock.Now},
+		Deps{Dispatcher: e.d, JetStream: js, Webhook: e.webhook})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	srv := httptest.NewServer(p.Handler())
+	e.t.Cleanup(srv.Close)
+	c := e.client()
+	c.base = srv.URL
+	return c
+}
+
+// TestRateLimitsAcrossProcesses: the per-address and per-phone-prefix
+// limits count the requests of every portal process sharing the
+// JetStream server; a limited request gets the 429 page with Retry-After
+// and sends nothing.
+func TestRateLimitsAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	limits := Limits{IP: Limit{N: 100, Per: time.Hour}, Address: Limit{N: 2, Per: time.Hour}, PhonePrefix: Limit{N: 3, Per: time.Hour}}
+	e := newEnv(t, envOpts{limits: limits, noMail: true})
+	one, two := e.client(), e.secondPortal(limits)
+	ask := func(c *client) (int, string) {
+		return c.post("/manage?lang=en", "/manage", url.Values{"address": {"who@shop.example"}, "lang": {"en"}})
+	}
+	for _, c := range []*client{one, two} {
+		if status, page := ask(c); status != http.StatusOK {
+			t.Fatalf("within the address limit: %d\n%s", status, page)
+		}
+	}
+	for _, c := range []*client{one, two} {
+		if status, page := ask(c); status != http.StatusTooManyRequests || !strings.Contains(page, "Too many requests") {
+			t.Fatalf("past the address limit: %d\n%s", status, page)
+		}
+	}
+	// Numbers sharing all but their last 4 digits: SMS pumping.
+	subscribe := func(c *client, phone string) (int, string) {
+		return c.post("/subscribe?lang=en", "/subscribe", url.Values{"phone": {phone}, "lang": {"en"}})
+	}
+	for i, c := range []*client{one, two, one} {
+		if status, page := subscribe(c, fmt.Sprintf("+33 6 12 34 00 0%d", i+1)); status != http.StatusOK {
+			t.Fatalf("number %d of the prefix: %d\n%s", i+1, status, page)
+		}
+	}
+	status, page := subscribe(two, "+33 6 12 34 00 04")
+	if status != http.StatusTooManyRequests || !strings.Contains(page, "Too many requests") {
+		t.Fatalf("past the prefix limit: %d\n%s", status, page)
+	}
+	e.waitCode("+33612340003", 1)
+	if n := len(e.twilio.texts("+33612340004")); n != 0 {
+		t.Fatal("an SMS went past the prefix limit")
+	}
+	if n := e.count(); n != 3 {
+		t.Fatalf("%d subscribers stored, want 3", n)
+	}
+}
+
+// TestKeyRotation: links sealed under the previous key still open (an
+// unsubscribe link, one-click), and an unsubscribe link past its 90 days
+// is refused and changes nothing.
+func TestKeyRotation(t *testing.T) {
+	t.Parallel()
+	const newKey = "the new portal key, the new portal key, the new key"
+	e := newEnv(t, envOpts{key: newKey, previousKey: testKey, noMail: true})
+	e.operatorSubscriber(&subscribers.Subscriber{ID: "m_rot", Locale: "en", Endpoints: []subscribers.Endpoint{
+		{ID: "a", Channel: "email", Address: "a@rot.example"}, {ID: "b", Channel: "email", Address: "b@rot.example"}}})
+	old, err := links.New(links.Config{Key: testKey, BaseURL: e.url, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	oneClick := func(target string) int {
+		code, _ := c.postRaw(target, url.Values{"List-Unsubscribe": {"One-Click"}})
+		return code
+	}
+	disabled := func(id string) bool {
+		s, _, err := e.store.Get(e.ctx, "m_rot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Endpoint(id).Disabled != nil
+	}
+	if code := oneClick(old.UnsubscribeURL("m_rot", "a", "a@rot.example")); code != http.StatusOK || !disabled("a") {
+		t.Fatalf("a link of the previous key: %d, disabled %v", code, disabled("a"))
+	}
+	expiring := e.d.Links().UnsubscribeURL("m_rot", "b", "b@rot.example")
+	e.clock.Advance(91 * 24 * time.Hour)
+	code, page := c.postRaw(expiring, url.Values{"List-Unsubscribe": {"One-Click"}})
+	e.clock.Advance(-91 * 24 * time.Hour)
+	if code != http.StatusGone || !strings.Contains(page, "This link has expired") || disabled("b") {
+		t.Fatalf("an unsubscribe link 91 days old: %d, disabled %v\n%s", code, disabled("b"), page)
 	}
 }

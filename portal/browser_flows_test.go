@@ -63,8 +63,8 @@ func TestBrowserSubscribeByEmail(t *testing.T) {
 }
 
 // TestBrowserSMSCode: a number confirmed by the code sent by SMS; a wrong
-// code is refused with the tries left; an expired code is refused; neither
-// activates anything.
+// code is refused with the tries left; the language switch keeps the code
+// form; an expired code is refused; neither activates anything.
 func TestBrowserSMSCode(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{noMail: true})
@@ -89,6 +89,12 @@ func TestBrowserSMSCode(t *testing.T) {
 	b.expect("a wrong code", "non è corretto", "4")
 	if e.pending("sms", "+33612345678") != 1 {
 		t.Fatal("a wrong code changed the endpoint")
+	}
+	// The language switch keeps the code form.
+	b.follow(`nav a[hreflang="en"]`)
+	b.expect("the code form in English", "Confirm your mobile number", "6-digit code")
+	if got := eval[string](b, `document.documentElement.lang`); got != "en" {
+		t.Fatalf("after the switch: lang=%q", got)
 	}
 	b.fill("code", code)
 	b.submit("/confirm-code")

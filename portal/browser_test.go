@@ -76,13 +76,21 @@ func (b *browser) open(path string) {
 	b.loaded()
 }
 
-// loaded waits until the page is complete.
+// loaded waits until the page is complete. While the browser moves to
+// the next page the evaluation may fail (the document it ran in is gone):
+// it is tried again.
 func (b *browser) loaded() {
 	b.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for !eval[bool](b, `document.readyState === "complete" && !!document.body && !document.body.dataset.left`) {
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		done, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete" && !!document.body && !document.body.dataset.left`))
+		cancel()
+		if err == nil && done {
+			return
+		}
 		if time.Now().After(deadline) {
-			b.t.Fatal("the page did not load")
+			b.t.Fatalf("the page did not load (%v)", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

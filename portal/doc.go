@@ -3,7 +3,7 @@
 //
 //	GET/POST /subscribe             subscribe by email and/or SMS (double opt-in)
 //	GET/POST /confirm/{token}       confirm an email address (the link mailed, 7 days)
-//	POST     /confirm-code          confirm a phone number with the code sent by SMS
+//	GET/POST /confirm-code          confirm a phone number with the code sent by SMS
 //	GET/POST /manage                ask for a link to the preference centre (1 hour, once)
 //	GET/POST /manage/{token}        open the preference centre from a link
 //	GET      /manage                the preference centre itself (with a session)

@@ -27,6 +27,7 @@ import (
 	"github.com/heraldhq/herald/channels/channelstest"
 	"github.com/heraldhq/herald/channels/email"
 	"github.com/heraldhq/herald/channels/outbox"
+	"github.com/heraldhq/herald/channels/slack"
 	"github.com/heraldhq/herald/channels/sms"
 	"github.com/heraldhq/herald/channels/webhook"
 	"github.com/heraldhq/herald/dispatcher"
@@ -130,6 +131,11 @@ type env struct {
 	twilio *fakeTwilio
 	logs   *channelstest.SyncBuffer
 	store  *subscribers.Store
+	// rules, webhook and outbox are what a second portal process needs,
+	// and where the Slack messages are written.
+	rules   subscribers.Rules
+	webhook channels.Channel
+	outbox  string
 }
 
 type envOpts struct {
@@ -167,6 +173,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	}
 	chans := map[string]channels.Channel{channels.Webhook: wh}
 	outDir := t.TempDir()
+	e.outbox, e.webhook = outDir, wh
 	for _, name := range []string{channels.Email, channels.Slack} {
 		ob, err := outbox.New(outbox.Config{Dir: outDir, Channel: name})
 		if err != nil {
@@ -192,7 +199,9 @@ func newEnv(t *testing.T, o envOpts) *env {
 	chans[channels.SMS] = smsCh
 	policy := egress.Policy{Allow: allow}
 	rules := subscribers.Rules{Components: catalog, AllowHTTPWebhooks: true, Phone: sms.Normalize, SMSCountries: o.countries,
-		WebhookURL: func(raw string) error { _, err := policy.CheckURL(raw, true); return err }}
+		WebhookURL:   func(raw string) error { _, err := policy.CheckURL(raw, true); return err },
+		SlackWebhook: func(raw string) error { return slack.CheckWebhookURL(raw, nil, false) }}
+	e.rules = rules
 	key := o.key
 	if key == "" {
 		key = testKey

@@ -162,34 +162,48 @@ func (s *Server) manageRequest(w http.ResponseWriter, r *http.Request) {
 	if !s.check(w, r, lang, s.limitAddress(ctx, "sms", phone)) {
 		return
 	}
-	// A code for the first subscriber holding the number; for an unknown
-	// number, a ticket without a code (the form answers "wrong code"), so
-	// that the page tells nothing.
-	subID, epID := "unknown", "sms"
-	holders := s.holders(ctx, "sms", phone)
-	for _, sub := range holders {
-		for _, ep := range sub.Endpoints {
-			if ep.Channel == "sms" && ep.Address == phone && subID == "unknown" {
-				subID, epID = sub.ID, ep.ID
+	// A code for the first subscriber holding the number. An unknown
+	// number gets a ticket of its own with a code nobody receives, so
+	// that every later answer (a wrong code, tries left, too many tries)
+	// is the one a known number gets: the page tells nothing.
+	var sub *subscribers.Subscriber
+	var ep *subscribers.Endpoint
+	for _, h := range s.holders(ctx, "sms", phone) {
+		for i := range h.Endpoints {
+			if e := &h.Endpoints[i]; sub == nil && e.Channel == "sms" && e.Address == phone {
+				sub, ep = h, e
 			}
 		}
 	}
+	// The platform cap is the same for every number; a known number past
+	// its own daily cap is answered as an unknown one (no code is sent,
+	// and the page does not say it exists).
+	scope, err := s.smsScope(ctx, sub)
+	if err != nil {
+		s.check(w, r, lang, err)
+		return
+	}
+	if scope == dispatcher.CapPlatform {
+		s.smsCapPage(w, r, lang, scope)
+		return
+	}
+	if scope != "" {
+		s.logger.Warn("portal: no code sent, daily cap reached", "cap", scope, "subscriber", sub.ID)
+		sub = nil
+	}
 	var ticket string
-	if subID != "unknown" {
-		if !s.smsAllowed(w, r, lang, subID) {
-			return
-		}
-		sub := holders[slices.IndexFunc(holders, func(h *subscribers.Subscriber) bool { return h.ID == subID })]
-		if ticket, err = s.sendCode(ctx, sub, sub.Endpoint(epID)); err != nil {
+	if sub != nil {
+		if ticket, err = s.sendCode(ctx, sub, ep); err != nil {
 			s.check(w, r, lang, err)
 			return
 		}
 	} else {
-		if _, err := s.newCode(ctx, codeKey(subID, newID("x"))); err != nil {
+		blind := newID("x_")
+		if _, err := s.newCode(ctx, codeKey(blind, smsEndpoint)); err != nil {
 			s.check(w, r, lang, err)
 			return
 		}
-		ticket = s.links.Seal(links.Code, subID, epID, phone, s.cfg.CodeTTL+s.cfg.SessionTTL)
+		ticket = s.links.Seal(links.Code, blind, smsEndpoint, phone, s.cfg.CodeTTL+s.cfg.SessionTTL)
 	}
 	pg = s.newPage(w, r, lang, "code.title")
 	pg.Data = codeData{Text: pg.T("subscribe.sent_phone"), Ticket: ticket}

@@ -80,15 +80,39 @@ func (p *page) T(key string, args ...string) string { return p.cats.text(p.Lang,
 func (s *Server) newPage(w http.ResponseWriter, r *http.Request, lang, titleKey string, titleArgs ...string) *page {
 	p := &page{cats: s.cats, Lang: lang, CSRF: s.csrfToken(w, r)}
 	p.Title = p.T(titleKey, titleArgs...)
-	for _, l := range Locales {
-		q := url.Values{"lang": {l}}
-		p.Langs = append(p.Langs, langLink{Lang: l, Name: langNames[l], URL: r.URL.Path + "?" + q.Encode(), Current: l == lang})
+	path, q := r.URL.Path, url.Values{}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// The switch is a link: it must lead to a page a GET shows.
+		switch {
+		case strings.HasPrefix(path, "/manage/do/"):
+			path = "/manage"
+		case path == "/confirm-code":
+			q.Set("ticket", r.PostFormValue("ticket"))
+		}
 	}
+	p.switchTo(path, q)
 	return p
+}
+
+// switchTo points the language switch at path with the query q (and the
+// language).
+func (p *page) switchTo(path string, q url.Values) {
+	p.Langs = p.Langs[:0]
+	for _, l := range Locales {
+		v := url.Values{"lang": {l}}
+		for k, vs := range q {
+			v[k] = vs
+		}
+		p.Langs = append(p.Langs, langLink{Lang: l, Name: langNames[l], URL: path + "?" + v.Encode(), Current: l == p.Lang})
+	}
 }
 
 // render writes a page.
 func (s *Server) render(w http.ResponseWriter, status int, name string, p *page) {
+	if d, ok := p.Data.(codeData); ok {
+		// The code form stays in place when the language changes.
+		p.switchTo("/confirm-code", url.Values{"ticket": {d.Ticket}})
+	}
 	t := s.pages.byName[name]
 	var buf bytes.Buffer
 	if t == nil {

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/heraldhq/herald/subscribers"
 )
 
 // TestSubscribeByEmailHTTP walks the double opt-in without a browser:
@@ -47,8 +49,8 @@ func TestSubscribeByEmailHTTP(t *testing.T) {
 }
 
 // TestSecurityHeadersAndCookies: every page forbids scripts and framing
-// and sends no referrer; the cookies are Secure, HttpOnly, SameSite and
-// host-only.
+// and sends no referrer; the cookies (the form token's and the preference
+// centre's session) are Secure, HttpOnly, SameSite and host-only.
 func TestSecurityHeadersAndCookies(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{noMail: true})
@@ -75,6 +77,35 @@ func TestSecurityHeadersAndCookies(t *testing.T) {
 				t.Errorf("%s: cookie %s: secure=%v httponly=%v samesite=%v", path, c.Name, c.Secure, c.HttpOnly, c.SameSite)
 			}
 		}
+	}
+	// The session cookie of the preference centre too.
+	e.operatorSubscriber(&subscribers.Subscriber{ID: "m_cookie", Locale: "en",
+		Endpoints: []subscribers.Endpoint{{ID: "mail", Channel: "email", Address: "c@cookie.example"}}})
+	c := e.client()
+	c.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	open := e.d.Links().PreferencesURL("m_cookie", "mail", "c@cookie.example")
+	_, page := c.get(open)
+	req, _ := http.NewRequest(http.MethodPost, c.abs(open), strings.NewReader(url.Values{"csrf": {csrfPattern.FindStringSubmatch(page)[1]}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var session *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "__Host-herald_session" {
+			session = ck
+		}
+	}
+	if resp.StatusCode != http.StatusSeeOther || session == nil {
+		t.Fatalf("opening the preference centre: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+	if !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || session.Path != "/" || session.Domain != "" {
+		t.Errorf("session cookie: %+v", session)
+	}
+	if rp := resp.Header.Get("Referrer-Policy"); rp != "no-referrer" {
+		t.Errorf("a page with a token: Referrer-Policy %q", rp)
 	}
 	// Plain http on a remote host cannot keep Secure cookies: New warns.
 	cfg := Config{PublicURL: "ftp://x"}.WithDefaults()

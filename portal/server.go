@@ -122,6 +122,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /subscribe", s.subscribe)
 	mux.HandleFunc("GET /confirm/{token}", s.confirmPage)
 	mux.HandleFunc("POST /confirm/{token}", s.confirm)
+	mux.HandleFunc("GET /confirm-code", s.codePage)
 	mux.HandleFunc("POST /confirm-code", s.confirmCode)
 	mux.HandleFunc("GET /manage", s.managePage)
 	mux.HandleFunc("POST /manage", s.manageRequest)

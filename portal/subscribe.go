@@ -186,11 +186,30 @@ func (s *Server) smsAllowed(w http.ResponseWriter, r *http.Request, lang, subscr
 		return s.check(w, r, lang, err)
 	}
 	if scope != "" {
-		s.logger.Warn("portal: SMS refused, daily cap reached", "cap", scope)
-		s.message(w, r, http.StatusServiceUnavailable, lang, "error.sms_cap_title", "error.sms_cap_text", nil)
+		s.smsCapPage(w, r, lang, scope)
 		return false
 	}
 	return true
+}
+
+// smsScope returns the daily cap an SMS to sub (nil: nobody known) would
+// go past, or "".
+func (s *Server) smsScope(ctx context.Context, sub *subscribers.Subscriber) (string, error) {
+	capper := s.d.SMSCap()
+	if capper == nil {
+		return "", nil
+	}
+	id := ""
+	if sub != nil {
+		id = sub.ID
+	}
+	return capper.Check(ctx, id)
+}
+
+// smsCapPage answers the page of an SMS refused by a daily cap.
+func (s *Server) smsCapPage(w http.ResponseWriter, r *http.Request, lang, scope string) {
+	s.logger.Warn("portal: SMS refused, daily cap reached", "cap", scope)
+	s.message(w, r, http.StatusServiceUnavailable, lang, "error.sms_cap_title", "error.sms_cap_text", nil)
 }
 
 // sendConfirm mails the confirmation link of a pending email endpoint.
@@ -241,6 +260,20 @@ func (s *Server) sendCode(ctx context.Context, sub *subscribers.Subscriber, ep *
 }
 
 func codeKey(subscriberID, endpointID string) string { return "c." + subscriberID + "." + endpointID }
+
+// codePage shows the form where a code is typed again, from the ticket of
+// the form (the language switch of the code page leads here).
+func (s *Server) codePage(w http.ResponseWriter, r *http.Request) {
+	lang := pageLocale(r, "")
+	ticket := r.URL.Query().Get("ticket")
+	if _, err := s.links.Open(ticket, links.Code); err != nil {
+		s.linkError(w, r, lang, err)
+		return
+	}
+	pg := s.newPage(w, r, lang, "code.title")
+	pg.Data = codeData{Text: pg.T("subscribe.sent_phone"), Ticket: ticket}
+	s.render(w, http.StatusOK, "code", pg)
+}
 
 // confirmCode checks the code typed for a phone number.
 func (s *Server) confirmCode(w http.ResponseWriter, r *http.Request) {
