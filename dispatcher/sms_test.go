@@ -406,9 +406,11 @@ func TestSMSInvalidNumberDisablesEndpoint(t *testing.T) {
 	b.putSubscriber(sub)
 	id := DeliveryID("INC-21211:1", sub.ID, "sms")
 	b.publish(event("INC-21211", 1, "investigating"))
-	b.waitFor("the endpoint disabled", 20*time.Second, func() bool {
+	// The endpoint is disabled as the answer comes; its record is stored
+	// with the job's others (group commit), a moment later.
+	b.waitFor("the endpoint disabled and its failure recorded", 20*time.Second, func() bool {
 		s, _, err := b.d.store.Get(b.ctx, sub.ID)
-		return err == nil && s.Endpoint("sms").Disabled != nil
+		return err == nil && s.Endpoint("sms").Disabled != nil && len(b.delivery(sub.ID, id)) > 0
 	})
 	recs := b.delivery(sub.ID, id)
 	if len(recs) != 1 || recs[0].Outcome != Failed || recs[0].Status != 400 || recs[0].Code != "21211" || recs[0].Action != channels.DisableEndpoint.String() {
