@@ -104,6 +104,10 @@ func (r *Renderer) renderSlack(p *prepared, lp langPair, loc *time.Location, sha
 		tail = append(tail, slackBlock{Type: "context", Elements: []slackText{*mrkdwn("<" + slackURL(v.URL) + "|" + escapeMrkdwn(cat.must("slack.view")) + ">")}})
 	}
 	var links []string
+	if v.FollowURL != "" {
+		// Anyone reading the channel may follow this incident by email.
+		links = append(links, "<"+slackURL(v.FollowURL)+"|"+escapeMrkdwn(cat.must("email.follow"))+">")
+	}
 	if shape&hasPreferences != 0 {
 		links = append(links, "<"+prefsMark+"|"+escapeMrkdwn(cat.must("email.preferences"))+">")
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -54,7 +55,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	b, err := broker.Open(context.Background(), broker.Config{DataDir: dir, Listen: "none"})
+	// The server's warnings go to stderr: a stream it fails to create
+	// says why there.
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	b, err := broker.Open(context.Background(), broker.Config{DataDir: dir, Listen: "none", Logger: logger})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
