@@ -45,6 +45,7 @@ screenshots:
 # Each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
 fuzz:
+	go test -run '^$$' -fuzz '^FuzzParseByteSize$$' -fuzztime $(FUZZTIME) ./cmd/herald/
 	go test -run '^$$' -fuzz '^FuzzHeaderKeys$$' -fuzztime $(FUZZTIME) ./channels/email/
 	go test -run '^$$' -fuzz '^FuzzNewReply$$' -fuzztime $(FUZZTIME) ./channels/email/
 	go test -run '^$$' -fuzz '^FuzzQueueID$$' -fuzztime $(FUZZTIME) ./channels/email/
