@@ -26,6 +26,7 @@ import (
 	"github.com/heraldhq/herald/dispatcher"
 	"github.com/heraldhq/herald/incident"
 	"github.com/heraldhq/herald/ingest"
+	"github.com/heraldhq/herald/internal/eventtest"
 	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/subscribers"
 	"github.com/heraldhq/herald/templates"
@@ -222,22 +223,9 @@ func (b *testBundle) subscriber(id, locale string) string {
 "endpoints":[{"id":"wh","channel":"webhook","url":%q,"secret":%q}]}`, id, id, locale, b.recv.url("/"+id), testSecret)
 }
 
-// event builds a small event; extra are name, JSON value pairs.
+// event builds a small event (eventtest.Event).
 func event(incidentID string, seq int, status string, extra ...string) string {
-	ev := map[string]any{
-		"id": fmt.Sprintf("%s:%d", incidentID, seq), "incident_id": incidentID, "sequence": seq, "status": status,
-		"components": []string{"oney"}, "title": map[string]string{"fr": "Panne Oney", "en": "Oney outage"},
-		"body": map[string]string{"fr": "Nous enquêtons.", "en": "We are investigating."},
-	}
-	for i := 0; i+1 < len(extra); i += 2 {
-		var v any
-		if err := json.Unmarshal([]byte(extra[i+1]), &v); err != nil {
-			v = extra[i+1]
-		}
-		ev[extra[i]] = v
-	}
-	out, _ := json.Marshal(ev)
-	return string(out)
+	return eventtest.Event(incidentID, seq, status, extra...)
 }
 
 // receiver is a merchant's webhook endpoint: it verifies every signature

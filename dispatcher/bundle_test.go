@@ -2,8 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,6 +23,7 @@ import (
 	"github.com/heraldhq/herald/channels/outbox"
 	"github.com/heraldhq/herald/channels/webhook"
 	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/internal/eventtest"
 	"github.com/heraldhq/herald/internal/natstest"
 	"github.com/heraldhq/herald/secret"
 	"github.com/heraldhq/herald/subscribers"
@@ -320,22 +319,9 @@ func corpusEvent(t testing.TB, id string) string {
 	return ""
 }
 
-// event builds a small event.
+// event builds a small event (eventtest.Event).
 func event(incidentID string, seq int, status string, extra ...string) string {
-	ev := map[string]any{
-		"id": fmt.Sprintf("%s:%d", incidentID, seq), "incident_id": incidentID, "sequence": seq, "status": status,
-		"components": []string{"oney"}, "title": map[string]string{"fr": "Panne Oney", "en": "Oney outage"},
-		"body": map[string]string{"fr": "Nous enquêtons.", "en": "We are investigating."},
-	}
-	for i := 0; i+1 < len(extra); i += 2 {
-		var v any
-		if err := json.Unmarshal([]byte(extra[i+1]), &v); err != nil {
-			v = extra[i+1]
-		}
-		ev[extra[i]] = v
-	}
-	out, _ := json.Marshal(ev)
-	return string(out)
+	return eventtest.Event(incidentID, seq, status, extra...)
 }
 
 // hit is one request the receiver got.
