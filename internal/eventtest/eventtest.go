@@ -1,5 +1,3 @@
-// Package eventtest builds the small schema-v1 events the tests of several
-// packages publish.
 package eventtest
 
 import (
