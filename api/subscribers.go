@@ -63,7 +63,7 @@ func (s *Server) getSubscriber(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteSubscriber(w http.ResponseWriter, r *http.Request) {
-	err := s.d.Subscribers().Delete(r.Context(), r.PathValue("id"))
+	err := s.d.EraseSubscriber(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, subscribers.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no such subscriber")

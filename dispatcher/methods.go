@@ -70,6 +70,34 @@ func (d *Dispatcher) MaxEventBytes() int { return d.cfg.MaxEventBytes }
 // UnratedPriority is the priority an update without one is treated as.
 func (d *Dispatcher) UnratedPriority() incident.Priority { return d.cfg.UnratedPriority }
 
+// EraseSubscriber deletes subscriber id and erases the addresses it had
+// from the dead letters too (the notices addressed to it directly, such
+// as a confirmation refused for good, carry them), so that a deleted
+// subscription leaves only ids behind: the delivery log never holds an
+// address. It returns [subscribers.ErrNotFound] when there is no such
+// subscriber.
+func (d *Dispatcher) EraseSubscriber(ctx context.Context, id string) error {
+	sub, _, err := d.store.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := d.store.Delete(ctx, id); err != nil {
+		return err
+	}
+	var addresses []string
+	for i := range sub.Endpoints {
+		addresses = append(addresses, sub.Endpoints[i].Target())
+	}
+	n, err := d.dlq.Erase(ctx, id, addresses)
+	if err != nil {
+		return fmt.Errorf("subscriber %s deleted, but its dead letters were not erased: %w", id, err)
+	}
+	if n > 0 {
+		d.logger.Info("dead letters erased with their subscriber", "subscriber", id, "erased", n)
+	}
+	return nil
+}
+
 // SubscriberPage is one page of subscribers in id order.
 type SubscriberPage struct {
 	// Items are the subscribers of the page, secrets in place (callers

@@ -450,7 +450,7 @@ func (s *Server) manageAction(w http.ResponseWriter, r *http.Request) {
 		}
 		note(s.testEvent(ctx, sub, ep))
 	case "delete":
-		if err := s.store.Delete(ctx, sub.ID); err != nil && !errors.Is(err, subscribers.ErrNotFound) {
+		if err := s.d.EraseSubscriber(ctx, sub.ID); err != nil && !errors.Is(err, subscribers.ErrNotFound) {
 			s.check(w, r, lang, err)
 			return
 		}
