@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/heraldhq/herald/dispatcher"
 	"github.com/heraldhq/herald/incident"
@@ -112,6 +113,9 @@ type recallRequest struct {
 // recall cancels the notifications of one update not yet sent, and lists
 // those already sent.
 func (s *Server) recall(w http.ResponseWriter, r *http.Request) {
+	// Recording every notice of a large update recalled may outlast the
+	// server's write timeout; the CLI waits two minutes for it.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(2 * time.Minute))
 	id := r.PathValue("id")
 	if !incident.ValidIncidentID(id) {
 		writeFieldError(w, "id", "must be an incident id (letters, digits, '-' and '_')")

@@ -19,6 +19,9 @@ const ledgerRowsTrailer = "Herald-Ledger-Rows"
 // they are folded. A failure once rows were sent aborts the answer (the
 // client sees a cut transfer, never a silently short file).
 func (s *Server) ledger(w http.ResponseWriter, r *http.Request) {
+	// An export lasts as long as it takes (a million rows take about half
+	// a minute): the server's write timeout must not cut it.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	q := r.URL.Query()
 	f := dispatcher.LedgerFilter{IncidentID: q.Get("incident"), SubscriberID: q.Get("subscriber"), EventID: q.Get("event")}
 	format := dispatcher.LedgerJSONL

@@ -401,7 +401,7 @@ func (t *task) send() bool {
 		// The next turn comes a pace after this answer, not only after
 		// this start: the destination saw the request by now.
 		if perr := d.pacer.atLeast(dl.sendCtx, paceKey("dest", t.key), d.cfg.Now().Add(dl.cfg.Pace)); perr != nil {
-			t.logger.Warn("pace not extended", "error", perr)
+			t.log().Warn("pace not extended", "error", perr)
 		}
 	}
 	class := channels.Classify(err)

@@ -2,7 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"errors"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -23,11 +22,11 @@ func findUpdate(ctx context.Context, kv jetstream.KeyValue, eventID string) (*up
 	}
 	for _, id := range ids {
 		snap, _, err := (&snapshots{kv: kv}).get(ctx, id)
-		if errors.Is(err, jetstream.ErrKeyNotFound) || snap == nil {
-			continue
-		}
 		if err != nil {
 			return nil, err
+		}
+		if snap == nil {
+			continue
 		}
 		for _, u := range snap.Updates {
 			if u.EventID == eventID {

@@ -62,6 +62,12 @@ func NewPoster(cfg Config) (*Poster, error) {
 		MaxIdemponentCallAttempts: 1,
 		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 		DisablePathNormalizing:    true,
+		// Error texts never quote the answer: a malformed one may echo
+		// the request's target, whose path and query can hold a token.
+		ConfigureClient: func(hc *fasthttp.HostClient) error {
+			hc.SecureErrorLogMessage = true
+			return nil
+		},
 	}
 	return &Poster{client: client, timeout: cfg.Timeout, headSize: 512}, nil
 }

@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/egress"
 )
 
@@ -171,18 +171,11 @@ func (p *poller) fetch(ctx context.Context, u *url.URL, v Validators, accept str
 	}}, nil
 }
 
-// retryAfter parses a Retry-After value: seconds or an HTTP date.
+// retryAfter parses a Retry-After value: seconds or an HTTP date, at most
+// channels.MaxRetryAfter (a page asking for years is polled again in a day).
 func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil && n > 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	d, _ := channels.ParseRetryAfter(v, now) // capped at a day
+	return d
 }
 
 // pollFunc reads a source once and publishes what is new. It updates the
