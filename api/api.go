@@ -254,17 +254,3 @@ func boolParam(r *http.Request, name string) (bool, error) {
 	}
 	return v, nil
 }
-
-// plainToken reports whether s can be one token of a NATS subject: the
-// delivery log's subjects are built from subscriber and delivery ids.
-func plainToken(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for _, r := range s {
-		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return false
-		}
-	}
-	return true
-}

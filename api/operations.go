@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/dispatcher"
+	"github.com/heraldhq/herald/incident"
 )
 
 func (s *Server) deliveries(w http.ResponseWriter, r *http.Request) {
@@ -17,10 +18,10 @@ func (s *Server) deliveries(w http.ResponseWriter, r *http.Request) {
 	case q.SubscriberID == "":
 		writeFieldError(w, "subscriber", "is required")
 		return
-	case !plainToken(q.SubscriberID):
+	case !incident.ValidIncidentID(q.SubscriberID): // the same alphabet and length
 		writeFieldError(w, "subscriber", "must be a subscriber id")
 		return
-	case q.DeliveryID != "" && !plainToken(q.DeliveryID):
+	case q.DeliveryID != "" && !incident.ValidIncidentID(q.DeliveryID):
 		writeFieldError(w, "delivery", "must be a delivery id")
 		return
 	}

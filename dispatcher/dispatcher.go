@@ -195,7 +195,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		recalls:   newRecalls(topo.Recalls, cfg.Logger),
 		progress:  newProgress(topo, cfg.Now),
 	}
-	if d.maint, err = newMaintenance(d.snaps, cfg.Logger, cfg.Registerer); err != nil {
+	if d.maint, err = newMaintenance(d.snaps, cfg.Registerer); err != nil {
 		return nil, err
 	}
 	if cfg.Registerer != nil {

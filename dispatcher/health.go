@@ -12,16 +12,15 @@ import (
 // Components of Herald's own infrastructure whose trouble is reported by
 // health: JetStream streams and buckets the engine reads and writes.
 const (
-	componentDeliveryLog  = "delivery_log"
-	componentDeliveries   = "deliveries"
-	componentDeadLetters  = "dead_letters"
-	componentLeases       = "leases"
-	componentPacing       = "pacing"
-	componentSnapshots    = "incident_snapshots"
-	componentSubscribers  = "subscribers"
-	componentIncidents    = "incidents"
-	componentSuppressions = "suppressions"
-	componentSMSCaps      = "sms_caps"
+	componentDeliveryLog = "delivery_log"
+	componentDeliveries  = "deliveries"
+	componentDeadLetters = "dead_letters"
+	componentLeases      = "leases"
+	componentPacing      = "pacing"
+	componentSnapshots   = "incident_snapshots"
+	componentSubscribers = "subscribers"
+	componentIncidents   = "incidents"
+	componentSMSCaps     = "sms_caps"
 )
 
 // degradedFor is how long a failure of a component keeps Herald degraded

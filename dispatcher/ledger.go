@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -401,7 +402,7 @@ func (l *Ledger) exportGroup(ctx context.Context, filter string, end uint64, f L
 			rest = append(rest, e)
 		}
 	}
-	slices.SortFunc(rest, func(a, b *foldEntry) int { return int64Cmp(a.firstSeq, b.firstSeq) })
+	slices.SortFunc(rest, func(a, b *foldEntry) int { return cmp.Compare(a.firstSeq, b.firstSeq) })
 	for _, e := range rest {
 		if err := emit(&e.row); err != nil {
 			return n, err
@@ -432,16 +433,6 @@ func (f LedgerFilter) keeps(rec *Record, ts time.Time) bool {
 		return false
 	}
 	return true
-}
-
-func int64Cmp(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // lastSeqs reads the stream sequence of the last record of each subject a

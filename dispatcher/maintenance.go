@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -422,8 +421,7 @@ func (p *asyncPublisher) settle(pp pendingPublish) error {
 // incident snapshots it reads to screen reminders and to render
 // reschedulings, cached a moment, and its metric.
 type maintenance struct {
-	snaps  *snapshots
-	logger *slog.Logger
+	snaps *snapshots
 
 	// states caches the snapshots read to screen reminders, for
 	// stateTTL: a batch of reminders reads its incident's once.
@@ -452,12 +450,12 @@ const stateTTL = 250 * time.Millisecond
 // maxCachedStates bounds the snapshots cached for reminders.
 const maxCachedStates = 1024
 
-func newMaintenance(snaps *snapshots, logger *slog.Logger, reg prometheus.Registerer) (*maintenance, error) {
+func newMaintenance(snaps *snapshots, reg prometheus.Registerer) (*maintenance, error) {
 	prev, err := lru.New[string, *Window](512)
 	if err != nil {
 		return nil, err
 	}
-	m := &maintenance{snaps: snaps, logger: logger, states: map[string]cachedSnapshot{}, previous: prev,
+	m := &maintenance{snaps: snaps, states: map[string]cachedSnapshot{}, previous: prev,
 		scheduled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "herald", Name: "maintenance_reminders_parked_total",
 			Help: "Targets of maintenance reminders parked by the fan-out (one per endpoint and lead time), by channel.",

@@ -97,14 +97,6 @@ func deliveryConsumer(channel string) string { return "deliver-" + channel }
 // still does), where enough of them would stop the channel.
 func parkedSubject(channel string) string { return subjParked + channel }
 
-// maxParkedDeliveries bounds the deliveries of one parked copy: about two
-// each time it is parked (on arrival, when due), more when the process
-// handling it dies or the delivery log is unavailable (each such return
-// waits longer, up to a minute). Past it, the copy is taken for one that
-// kills its process and dead-lettered; the attempts themselves are
-// counted in its headers.
-const maxParkedDeliveries = 200
-
 // parkedConsumer names a channel's consumer of parked jobs.
 func parkedConsumer(channel string) string { return "parked-" + channel }
 
@@ -357,9 +349,7 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 			// No server-side limit: a job past it would stay stored and
 			// never be delivered again, unless some process caught the
 			// max-deliveries advisory at that very moment. The delivery
-			// loop counts the attempts, and dead-letters a job delivered
-			// too often without an answer (a process crashing on it)
-			// itself (see deliveryLimit).
+			// loop counts attempts (sends) itself; redeliveries use none.
 			MaxDeliver:    -1,
 			MaxAckPending: cc.MaxAckPending,
 			DeliverPolicy: jetstream.DeliverAllPolicy,

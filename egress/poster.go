@@ -23,10 +23,8 @@ import (
 // redirect is followed, no proxy, and cfg's timeouts bound each exchange.
 // TLS sessions are resumed per host. It speaks HTTP/1.1.
 type Poster struct {
-	client   *fasthttp.Client
-	timeout  time.Duration
-	maxRead  int64
-	headSize int
+	client  *fasthttp.Client
+	timeout time.Duration
 }
 
 // NewPoster returns a Poster applying cfg (see [Config]; MaxIdleConns does
@@ -69,7 +67,7 @@ func NewPoster(cfg Config) (*Poster, error) {
 			return nil
 		},
 	}
-	return &Poster{client: client, timeout: cfg.Timeout, headSize: 512}, nil
+	return &Poster{client: client, timeout: cfg.Timeout}, nil
 }
 
 // maxConnsPerHost bounds the connections to one host; the dispatcher's

@@ -29,14 +29,13 @@ const (
 // target is a checked endpoint URL and the parts of it an echoing receiver
 // must not get into Herald's errors.
 type target struct {
-	u       *url.URL
-	url     string // u in text, as sent
+	url     string // the URL in text, as sent
 	host    string
 	secrets []string // longest first
 }
 
 func newTarget(u *url.URL) *target {
-	t := &target{u: u, url: u.String(), host: u.Host}
+	t := &target{url: u.String(), host: u.Host}
 	add := func(s string, min int) {
 		if len(s) >= min && !slices.Contains(t.secrets, s) {
 			t.secrets = append(t.secrets, s)

@@ -100,6 +100,10 @@ type fileConfig struct {
 	// when set, else 80 MiB as a floor: above it the limit follows the
 	// live heap with 25 % headroom (see the README's capacity planning).
 	MemoryLimit byteSize `yaml:"memory_limit" toml:"memory_limit"`
+
+	// resolver is the one DNS cache every guarded client of serve shares
+	// (webhooks, Slack, polled status pages); nil: each builds its own.
+	resolver egress.Resolver
 }
 
 type maintenanceConfig struct {
@@ -361,10 +365,19 @@ type dnsConfig struct {
 // sends a host may have in flight (dispatch.channels.webhook.per_destination),
 // unless webhook.max_idle_conns_per_host says otherwise.
 func (c *fileConfig) webhookEgress(allow []netip.Prefix) egress.Config {
-	ec := c.Webhook.egressConfig(allow)
+	ec := c.egressConfig(allow)
 	if ec.MaxIdleConnsPerHost == 0 {
 		ec.MaxIdleConnsPerHost = max(16, c.Dispatch.Channels[channels.Webhook].PerDestination)
 	}
+	return ec
+}
+
+// egressConfig is the configuration of an SSRF-guarded client to the
+// addresses allow opens, with the webhook section's timeouts, connection
+// pool and DNS cache (the shared one, once serve made it).
+func (c *fileConfig) egressConfig(allow []netip.Prefix) egress.Config {
+	ec := c.Webhook.egressConfig(allow)
+	ec.Resolver = c.resolver
 	return ec
 }
 

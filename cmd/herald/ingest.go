@@ -140,7 +140,7 @@ func buildSources(ctx context.Context, cfg *fileConfig, js jetstream.JetStream, 
 	policy := egress.Policy{Allow: allow}
 	if in.Statuspage.URL != "" || len(in.Feeds) > 0 {
 		// The pages are reached through the SSRF guard of webhooks.
-		if client, err = egress.NewClient(cfg.Webhook.egressConfig(allow)); err != nil {
+		if client, err = egress.NewClient(cfg.egressConfig(allow)); err != nil {
 			return nil, err
 		}
 	}

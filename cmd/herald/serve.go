@@ -147,6 +147,10 @@ func serve(ctx context.Context, cfg *fileConfig, io *stdio) error {
 	if err != nil {
 		return &usageError{err}
 	}
+	// One DNS cache for every outbound request: webhooks, Slack, pages.
+	if cfg.resolver, err = egress.NewResolver(cfg.Webhook.egressConfig(allow).DNS); err != nil {
+		return &usageError{fmt.Errorf("webhook.dns: %w", err)}
+	}
 	chans, live, closers, err := buildChannels(cfg, allow, logger)
 	if err != nil {
 		return &usageError{err}
@@ -312,7 +316,7 @@ func buildChannels(cfg *fileConfig, allow []netip.Prefix, logger *slog.Logger) (
 		MaxResponseBytes: cfg.Webhook.MaxResponseBytes, AllowHTTP: cfg.Webhook.AllowHTTP,
 		PermanentStatuses: cfg.Webhook.PermanentStatuses,
 		IdleConnTimeout:   ec.IdleConnTimeout, MaxIdleConnsPerHost: ec.MaxIdleConnsPerHost, MaxIdleConns: ec.MaxIdleConns,
-		TLSSessionCacheSize: ec.TLSSessionCacheSize, DNS: ec.DNS,
+		TLSSessionCacheSize: ec.TLSSessionCacheSize, DNS: ec.DNS, Resolver: ec.Resolver,
 		Allow: allow, Logger: logger.With("channel", channels.Webhook),
 	})
 	if err != nil {
@@ -386,7 +390,7 @@ func buildChannels(cfg *fileConfig, allow []netip.Prefix, logger *slog.Logger) (
 // token, incoming webhooks through the SSRF-guarded client, threads kept in
 // the slack_threads bucket.
 func newSlack(cfg *fileConfig, allow []netip.Prefix, topo *dispatcher.Topology, logger *slog.Logger) (*slack.Channel, error) {
-	client, err := egress.NewClient(cfg.Webhook.egressConfig(allow))
+	client, err := egress.NewClient(cfg.egressConfig(allow))
 	if err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
 	}
