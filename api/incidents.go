@@ -84,15 +84,7 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) {
 		writeFieldError(w, "id", "must be an incident id (letters, digits, '-' and '_')")
 		return
 	}
-	snap, err := s.d.Snapshot(r.Context(), id)
-	switch {
-	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, err.Error())
-		return
-	case snap == nil:
-		writeError(w, http.StatusNotFound, "no such incident")
-		return
-	}
+	// One read of the snapshot: the progress follows the updates it lists.
 	p, err := s.d.Progress(r.Context(), id)
 	switch {
 	case errors.Is(err, dispatcher.ErrNoIncident):
@@ -100,7 +92,7 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:
-		writeJSON(w, http.StatusOK, incidentAnswer{Snapshot: snap, Progress: p.Updates})
+		writeJSON(w, http.StatusOK, incidentAnswer{Snapshot: p.Snapshot, Progress: p.Updates})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -284,9 +285,8 @@ func (f *fanout) batchCounts(targets []subscribers.Target) map[string]int {
 	for _, t := range targets {
 		counts[t.Channel]++
 	}
-	size := f.d.cfg.BatchSize
 	for ch, n := range counts {
-		counts[ch] = (n + size - 1) / size
+		counts[ch] = batchCount(n, f.d.cfg.BatchSize)
 	}
 	return counts
 }
@@ -327,37 +327,13 @@ func (f *fanout) publish(ctx context.Context, ev *incident.Event, streamSeq uint
 	for i := range targets {
 		byChannel[targets[i].Channel] = append(byChannel[targets[i].Channel], int32(i))
 	}
-	pending := make([]pendingPublish, 0, f.d.cfg.FanoutMaxPending)
-	stored := 0
-	settle := func(p pendingPublish) error {
-		select {
-		case <-p.fut.Ok():
-			return nil
-		case err := <-p.fut.Err():
-			// A timeout or a leader change: tried again one by one; the
-			// batch id makes a retry of a stored batch harmless.
-			return retryPublish(ctx, func() error {
-				_, err2 := f.js.PublishMsg(ctx, p.msg)
-				return err2
-			}, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	pub := newAsyncPublisher(ctx, f.js, f.d.cfg.FanoutMaxPending)
 	for _, ch := range channels.Names() {
 		members := byChannel[ch]
 		if len(members) == 0 {
 			continue
 		}
-		n := batches[ch]
-		if n <= 0 {
-			n = (len(members) + f.d.cfg.BatchSize - 1) / f.d.cfg.BatchSize
-		}
-		buckets := make([][]int32, n)
-		for _, i := range members {
-			b := bucketOf(targets[i].SubscriberID, n)
-			buckets[b] = append(buckets[b], i)
-		}
+		buckets := bucketize(members, batchCountOr(batches[ch], len(members), f.d.cfg.BatchSize), func(i int32) string { return targets[i].SubscriberID })
 		for b, m := range buckets {
 			if len(m) == 0 {
 				continue
@@ -368,35 +344,107 @@ func (f *fanout) publish(ctx context.Context, ev *incident.Event, streamSeq uint
 			if recheck {
 				msg.Header[hdrRecheck] = []string{"1"}
 			}
-			if len(pending) == cap(pending) {
-				if err := settle(pending[0]); err != nil {
-					return stored, err
-				}
-				stored++
-				pending = append(pending[:0], pending[1:]...)
+			if err := pub.add(msg); err != nil {
+				return pub.stored, err
 			}
-			fut, err := f.js.PublishMsgAsync(msg, jetstream.WithStallWait(5*time.Second))
-			if err != nil {
-				return stored, err
-			}
-			pending = append(pending, pendingPublish{fut: fut, msg: msg})
 			f.d.metrics.jobs.WithLabelValues(ch).Inc()
 		}
 		f.d.metrics.targets.WithLabelValues(ch).Add(float64(len(members)))
 	}
-	for _, p := range pending {
-		if err := settle(p); err != nil {
-			return stored, err
-		}
-		stored++
-	}
-	return stored, nil
+	err = pub.flush()
+	return pub.stored, err
 }
 
 // pendingPublish is an asynchronous publish awaiting its acknowledgement.
 type pendingPublish struct {
 	fut jetstream.PubAckFuture
 	msg *nats.Msg
+}
+
+// asyncPublisher publishes messages asynchronously with at most max
+// awaiting their acknowledgement; a publish that fails is tried again a
+// few times (see retryPublish) before the publisher gives up.
+type asyncPublisher struct {
+	ctx     context.Context
+	js      jetstream.JetStream
+	pending []pendingPublish
+	// stored counts the messages acknowledged.
+	stored int
+}
+
+func newAsyncPublisher(ctx context.Context, js jetstream.JetStream, limit int) *asyncPublisher {
+	return &asyncPublisher{ctx: ctx, js: js, pending: make([]pendingPublish, 0, max(limit, 1))}
+}
+
+// add publishes m, first waiting for the oldest publish when max are
+// pending.
+func (p *asyncPublisher) add(m *nats.Msg) error {
+	if len(p.pending) == cap(p.pending) {
+		if err := p.settle(p.pending[0]); err != nil {
+			return err
+		}
+		p.pending = slices.Delete(p.pending, 0, 1)
+	}
+	fut, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(5*time.Second))
+	if err != nil {
+		return err
+	}
+	p.pending = append(p.pending, pendingPublish{fut: fut, msg: m})
+	return nil
+}
+
+// flush waits for every pending publish.
+func (p *asyncPublisher) flush() error {
+	for _, pp := range p.pending {
+		if err := p.settle(pp); err != nil {
+			return err
+		}
+	}
+	p.pending = p.pending[:0]
+	return nil
+}
+
+func (p *asyncPublisher) settle(pp pendingPublish) error {
+	select {
+	case <-pp.fut.Ok():
+	case err := <-pp.fut.Err():
+		// The message id makes publishing a stored message again harmless.
+		if err := retryPublish(p.ctx, func() error {
+			_, err := p.js.PublishMsg(p.ctx, pp.msg)
+			return err
+		}, err); err != nil {
+			return err
+		}
+	case <-p.ctx.Done():
+		return p.ctx.Err()
+	}
+	p.stored++
+	return nil
+}
+
+// batchCount is the number of batches of size targets that n targets
+// make.
+func batchCount(n, size int) int { return (n + size - 1) / size }
+
+// batchCountOr is fixed, the batch count a snapshot fixed at the first
+// fan-out, or when it names none (0), the count n targets make.
+func batchCountOr(fixed, n, size int) int {
+	if fixed > 0 {
+		return fixed
+	}
+	return batchCount(n, size)
+}
+
+// bucketize spreads members over n batches, each in the batch of its
+// subscriber (bucketOf of key): the same member lands in the same batch
+// whenever the count is the same, which keeps batch membership fixed.
+func bucketize[T any](members []T, n int, key func(T) string) [][]T {
+	buckets := make([][]T, n)
+	for _, m := range members {
+		b := bucketOf(key(m), n)
+		buckets[b] = append(buckets[b], m)
+	}
+	return buckets
 }
 
 // retryPublish tries publish again, up to four times over about ten

@@ -15,7 +15,6 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
@@ -312,15 +311,7 @@ func (f *fanout) reminders(ev *incident.Event, streamSeq uint64, prio incident.P
 		if len(members) == 0 || len(leads) == 0 {
 			continue
 		}
-		n := batches[ch]
-		if n <= 0 {
-			n = (len(members) + d.cfg.BatchSize - 1) / d.cfg.BatchSize
-		}
-		buckets := make([][]Target, n)
-		for _, t := range members {
-			b := bucketOf(t.SubscriberID, n)
-			buckets[b] = append(buckets[b], t)
-		}
+		buckets := bucketize(members, batchCountOr(batches[ch], len(members), d.cfg.BatchSize), func(t Target) string { return t.SubscriberID })
 		for _, lead := range leads {
 			due := w.Start.Add(-lead)
 			if !worthReminding(now, due, lead, d.cfg.IncidentRetention) {
@@ -353,67 +344,6 @@ func (f *fanout) reminders(ev *incident.Event, streamSeq uint64, prio incident.P
 				"channel", ch, "lead", lead.String(), "due", due, "targets", len(members))
 		}
 	}
-	return nil
-}
-
-// asyncPublisher publishes messages asynchronously with at most max
-// awaiting their acknowledgement; a publish that fails is tried again a
-// few times (see retryPublish) before the publisher gives up.
-type asyncPublisher struct {
-	ctx     context.Context
-	js      jetstream.JetStream
-	pending []pendingPublish
-	// stored counts the messages acknowledged.
-	stored int
-}
-
-func newAsyncPublisher(ctx context.Context, js jetstream.JetStream, limit int) *asyncPublisher {
-	return &asyncPublisher{ctx: ctx, js: js, pending: make([]pendingPublish, 0, max(limit, 1))}
-}
-
-// add publishes m, first waiting for the oldest publish when max are
-// pending.
-func (p *asyncPublisher) add(m *nats.Msg) error {
-	if len(p.pending) == cap(p.pending) {
-		if err := p.settle(p.pending[0]); err != nil {
-			return err
-		}
-		p.pending = slices.Delete(p.pending, 0, 1)
-	}
-	fut, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(5*time.Second))
-	if err != nil {
-		return err
-	}
-	p.pending = append(p.pending, pendingPublish{fut: fut, msg: m})
-	return nil
-}
-
-// flush waits for every pending publish.
-func (p *asyncPublisher) flush() error {
-	for _, pp := range p.pending {
-		if err := p.settle(pp); err != nil {
-			return err
-		}
-	}
-	p.pending = p.pending[:0]
-	return nil
-}
-
-func (p *asyncPublisher) settle(pp pendingPublish) error {
-	select {
-	case <-pp.fut.Ok():
-	case err := <-pp.fut.Err():
-		// The message id makes publishing a stored message again harmless.
-		if err := retryPublish(p.ctx, func() error {
-			_, err := p.js.PublishMsg(p.ctx, pp.msg)
-			return err
-		}, err); err != nil {
-			return err
-		}
-	case <-p.ctx.Done():
-		return p.ctx.Err()
-	}
-	p.stored++
 	return nil
 }
 

@@ -72,6 +72,9 @@ type UpdateProgress struct {
 type IncidentProgress struct {
 	IncidentID string           `json:"incident_id"`
 	Updates    []UpdateProgress `json:"updates"`
+	// Snapshot is the incident snapshot Updates follow, read once with
+	// them (so the two always agree).
+	Snapshot *Snapshot `json:"-"`
 }
 
 // Update returns the progress of the update with event id eventID, or nil.
@@ -144,7 +147,7 @@ func (p *Progress) Incident(ctx context.Context, incidentID string) (*IncidentPr
 	if err := tr.refresh(ctx, p.log); err != nil {
 		return nil, fmt.Errorf("progress: %w", err)
 	}
-	out := &IncidentProgress{IncidentID: incidentID, Updates: make([]UpdateProgress, 0, len(snap.Updates))}
+	out := &IncidentProgress{IncidentID: incidentID, Updates: make([]UpdateProgress, 0, len(snap.Updates)), Snapshot: snap}
 	for _, u := range snap.Updates {
 		up := tr.update(u)
 		if p.recalls != nil {
