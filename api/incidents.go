@@ -1,8 +1,6 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -143,14 +141,12 @@ func (s *Server) recall(w http.ResponseWriter, r *http.Request) {
 // unknown, repeated and wrongly cased keys refused, a byte order mark
 // skipped. Errors are incident.FieldErrors.
 func decodeStrict(data []byte, v any) error {
-	data = incident.TrimBOM(data)
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	var fe incident.FieldErrors
+	switch err := incident.DecodeStrict(data, v); {
+	case errors.As(err, &fe):
+		return fe
+	case err != nil:
 		return incident.FieldErrors{{Field: "(body)", Message: err.Error()}}
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return incident.FieldErrors{{Field: "(body)", Message: "unexpected data after the JSON object"}}
-	}
-	return incident.CheckKeys(data, v)
+	return nil
 }

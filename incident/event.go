@@ -243,18 +243,15 @@ func Decode(data []byte, maxBytes int) (*Event, error) {
 	if len(data) > maxBytes {
 		return nil, &TooLargeError{Size: len(data), Limit: maxBytes}
 	}
-	data = TrimBOM(data)
 	var ev Event
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ev); err != nil {
+	var fe FieldErrors
+	switch err := DecodeStrict(data, &ev); {
+	case errors.Is(err, ErrTrailingData):
+		return nil, FieldErrors{{Field: "(event)", Message: err.Error()}}
+	case errors.As(err, &fe):
+		return nil, fe
+	case err != nil:
 		return nil, FieldErrors{jsonError(err)}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, FieldErrors{{Field: "(event)", Message: "unexpected data after the JSON object"}}
-	}
-	if err := CheckKeys(data, &ev); err != nil {
-		return nil, err
 	}
 	if err := ev.Validate(); err != nil {
 		return nil, err

@@ -18,6 +18,27 @@ var utf8BOM = []byte("\ufeff")
 // TrimBOM returns data without a leading UTF-8 byte order mark.
 func TrimBOM(data []byte) []byte { return bytes.TrimPrefix(data, utf8BOM) }
 
+// ErrTrailingData is [DecodeStrict]'s error for data after the JSON value.
+var ErrTrailingData = errors.New("unexpected data after the JSON object")
+
+// DecodeStrict decodes the one JSON value of data into v, strictly: a
+// leading byte order mark is skipped; unknown fields, data after the value
+// ([ErrTrailingData]), keys that differ from a field's name by case and
+// repeated keys ([CheckKeys]'s [FieldErrors]) are refused. Any other error
+// is encoding/json's, for the caller to word.
+func DecodeStrict(data []byte, v any) error {
+	data = TrimBOM(data)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return ErrTrailingData
+	}
+	return CheckKeys(data, v)
+}
+
 // CheckKeys checks the object keys of the JSON document data against the
 // type v points to, where encoding/json is lenient: a key must equal a
 // field's JSON name exactly (encoding/json also takes "ID" for "id"), and

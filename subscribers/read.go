@@ -160,18 +160,13 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 // that differ from the field names by case, repeated keys and trailing
 // data are errors; a leading UTF-8 byte order mark is skipped. It does not validate (see [Rules.Normalize]).
 func ParseJSON(data []byte) (*Subscriber, error) {
-	data = incident.TrimBOM(data)
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var st stored
-	if err := dec.Decode(&st); err != nil {
-		return nil, jsonError(err)
-	}
-	if dec.More() {
-		return nil, errors.New("unexpected data after the JSON object")
-	}
-	if err := incident.CheckKeys(data, &st); err != nil {
+	var fe incident.FieldErrors
+	switch err := incident.DecodeStrict(data, &st); {
+	case errors.Is(err, incident.ErrTrailingData), errors.As(err, &fe):
 		return nil, err
+	case err != nil:
+		return nil, jsonError(err)
 	}
 	s := st.Subscriber
 	s.Endpoints = make([]Endpoint, len(st.Endpoints))

@@ -199,5 +199,10 @@ func TestParseJSONKeysMatchExactly(t *testing.T) {
 	}
 	if s, err := ParseJSON([]byte("\ufeff" + good)); err != nil || s.ID != "m1" {
 		t.Errorf("with a byte order mark: %v", err)
+	} // Data after the object is refused, a stray closing brace included.
+	for _, tail := range []string{"}", "]", `{"id":"m2"}`, " x"} {
+		if _, err := ParseJSON([]byte(good + tail)); err == nil || !strings.Contains(err.Error(), "after the JSON object") {
+			t.Errorf("with %q after the object: %v", tail, err)
+		}
 	}
 }
