@@ -173,6 +173,10 @@ type claim struct {
 const (
 	statePublished = "published"
 	stateSkipped   = "skipped"
+	// stateRefused: Herald refused the event itself (over the size limit,
+	// invalid): recorded so that it neither blocks the incident's later
+	// updates nor is offered again.
+	stateRefused = "refused"
 )
 
 // Result is what one [Store.Publish] did.
@@ -182,6 +186,9 @@ type Result struct {
 	// Skipped counts updates recorded as known without publishing them
 	// (the first read of a source: see [Store.Publish]).
 	Skipped int
+	// Refused counts updates whose event Herald refused (too large,
+	// invalid): logged and recorded, so the incident's later updates go on.
+	Refused int
 }
 
 // ErrConflict is returned when the bucket kept changing under a write
@@ -325,21 +332,32 @@ func (s *Store) Publish(ctx context.Context, sourceKind string, inc *Incident, b
 		return res, nil
 	}
 	var pubErr error
-	done := 0
+	outcomes := make([]string, 0, len(mine)) // of mine[:len(outcomes)]
 	for i, u := range mine {
 		ev := u.Event
 		ev.Sequence = seqs[i]
-		if pubErr = s.pub(ctx, &ev); pubErr != nil {
+		if pubErr = s.pub(ctx, &ev); refusedEvent(pubErr) {
+			// Bad input never stops the line: this update is recorded
+			// refused, the incident's next ones are published.
+			s.cfg.Logger.Warn("update refused by Herald: recorded, not published", "incident", inc.ID, "update", u.Key, "err", pubErr)
+			outcomes, pubErr = append(outcomes, stateRefused), nil
+			res.Refused++
+			continue
+		}
+		if pubErr != nil {
 			break
 		}
 		res.Published = append(res.Published, &ev)
-		done++
+		outcomes = append(outcomes, statePublished)
 	}
-	// Mark what was published and release the claim.
+	// Mark what was published or refused and release the claim.
 	markErr := s.modify(context.WithoutCancel(ctx), key, func(rec *record) bool {
-		for _, u := range mine[:done] {
+		for k, u := range mine[:len(outcomes)] {
 			if e := rec.Updates[u.Key]; e != nil {
-				e.State = statePublished
+				e.State = outcomes[k]
+			}
+			if outcomes[k] != statePublished {
+				continue
 			}
 			if ev := u.Event; ev.ScheduledFor != nil && ev.ScheduledUntil != nil {
 				rec.Window = &window{For: ev.ScheduledFor.UTC(), Until: ev.ScheduledUntil.UTC(), Seen: inc.ChangedAt}
@@ -351,7 +369,7 @@ func (s *Store) Publish(ctx context.Context, sourceKind string, inc *Incident, b
 		return true
 	})
 	if pubErr != nil {
-		return res, fmt.Errorf("ingest: publish %s: %w", mine[done].Key, pubErr)
+		return res, fmt.Errorf("ingest: publish %s: %w", mine[len(outcomes)].Key, pubErr)
 	}
 	if markErr != nil {
 		s.cfg.Logger.Warn("updates published but not recorded: they will be published again, and dropped as duplicates",
@@ -630,4 +648,12 @@ func fnv32(s string) uint32 {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(s))
 	return h.Sum32()
+}
+
+// refusedEvent reports whether err is Herald refusing an event itself
+// (too large, invalid), which publishing it again would not change.
+func refusedEvent(err error) bool {
+	var tooLarge *incident.TooLargeError
+	var fe incident.FieldErrors
+	return errors.As(err, &tooLarge) || errors.As(err, &fe)
 }

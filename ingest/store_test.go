@@ -105,3 +105,34 @@ func TestStoreTakesOverAStaleClaim(t *testing.T) {
 		t.Fatalf("record of u3: %d %v %v", seq, published, err)
 	}
 }
+
+// TestStoreRefusedUpdateDoesNotBlockTheIncident: an update Herald refuses
+// (too large) is recorded refused and logged; the incident's later updates
+// are published, and publishing the incident again offers it no more.
+func TestStoreRefusedUpdateDoesNotBlockTheIncident(t *testing.T) {
+	t.Parallel()
+	bu := setup(t)
+	inc := converted(t, "incident-3.json")
+	tooLarge := inc.Updates[1].Key
+	offered := 0
+	st, err := ingest.OpenStore(t.Context(), bu.js, func(ctx context.Context, ev *incident.Event) error {
+		if ev.ID == tooLarge {
+			offered++
+			return &incident.TooLargeError{Size: 300 << 10, Limit: 256 << 10}
+		}
+		return bu.publish(ctx, ev)
+	}, ingest.StoreConfig{Holder: "p1", Now: bu.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Publish(t.Context(), ingest.SourceKindStatuspage, inc, false)
+	if err != nil || len(res.Published) != 2 || res.Refused != 1 {
+		t.Fatalf("publish: %d published, %d refused, %v; want 2, 1, nil", len(res.Published), res.Refused, err)
+	}
+	if res, err = st.Publish(t.Context(), ingest.SourceKindStatuspage, inc, false); err != nil || len(res.Published) != 0 || offered != 1 {
+		t.Fatalf("publish again: %d published, the refused update offered %d times, %v", len(res.Published), offered, err)
+	}
+	if evs := bu.events(); len(evs) != 2 || evs[1].Sequence != 3 {
+		t.Fatalf("events %v: want the first and third updates, sequences 1 and 3", ids(evs))
+	}
+}
