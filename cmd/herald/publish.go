@@ -59,7 +59,7 @@ func cmdPublish(ctx context.Context, args []string, io *stdio) error {
 	if *server != "" {
 		tok := *token
 		if tok == "" {
-			tok = adminToken(cfg, io)
+			tok = adminToken(cfg)
 		}
 		client := &http.Client{Timeout: 30 * time.Second}
 		send = func(raw []byte) (*publishAnswer, error) {
@@ -264,18 +264,11 @@ func postEvent(ctx context.Context, client *http.Client, base, token string, raw
 	if allowFallback {
 		u += "?allow_fallback=true"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(raw))
+	code, body, err := adminCall(ctx, client, http.MethodPost, u, token, raw)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	status := fmt.Sprintf("%d %s", code, http.StatusText(code))
 	var refusal struct {
 		Error    string               `json:"error"`
 		Fields   incident.FieldErrors `json:"fields"`
@@ -284,7 +277,7 @@ func postEvent(ctx context.Context, client *http.Client, base, token string, raw
 		Priority incident.Priority    `json:"priority"`
 		Limit    int                  `json:"limit"`
 	}
-	switch resp.StatusCode {
+	switch code {
 	case http.StatusAccepted:
 		var res publishAnswer
 		if err := json.Unmarshal(body, &res); err != nil {
@@ -293,7 +286,7 @@ func postEvent(ctx context.Context, client *http.Client, base, token string, raw
 		return &res, nil
 	case http.StatusBadRequest:
 		if err := json.Unmarshal(body, &refusal); err != nil {
-			return nil, fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+			return nil, fmt.Errorf("server answered %s: %s", status, strings.TrimSpace(string(body)))
 		}
 		if len(refusal.Missing) > 0 {
 			// The priority checked is the server's answer: an unrated
@@ -306,17 +299,17 @@ func postEvent(ctx context.Context, client *http.Client, base, token string, raw
 		return nil, incident.FieldErrors{{Field: "(event)", Message: refusal.Error}}
 	case http.StatusRequestEntityTooLarge:
 		if err := json.Unmarshal(body, &refusal); err != nil || refusal.Limit <= 0 {
-			return nil, fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+			return nil, fmt.Errorf("server answered %s: %s", status, strings.TrimSpace(string(body)))
 		}
 		return nil, &incident.TooLargeError{Size: len(raw), Limit: refusal.Limit}
 	default:
-		return nil, fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+		return nil, fmt.Errorf("server answered %s: %s", status, strings.TrimSpace(string(body)))
 	}
 }
 
 // adminToken finds the admin token for API calls: the environment, the
 // config, then the file a local serve keeps in the data directory.
-func adminToken(cfg *fileConfig, _ *stdio) string {
+func adminToken(cfg *fileConfig) string {
 	if !cfg.AdminToken.IsZero() {
 		return cfg.AdminToken.Reveal()
 	}

@@ -41,7 +41,7 @@ func cmdRecall(ctx context.Context, args []string, io *stdio) error {
 		}
 		tok := *token
 		if tok == "" {
-			tok = adminToken(cfg, io)
+			tok = adminToken(cfg)
 		}
 		if res, err = postRecall(ctx, &http.Client{Timeout: 2 * time.Minute}, *server, tok, *incidentID, eventID); err != nil {
 			return err
