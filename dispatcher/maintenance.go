@@ -442,12 +442,9 @@ func (m *maintenance) previousWindow(ctx context.Context, incidentID string, seq
 		return w, nil
 	}
 	v, err, _ := m.reads.Do("moved\x00"+eventID, func() (any, error) {
-		snap, _, err := m.snaps.get(ctx, incidentID)
-		switch {
-		case err != nil:
+		snap, err := m.snapshot(ctx, incidentID, seq)
+		if err != nil {
 			return nil, err
-		case snap != nil && snap.LatestSeq < seq:
-			return nil, fmt.Errorf("%w: %s at update %d, job of update %d", errStaleSnapshot, incidentID, snap.LatestSeq, seq)
 		}
 		var w *Window
 		if snap != nil {

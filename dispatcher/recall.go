@@ -121,14 +121,10 @@ func (r *recalls) observe(m recallMarker) {
 // recalled reports whether j's update was recalled: j notifies of it, or
 // reminds of the maintenance it announced.
 func (r *recalls) recalled(j *Job) bool {
-	eventID := j.EventID
-	switch {
-	case j.Kind == KindUpdate:
-	case j.Kind == KindReminder && j.Reminder != nil:
-		eventID = j.Reminder.Of
-	default:
+	if j.Kind != KindUpdate && j.Kind != KindReminder {
 		return false
 	}
+	eventID := j.updateEventID() // a reminder's is the update it reminds of
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if len(r.markers) == 0 {

@@ -139,7 +139,7 @@ func ParseStatuspageList(data []byte) (*StatuspageList, error) {
 
 // decodeOne decodes exactly one JSON object into v.
 func decodeOne(data []byte, v any) error {
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	data = incident.TrimBOM(data)
 	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
 		return &PayloadError{Err: errors.New("the body is not a JSON object")}
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -119,11 +118,7 @@ func buildSources(ctx context.Context, cfg *fileConfig, js jetstream.JetStream, 
 		_, err = dispatcher.PublishEvent(ctx, js, data, maxBytes)
 		return err
 	}
-	replicas := cfg.NATS.Replicas
-	if replicas == 0 {
-		replicas = 1
-	}
-	store, err := ingest.OpenStore(ctx, js, publish, ingest.StoreConfig{Replicas: replicas, Logger: logger})
+	store, err := ingest.OpenStore(ctx, js, publish, ingest.StoreConfig{Replicas: cfg.NATS.Replicas, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +276,7 @@ func convertStatuspage(data []byte, m ingest.Mapping) ([]*ingest.Incident, []err
 		return nil, nil, fmt.Errorf("ingest.statuspage: %w", err)
 	}
 	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), &probe); err != nil {
+	if err := json.Unmarshal(incident.TrimBOM(data), &probe); err != nil {
 		return nil, nil, &ingest.PayloadError{Err: err}
 	}
 	var list []ingest.StatuspageIncident

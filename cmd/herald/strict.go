@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -76,12 +78,7 @@ func checkStrict(ctx context.Context, cfg *fileConfig, kv jetstream.KeyValue, lo
 	if !cfg.Strict {
 		return nil
 	}
-	var missing []string
-	for name, live := range cfg.providers() {
-		if !live {
-			missing = append(missing, name)
-		}
-	}
+	missing := slices.Sorted(maps.Keys(cfg.unavailableChannels()))
 	if len(missing) == 0 {
 		return nil
 	}
@@ -99,13 +96,8 @@ func checkStrict(ctx context.Context, cfg *fileConfig, kv jetstream.KeyValue, lo
 	if len(refused) > 0 {
 		return &StrictError{Endpoints: refused}
 	}
-	logger.Info("strict mode: channels without a provider have no endpoints, and new ones are refused", "channels", strings.Join(sortedStrings(missing), ","))
+	logger.Info("strict mode: channels without a provider have no endpoints, and new ones are refused", "channels", strings.Join(missing, ","))
 	return nil
-}
-
-func sortedStrings(s []string) []string {
-	sort.Strings(s)
-	return s
 }
 
 // startupWarnings logs what an operator should fix before going live: a
