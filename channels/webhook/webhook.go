@@ -49,10 +49,12 @@ type Config struct {
 	// refusal). 410 Gone disables the endpoint whatever this says.
 	// Defaults to none.
 	PermanentStatuses []int
-	// IdleConnTimeout, MaxIdleConnsPerHost, MaxIdleConns and
-	// TLSSessionCacheSize tune the keep-alive connections and the TLS
-	// sessions kept per host; see [egress.Config] for what they do and
-	// their defaults (30 s, 16, 1024, 1024).
+	// IdleConnTimeout and TLSSessionCacheSize tune the keep-alive
+	// connections and the TLS sessions kept per host; see [egress.Config]
+	// for what they do and their defaults (30 s, 1024). MaxIdleConnsPerHost
+	// and MaxIdleConns are checked but bound nothing here: the poster's
+	// idle connections hold no goroutine and no buffer (see
+	// [egress.NewPoster]); they bound the net/http clients of egress.
 	IdleConnTimeout     time.Duration
 	MaxIdleConnsPerHost int
 	MaxIdleConns        int

@@ -361,9 +361,10 @@ type dnsConfig struct {
 }
 
 // webhookEgress is the webhook channel's client configuration: that of
-// egressConfig, keeping idle per host at least as many connections as the
+// egressConfig, with at least as many idle connections per host as the
 // sends a host may have in flight (dispatch.channels.webhook.per_destination),
-// unless webhook.max_idle_conns_per_host says otherwise.
+// unless webhook.max_idle_conns_per_host says otherwise (a bound only the
+// net/http clients apply; see webhook.Config).
 func (c *fileConfig) webhookEgress(allow []netip.Prefix) egress.Config {
 	ec := c.egressConfig(allow)
 	if ec.MaxIdleConnsPerHost == 0 {
