@@ -159,18 +159,38 @@ func (dl *deliverer) abandon(m *inHand, failed []write) {
 
 // renewLeases extends the leases of a job still in hand (a slow send, a
 // commit waiting for the delivery log), so that no copy sends meanwhile;
-// the job's keep-alive calls it every third of the ack wait.
-func (dl *deliverer) renewLeases(ctx context.Context, m *inHand) {
+// the job's keep-alive calls it every third of the ack wait. The renewals
+// of a batch (up to a lease per target) are written together and waited
+// for within leaseRenewWait in all, so a slow bucket delays neither the
+// job's next keep-alive nor the other renewals by a wait per lease.
+func (dl *deliverer) renewLeases(m *inHand) {
 	m.mu.Lock()
 	held := append([]lease(nil), m.leases...)
 	m.mu.Unlock()
+	futs := make([]jetstream.PubAckFuture, len(held))
 	for i := range held {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := dl.d.leases.renew(rctx, &held[i])
-		cancel()
+		f, err := dl.pub.PublishMsgAsync(dl.d.leases.renewMsg(held[i]), dl.d.leases.renewOpts(held[i])...)
 		if err != nil {
-			dl.d.health.fail(componentLeases, err)
+			dl.d.health.fail(componentLeases, fmt.Errorf("lease %s: %w", held[i].key, err))
 			continue
+		}
+		futs[i] = f
+	}
+	deadline := time.NewTimer(leaseRenewWait)
+	defer deadline.Stop()
+	for i, f := range futs {
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			held[i].rev = ack.Sequence
+		case err := <-f.Err():
+			dl.d.health.fail(componentLeases, fmt.Errorf("lease %s: %w", held[i].key, err))
+			continue
+		case <-deadline.C:
+			dl.d.health.fail(componentLeases, fmt.Errorf("lease renewals unanswered after %v", leaseRenewWait))
+			return
 		}
 		m.mu.Lock()
 		for j := range m.leases {
@@ -187,3 +207,6 @@ func (dl *deliverer) renewLeases(ctx context.Context, m *inHand) {
 func (dl *deliverer) releaseLease(ls lease) {
 	_, _ = dl.pub.PublishMsgAsync(releaseMsg(ls))
 }
+
+// leaseRenewWait bounds the wait for the renewals of one job's leases.
+const leaseRenewWait = 2 * time.Second

@@ -399,7 +399,7 @@ func (dl *deliverer) receive(msg jetstream.Msg, slots chan struct{}) {
 	}
 	dl.held.Add(1)
 	// Slow targets keep the job in hand, and its leases alive.
-	m.stopKeepAlive = keepAlive(msg, dl.cfg.AckWait/3, func() { dl.renewLeases(context.Background(), m) })
+	m.stopKeepAlive = keepAlive(msg, dl.cfg.AckWait/3, func() { dl.renewLeases(m) })
 	targets := m.job.targets()
 	m.pending = len(targets)
 	dl.start(m, targets)

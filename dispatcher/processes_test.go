@@ -202,3 +202,55 @@ func TestSlackPaceAcrossProcesses(t *testing.T) {
 	}
 	t.Logf("10 posts over %v; the peer process logged %d Slack lines", at[len(at)-1].Sub(at[0]), peerSent)
 }
+
+// TestLeaseRenewedDuringASlowSend: a copy of a delivery sends under the
+// delivery's lease, and its send outlasts the lease's TTL twice over; the
+// holder's renewals keep the lease, so another process trying to take it
+// in the middle of the send finds it held, and the endpoint gets one send.
+// (Without the renewals the lease expires under the slow send and the
+// other process takes it.)
+func TestLeaseRenewedDuringASlowSend(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{cfg: func(c *Config) {
+		c.LeaseTTL = 2 * time.Second
+		for _, ch := range channels.Names() {
+			c.Channels[ch] = ChannelConfig{AckWait: 1500 * time.Millisecond}
+		}
+	}})
+	started := make(chan struct{}, 1)
+	b.recv.script("/slow", func(n int, w http.ResponseWriter) {
+		started <- struct{}{}
+		time.Sleep(4500 * time.Millisecond) // over two lease TTLs, within the send timeout (5 s)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	raw := event("INC-LEASE", 1, "investigating")
+	res := b.publish(raw) // nobody subscribed yet: no target
+	b.putSubscriber(b.webhookSubscriber("m1", "/slow"))
+	ev := mustEvent(raw)
+	id := DeliveryID(ev.ID, "m1", "wh")
+	enc, _ := newJobEncoder(ev, res.StreamSeq, "P3")
+	copyOf := nats.NewMsg(deliverySubject(channels.Webhook))
+	copyOf.Data = enc.encode(nil, id, subscribers.Target{SubscriberID: "m1", EndpointID: "wh", Channel: channels.Webhook})
+	copyOf.Header.Set(hdrRecheck, "1") // a copy: it takes the lease
+	if _, err := b.js.PublishMsg(b.ctx, copyOf); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the send did not start")
+	}
+	// Another process, past the lease's first TTL, wants the delivery.
+	time.Sleep(3 * time.Second)
+	other := newLeases(b.d.topo.Leases, b.js, 2*time.Second, "another-process")
+	if _, took, err := other.acquire(b.ctx, id); err != nil || took {
+		t.Errorf("another process took the lease in the middle of the send (took %v, %v): it was not renewed", took, err)
+	}
+	b.waitFor("the delivery recorded", 20*time.Second, func() bool { return b.hasOutcome("m1", Delivered) })
+	if n := len(b.recv.hitsFor("/slow")); n != 1 {
+		t.Errorf("%d sends, want 1", n)
+	}
+	if recs := b.delivery("m1", id); len(recs) != 1 || recs[0].Outcome != Delivered {
+		t.Errorf("records %s, want one delivered", outcomeList(recs))
+	}
+}
