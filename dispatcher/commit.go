@@ -54,11 +54,7 @@ func (dl *deliverer) commit(ctx context.Context, m *inHand) {
 		if len(failed) == 0 {
 			break
 		}
-		component := componentDeliveries
-		if failed[0].record {
-			component = componentDeliveryLog
-		}
-		dl.infraTrouble(component, fmt.Errorf("%d of %d writes of a job: %w", len(failed), len(m.writes), lastErr))
+		dl.infraTrouble(componentOf(failed[0]), fmt.Errorf("%d of %d writes of a job: %w", len(failed), len(m.writes), lastErr))
 		if !stalled {
 			stalled = true
 			dl.d.stallBegins()
@@ -70,11 +66,7 @@ func (dl *deliverer) commit(ctx context.Context, m *inHand) {
 		case <-time.After(min(transientDelay(round), maxCommitRetry)):
 		}
 		for i := range failed {
-			js := dl.pub
-			if failed[i].record {
-				js = dl.d.log.js
-			}
-			failed[i].fut, _ = js.PublishMsgAsync(failed[i].msg, jetstream.WithStallWait(logAckTimeout))
+			dl.publishWrite(&failed[i])
 		}
 		pending = failed
 	}
@@ -136,6 +128,18 @@ func (dl *deliverer) await(w write, stalled *bool) error {
 var errStalled = fmt.Errorf("writes unacknowledged for %s", stallAfter)
 
 // componentOf names the component a write goes to.
+// publishWrite stores w's message asynchronously, a record in the
+// delivery log, anything else (parked copies, dead letters) through the
+// loop's own context; a publish refused at once leaves w.fut nil, for the
+// commit to try again.
+func (dl *deliverer) publishWrite(w *write) {
+	if w.record {
+		w.fut, _ = dl.d.log.publish(w.msg)
+	} else {
+		w.fut, _ = dl.pub.PublishMsgAsync(w.msg, jetstream.WithStallWait(logAckTimeout))
+	}
+}
+
 func componentOf(w write) string {
 	if w.record {
 		return componentDeliveryLog

@@ -224,8 +224,12 @@ func TestLeaseRenewedDuringASlowSend(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	raw := event("INC-LEASE", 1, "investigating")
-	res := b.publish(raw) // nobody subscribed yet: no target
-	b.putSubscriber(b.webhookSubscriber("m1", "/slow"))
+	res := b.publish(raw)
+	b.waitFor("the update fanned out to nobody", 10*time.Second, func() bool {
+		snap, err := b.d.Snapshot(b.ctx, "INC-LEASE")
+		return err == nil && snap != nil && snap.update(1) != nil && snap.update(1).State == stateDone
+	})
+	b.putSubscriber(b.webhookSubscriber("m1", "/slow")) // reached only by the copy below
 	ev := mustEvent(raw)
 	id := DeliveryID(ev.ID, "m1", "wh")
 	enc, _ := newJobEncoder(ev, res.StreamSeq, "P3")

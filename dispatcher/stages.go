@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/channels"
 	"github.com/heraldhq/herald/incident"
@@ -627,11 +626,7 @@ func (t *task) record() {
 // its ack; record says m is a delivery-log record.
 func (t *task) publish(m *nats.Msg, record bool) {
 	w := write{msg: m, record: record}
-	if record {
-		w.fut, _ = t.dl.d.log.publish(m)
-	} else {
-		w.fut, _ = t.dl.pub.PublishMsgAsync(m, jetstream.WithStallWait(logAckTimeout))
-	}
+	t.dl.publishWrite(&w)
 	t.m.add(w) // a publish refused at once is retried by the commit
 }
 
