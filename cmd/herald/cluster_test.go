@@ -59,6 +59,59 @@ func startNATSNodes(t testing.TB, n int) *natsCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The ports are free when picked, not when the nodes bind them: a test
+	// running beside this one may take one meanwhile, and the node that
+	// cannot bind exits at once. Then the cluster starts again on others.
+	for attempt := 1; ; attempt++ {
+		c := newNATSNodes(t, bin, n)
+		for _, node := range c.nodes {
+			node.start(t)
+		}
+		if exited := c.exitedAtStart(); exited == nil {
+			t.Cleanup(func() {
+				for _, n := range c.nodes {
+					n.kill()
+				}
+				if t.Failed() {
+					for _, n := range c.nodes {
+						logs, _ := os.ReadFile(n.logPath)
+						if len(logs) > 4000 {
+							logs = logs[len(logs)-4000:]
+						}
+						t.Logf("%s logs (tail):\n%s", n.name, logs)
+					}
+				}
+			})
+			c.waitReady(t)
+			return c
+		} else if attempt == 3 {
+			logs, _ := os.ReadFile(exited.logPath)
+			t.Fatalf("nats-server %s exited at start three times:\n%s", exited.name, logs)
+		}
+		for _, node := range c.nodes {
+			node.kill()
+		}
+	}
+}
+
+// exitedAtStart returns a node that exited within a second of its start
+// (a port taken), or nil.
+func (c *natsCluster) exitedAtStart() *natsNode {
+	time.Sleep(time.Second)
+	for _, n := range c.nodes {
+		select {
+		case <-n.exited:
+			return n
+		default:
+		}
+	}
+	return nil
+}
+
+// newNATSNodes writes the configurations of n nodes on fresh ports, in
+// one cluster when n > 1.
+func newNATSNodes(t testing.TB, bin string, n int) *natsCluster {
+	t.Helper()
 	dir := t.TempDir()
 	var clients, routes []string
 	for range n {
@@ -95,24 +148,6 @@ jetstream {
 		}
 		c.nodes = append(c.nodes, node)
 	}
-	for _, n := range c.nodes {
-		n.start(t)
-	}
-	t.Cleanup(func() {
-		for _, n := range c.nodes {
-			n.kill()
-		}
-		if t.Failed() {
-			for _, n := range c.nodes {
-				logs, _ := os.ReadFile(n.logPath)
-				if len(logs) > 4000 {
-					logs = logs[len(logs)-4000:]
-				}
-				t.Logf("%s logs (tail):\n%s", n.name, logs)
-			}
-		}
-	})
-	c.waitReady(t)
 	return c
 }
 
