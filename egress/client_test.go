@@ -42,6 +42,13 @@ func newReceiver(t *testing.T, h http.HandlerFunc) *receiver { return startRecei
 // startReceiver starts a receiver serving h, over TLS when useTLS is set.
 func startReceiver(t *testing.T, h http.HandlerFunc, useTLS bool) *receiver {
 	t.Helper()
+	return startReceiverWith(t, h, useTLS, nil)
+}
+
+// startReceiverWith is [startReceiver] with configure applied to the
+// server before it starts.
+func startReceiverWith(t *testing.T, h http.HandlerFunc, useTLS bool, configure func(*http.Server)) *receiver {
+	t.Helper()
 	r := &receiver{}
 	r.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.hits.Add(1)
@@ -54,6 +61,9 @@ func startReceiver(t *testing.T, h http.HandlerFunc, useTLS bool) *receiver {
 		case http.StateClosed, http.StateHijacked:
 			r.closed.Add(1)
 		}
+	}
+	if configure != nil {
+		configure(r.Config)
 	}
 	if useTLS {
 		r.StartTLS()

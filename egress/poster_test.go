@@ -193,3 +193,133 @@ func TestPosterResumesTLSPerHost(t *testing.T) {
 		}
 	}
 }
+
+// TestPosterKeepsConnectionsAcrossAnswerShapes: answers without a body
+// (204), with a known length, chunked with a trailer, and refusals with a
+// body are all read to their end and leave the connection reusable; an
+// answer whose body ends with the connection (no length) closes it.
+func TestPosterKeepsConnectionsAcrossAnswerShapes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		conns   int64
+	}{
+		{"no content", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }, 1},
+		{"known length", ok, 1},
+		{"chunked with a trailer", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Trailer", "X-Checksum")
+			_, _ = io.WriteString(w, "part one,")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "part two")
+			w.Header().Set("X-Checksum", "abc")
+		}, 1},
+		{"refused with a body", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, "bad signature")
+		}, 1},
+		{"body ended by closing", func(w http.ResponseWriter, _ *http.Request) {
+			conn, bw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, _ = bw.WriteString("HTTP/1.1 200 OK\r\n\r\naccepted")
+			_ = bw.Flush()
+			_ = conn.Close()
+		}, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rcv := newReceiver(t, tc.handler)
+			p := newPoster(t, Config{Allow: loopback})
+			for range 5 {
+				if _, err := post(t, p, rcv.URL+"/"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := rcv.conns.Load(); n != tc.conns {
+				t.Errorf("%d connections for 5 sequential posts, want %d", n, tc.conns)
+			}
+		})
+	}
+}
+
+// TestPosterResendsOnAConnectionClosedWhileIdle: a receiver whose idle
+// timeout is shorter than the poster's closes a kept connection; the next
+// post finds it closed before any answer and is sent again on a new
+// connection instead of failing.
+func TestPosterResendsOnAConnectionClosedWhileIdle(t *testing.T) {
+	t.Parallel()
+	rcv := startReceiverWith(t, ok, false, func(s *http.Server) { s.IdleTimeout = 50 * time.Millisecond })
+	p := newPoster(t, Config{Allow: loopback, IdleConnTimeout: time.Minute})
+	for i := range 3 {
+		if _, err := post(t, p, rcv.URL+"/"); err != nil {
+			t.Fatalf("post %d: %v", i, err)
+		}
+		waitUntil(t, "the receiver to close the idle connection", func() bool { return rcv.closed.Load() > int64(i) })
+	}
+	if hits, conns := rcv.hits.Load(), rcv.conns.Load(); hits != 3 || conns != 3 {
+		t.Errorf("%d requests on %d connections, want 3 on 3", hits, conns)
+	}
+}
+
+// TestPosterCancelEndsTheExchange: cancelling the context of a send whose
+// receiver takes its time ends the exchange at once, with the context's
+// error (serve stopping does not wait for the webhook timeout).
+func TestPosterCancelEndsTheExchange(t *testing.T) {
+	t.Parallel()
+	hang := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	rcv := newReceiver(t, func(http.ResponseWriter, *http.Request) {
+		arrived <- struct{}{}
+		<-hang
+	})
+	t.Cleanup(func() { close(hang) })
+	p := newPoster(t, Config{Allow: loopback, Timeout: time.Minute})
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		<-arrived
+		cancel()
+	}()
+	start := time.Now()
+	_, err := p.Post(ctx, rcv.URL+"/", nil, []byte("{}"), nil, 0)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Fatalf("the cancelled exchange took %s", took)
+	}
+}
+
+// TestPosterWaitingHoldsNoReadBuffer: sends waiting for slow receivers
+// hold no header buffer: none is taken from the pool until an answer
+// begins.
+func TestPosterWaitingHoldsNoReadBuffer(t *testing.T) {
+	t.Parallel()
+	const n = 64
+	release := make(chan struct{})
+	arrived := make(chan struct{}, n)
+	rcv := newReceiver(t, gated(n, arrived, release))
+	p := newPoster(t, Config{Allow: loopback})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if _, err := post(t, p, rcv.URL+"/"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for range n {
+		<-arrived
+	}
+	time.Sleep(50 * time.Millisecond) // the sends are all waiting for their answers
+	if made := p.readersMade.Load(); made != 0 {
+		t.Errorf("%d header buffers taken by %d waiting sends, want 0", made, n)
+	}
+	close(release)
+	wg.Wait()
+	if made := p.readersMade.Load(); made == 0 || made > n {
+		t.Errorf("%d header buffers made for %d answers", made, n)
+	}
+}

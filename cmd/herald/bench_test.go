@@ -170,7 +170,9 @@ func peakRSSOf(pid int) float64 {
 // slow 10 000 against a nats-server process of its own, as production
 // does, and reports both processes' peaks. HERALD_BENCH_BIG=0 leaves out the
 // 100 000 run; HERALD_BENCH_YAML adds configuration to serve's file;
-// HERALD_BENCH_MEMSTATS=1 logs the process's Go memory statistics.
+// HERALD_BENCH_MEMSTATS=1 logs the process's Go memory statistics, and
+// its resident set and Go memory statistics read when it was at its peak
+// (to stderr).
 func BenchmarkServe(b *testing.B) {
 	bin, err := buildHerald()
 	if err != nil {
@@ -203,11 +205,18 @@ func BenchmarkServe(b *testing.B) {
 				time.Sleep(2 * time.Second)
 				b.Logf("before the update: peak RSS %.1f MB", s.peakRSS(b))
 			}
+			var sampled *memSampler
+			if os.Getenv("HERALD_BENCH_MEMSTATS") != "" {
+				sampled = sampleMemory(s.p.cmd.Process.Pid, s.base)
+			}
 			b.ResetTimer()
 			for i := range b.N {
 				took += s.deliver(b, sink, "SERVE", i+1, c.n)
 			}
 			b.StopTimer()
+			if sampled != nil {
+				sampled.stop(b)
+			}
 			b.ReportMetric(float64(b.N*c.n)/took.Seconds(), "deliveries/s")
 			b.ReportMetric(s.peakRSS(b), "peak_rss_MB")
 			if c.external {
@@ -329,4 +338,68 @@ func BenchmarkServeSyncAlways(b *testing.B) {
 	b.ReportMetric(float64(b.N*n)/d1.Seconds(), "default_deliveries/s")
 	b.ReportMetric(float64(b.N*n)/d2.Seconds(), "sync_always_deliveries/s")
 	b.ReportMetric(d1.Seconds()/d2.Seconds(), "ratio")
+}
+
+// memSampler reads a serve process's resident set every 20 ms while a
+// benchmark runs, and its Go memory metrics every 100 ms, keeping the
+// readings taken closest to the peak (HERALD_BENCH_MEMSTATS).
+type memSampler struct {
+	done    chan struct{}
+	stopped chan struct{}
+	peakKB  int
+	status  string
+	metrics string
+}
+
+func sampleMemory(pid int, base string) *memSampler {
+	m := &memSampler{done: make(chan struct{}), stopped: make(chan struct{})}
+	go func() {
+		defer close(m.stopped)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		var lastMetrics time.Time
+		for {
+			select {
+			case <-m.done:
+				return
+			case <-tick.C:
+			}
+			raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			if err != nil {
+				continue
+			}
+			kb := 0
+			var keep []string
+			for _, line := range strings.Split(string(raw), "\n") {
+				if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+					kb, _ = strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+				}
+				if strings.HasPrefix(line, "Rss") || strings.HasPrefix(line, "VmRSS") || strings.HasPrefix(line, "Threads") {
+					keep = append(keep, strings.Join(strings.Fields(line), " "))
+				}
+			}
+			if kb >= m.peakKB {
+				m.peakKB, m.status = kb, strings.Join(keep, ", ")
+				if time.Since(lastMetrics) > 100*time.Millisecond {
+					lastMetrics = time.Now()
+					body, _ := httpGet(base+"/metrics", "")
+					var ms []string
+					for _, line := range strings.Split(body, "\n") {
+						if strings.HasPrefix(line, "go_memstats_") && !strings.Contains(line, "_total") || strings.HasPrefix(line, "go_goroutines") {
+							ms = append(ms, line)
+						}
+					}
+					m.metrics = strings.Join(ms, "\n")
+				}
+			}
+		}
+	}()
+	return m
+}
+
+func (m *memSampler) stop(b *testing.B) {
+	close(m.done)
+	<-m.stopped
+	// The benchmark's log keeps ten lines: the readings go to stderr.
+	fmt.Fprintf(os.Stderr, "%s at the peak: %s\n%s\n", b.Name(), m.status, m.metrics)
 }

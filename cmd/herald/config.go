@@ -97,7 +97,7 @@ type fileConfig struct {
 	// MemoryLimit is serve's soft memory limit (96MiB, 1GiB): the garbage
 	// collector works harder as the process nears it. Env
 	// HERALD_MEMORY_LIMIT, flag --memory-limit. Defaults to GOMEMLIMIT
-	// when set, else 80 MiB as a floor: above it the limit follows the
+	// when set, else 64 MiB as a floor: above it the limit follows the
 	// live heap with 25 % headroom (see the README's capacity planning).
 	MemoryLimit byteSize `yaml:"memory_limit" toml:"memory_limit"`
 

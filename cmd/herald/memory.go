@@ -16,13 +16,12 @@ import (
 // defaultMemoryLimit is serve's soft memory limit when neither the
 // configuration nor GOMEMLIMIT sets one. It is a floor, not a cap (see
 // followWorkingSet). Measured with `herald serve` fanning one update out
-// to 10 000 webhooks on 1 000 hosts (BenchmarkServe): with 80 MiB and a
-// quarter of headroom, peak RSS 104 MB to an instant receiver and
-// 106 MB at 200 ms on the embedded server, 94–95 MB against a NATS server
-// of its own, without losing throughput; 96 MiB and half of headroom held
-// 118–121 MB; 72 MiB and a fifth cost a quarter of the instant
-// receiver's rate for 98 MB.
-const defaultMemoryLimit = 80 << 20
+// to 10 000 webhooks on 1 000 hosts (BenchmarkServe), embedded NATS
+// server: with 64 MiB and a quarter of headroom, peak RSS 93–94 MB to an
+// instant receiver and 92 MB at 200 ms (86 MB against a NATS server of
+// its own); 72 MiB held 96–101 MB and 80 MiB 103–107 MB, for up to a
+// tenth more of the instant receiver's rate and none of the slow one's.
+const defaultMemoryLimit = 64 << 20
 
 // workingSetHeadroom is how far above the live heap the default limit
 // rises when the live heap outgrows the floor, as a fraction of it: the

@@ -43,7 +43,7 @@ func cmdServe(ctx context.Context, args []string, io *stdio) error {
 	publicURL := fs.String("public-url", "", "public base `URL` of the public pages, links in messages and provider callbacks (default http://PUBLIC-LISTEN; env HERALD_PUBLIC_URL)")
 	natsListen := fs.String("nats-listen", "", "loopback `address` where the embedded NATS server accepts CLI connections (default 127.0.0.1:4222; none: in-process only)")
 	syncAlways := fs.Bool("sync-always", false, "fsync every JetStream write of the embedded server (no loss even on power failure; slower)")
-	memoryLimit := fs.String("memory-limit", "", "soft memory `limit` of the process, e.g. 96MiB or 1GiB (default: GOMEMLIMIT, else 80MiB as a floor that follows the live heap; env HERALD_MEMORY_LIMIT)")
+	memoryLimit := fs.String("memory-limit", "", "soft memory `limit` of the process, e.g. 96MiB or 1GiB (default: GOMEMLIMIT, else 64MiB as a floor that follows the live heap; env HERALD_MEMORY_LIMIT)")
 	replicas := fs.Int("replicas", 0, "`replicas` of streams and buckets on a JetStream cluster (1 or 3)")
 	tmplDir := fs.String("templates", "", "`directory` of template overrides")
 	logFormat := fs.String("log-format", "", "log format: text or json (env HERALD_LOG_FORMAT)")
