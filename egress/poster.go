@@ -155,7 +155,9 @@ func (p *Poster) Post(ctx context.Context, url string, headers []Header, body, h
 	h := p.enter(key)
 	defer p.leave(h)
 	for attempt := 0; ; attempt++ {
-		conn, reused, err := p.acquire(ctx, h, key, deadline)
+		// The second attempt dials: other idle connections to the host
+		// may have been closed alike.
+		conn, reused, err := p.acquire(ctx, h, key, deadline, attempt > 0)
 		if err != nil {
 			return Answer{}, p.exchangeError(ctx, ctxBound, deadline, err)
 		}
@@ -231,12 +233,12 @@ func (p *Poster) leave(h *hostConns) {
 }
 
 // acquire returns an idle connection to h, or a new one when none is
-// idle; reused tells which.
-func (p *Poster) acquire(ctx context.Context, h *hostConns, key hostKey, deadline time.Time) (conn net.Conn, reused bool, err error) {
+// idle or dial is set; reused tells which.
+func (p *Poster) acquire(ctx context.Context, h *hostConns, key hostKey, deadline time.Time, dial bool) (conn net.Conn, reused bool, err error) {
 	var expired []net.Conn
 	now := time.Now()
 	p.mu.Lock()
-	for n := len(h.idle); n > 0 && conn == nil; n = len(h.idle) {
+	for n := len(h.idle); n > 0 && conn == nil && !dial; n = len(h.idle) {
 		ic := h.idle[n-1]
 		h.idle[n-1] = idleConn{}
 		h.idle = h.idle[:n-1]

@@ -246,21 +246,38 @@ func TestPosterKeepsConnectionsAcrossAnswerShapes(t *testing.T) {
 }
 
 // TestPosterResendsOnAConnectionClosedWhileIdle: a receiver whose idle
-// timeout is shorter than the poster's closes a kept connection; the next
-// post finds it closed before any answer and is sent again on a new
-// connection instead of failing.
+// timeout is shorter than the poster's closes the kept connections; the
+// next post finds one closed before any answer and is sent again on a new
+// connection (not on another of the closed ones) instead of failing.
 func TestPosterResendsOnAConnectionClosedWhileIdle(t *testing.T) {
 	t.Parallel()
-	rcv := startReceiverWith(t, ok, false, func(s *http.Server) { s.IdleTimeout = 50 * time.Millisecond })
+	const parallel = 4
+	release := make(chan struct{})
+	arrived := make(chan struct{}, parallel)
+	rcv := startReceiverWith(t, gated(parallel, arrived, release), false, func(s *http.Server) { s.IdleTimeout = 50 * time.Millisecond })
 	p := newPoster(t, Config{Allow: loopback, IdleConnTimeout: time.Minute})
-	for i := range 3 {
-		if _, err := post(t, p, rcv.URL+"/"); err != nil {
-			t.Fatalf("post %d: %v", i, err)
-		}
-		waitUntil(t, "the receiver to close the idle connection", func() bool { return rcv.closed.Load() > int64(i) })
+	// Four posts at once leave four idle connections.
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Go(func() {
+			if _, err := post(t, p, rcv.URL+"/"); err != nil {
+				t.Error(err)
+			}
+		})
 	}
-	if hits, conns := rcv.hits.Load(), rcv.conns.Load(); hits != 3 || conns != 3 {
-		t.Errorf("%d requests on %d connections, want 3 on 3", hits, conns)
+	for range parallel {
+		<-arrived
+	}
+	close(release)
+	wg.Wait()
+	for i := range 3 {
+		waitUntil(t, "the receiver to close the idle connections", func() bool { return rcv.closed.Load() == rcv.conns.Load() })
+		if _, err := post(t, p, rcv.URL+"/"); err != nil {
+			t.Fatalf("post %d after the receiver closed the idle connections: %v", i, err)
+		}
+	}
+	if hits, conns := rcv.hits.Load(), rcv.conns.Load(); hits != parallel+3 || conns != parallel+3 {
+		t.Errorf("%d requests on %d connections, want %d on %d", hits, conns, parallel+3, parallel+3)
 	}
 }
 
