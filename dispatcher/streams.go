@@ -180,7 +180,8 @@ type Topology struct {
 // Setup creates or updates the streams, buckets and consumers to match cfg;
 // it is safe to run at every start and from several processes. While
 // JetStream is still starting (leaders elected, streams recovered after a
-// restart) it waits and tries again, until ctx ends.
+// restart, a new cluster's nodes seen online) it waits and tries again,
+// until ctx ends.
 func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) (t *Topology, err error) {
 	err = retryTransient(ctx, func() (err error) {
 		t, err = ensure(ctx, js, cfg, true)
@@ -375,13 +376,34 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config, update bool
 	return &t, nil
 }
 
-// retryTransient retries fn while JetStream is still electing leaders or
-// recovering after a restart.
+// retryTransient retries fn while JetStream is still electing leaders,
+// recovering after a restart or forming a cluster (a node not yet seen
+// online: replicas not placeable, for up to placementWait).
 func retryTransient(ctx context.Context, fn func() error) error {
+	return retryFor(ctx, placementWait, fn)
+}
+
+// retryFor is retryTransient waiting up to placement for a stream's
+// replicas to be placed.
+func retryFor(ctx context.Context, placement time.Duration, fn func() error) error {
 	delay := 50 * time.Millisecond
+	var unplaced time.Time // when placement was first refused
 	for {
 		err := fn()
-		if err == nil || !transient(err) {
+		switch {
+		case err == nil:
+			return nil
+		case transient(err):
+		case unplaceable(err):
+			// A node of a cluster that just formed is not yet seen as
+			// online; the same refusal is for good when the replicas
+			// outnumber the nodes.
+			if unplaced.IsZero() {
+				unplaced = time.Now()
+			} else if time.Since(unplaced) > placement {
+				return err
+			}
+		default:
 			return err
 		}
 		select {
@@ -393,9 +415,41 @@ func retryTransient(ctx context.Context, fn func() error) error {
 	}
 }
 
+// placementWait bounds how long Setup waits for a stream's replicas to
+// find their nodes ("no suitable peers for placement") before it reports
+// the refusal.
+const placementWait = 30 * time.Second
+
+// JetStream's cluster errors (nats-server's error codes): results still
+// incomplete, the system temporarily unavailable, no leader to take the
+// request; and no peers to place a stream's replicas on.
+const (
+	jsErrClusterIncomplete = 10004
+	jsErrClusterNoPeers    = 10005
+	jsErrClusterNotAvail   = 10008
+	jsErrClusterNotLeader  = 10009
+)
+
 func transient(err error) bool {
-	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jsErrClusterIncomplete, jsErrClusterNotAvail, jsErrClusterNotLeader:
+		return true
+	}
+	return false
+}
+
+// unplaceable reports JetStream's refusal to place a stream's replicas.
+func unplaceable(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrClusterNoPeers
 }
 
 // readerIdle is how long the server keeps a reader's consumer that was not
