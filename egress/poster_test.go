@@ -257,17 +257,7 @@ func TestPosterResendsOnAConnectionClosedWhileIdle(t *testing.T) {
 	rcv := startReceiverWith(t, gated(parallel, arrived, release), false, func(s *http.Server) { s.IdleTimeout = 50 * time.Millisecond })
 	p := newPoster(t, Config{Allow: loopback, IdleConnTimeout: time.Minute})
 	// Four posts at once leave four idle connections.
-	var wg sync.WaitGroup
-	for range parallel {
-		wg.Go(func() {
-			if _, err := post(t, p, rcv.URL+"/"); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	for range parallel {
-		<-arrived
-	}
+	wg := postAll(t, p, rcv.URL+"/", parallel, arrived)
 	close(release)
 	wg.Wait()
 	for i := range 3 {
@@ -319,17 +309,7 @@ func TestPosterWaitingHoldsNoReadBuffer(t *testing.T) {
 	arrived := make(chan struct{}, n)
 	rcv := newReceiver(t, gated(n, arrived, release))
 	p := newPoster(t, Config{Allow: loopback})
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			if _, err := post(t, p, rcv.URL+"/"); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	for range n {
-		<-arrived
-	}
+	wg := postAll(t, p, rcv.URL+"/", n, arrived)
 	time.Sleep(50 * time.Millisecond) // the sends are all waiting for their answers
 	if made := p.readersMade.Load(); made != 0 {
 		t.Errorf("%d header buffers taken by %d waiting sends, want 0", made, n)
@@ -339,4 +319,22 @@ func TestPosterWaitingHoldsNoReadBuffer(t *testing.T) {
 	if made := p.readersMade.Load(); made == 0 || made > n {
 		t.Errorf("%d header buffers made for %d answers", made, n)
 	}
+}
+
+// postAll starts n posts to url at once and returns when the receiver
+// told arrived of each (see gated); the group ends with the posts.
+func postAll(t *testing.T, p *Poster, url string, n int, arrived <-chan struct{}) *sync.WaitGroup {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if _, err := post(t, p, url); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for range n {
+		<-arrived
+	}
+	return &wg
 }
