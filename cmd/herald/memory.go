@@ -104,8 +104,9 @@ func memoryLimitFor(floor int64, live, outside uint64) int64 {
 }
 
 // followWorkingSet keeps the default limit a floor until ctx ends: every
-// second it sets the limit to memoryLimitFor the live heap of the last
-// collection, so a small working set stays near the floor while a large
+// 200 ms it sets the limit to memoryLimitFor the live heap of the last
+// collection (every second, 2 048 webhook sends in flight delivered a
+// third less in a three-second run: the limit caught up late), so a small working set stays near the floor while a large
 // one (a big audience, a long backlog) gets headroom instead of a
 // collector running without pause. Measured with 100 000 webhooks at
 // 200 ms: a fixed 96 MiB limit spent half the CPU collecting and delivered
@@ -119,7 +120,7 @@ func followWorkingSet(ctx context.Context, floor int64, logger *slog.Logger) {
 		{Name: "/memory/classes/heap/free:bytes"},
 		{Name: "/memory/classes/heap/released:bytes"},
 	}
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	current := floor
 	for {
