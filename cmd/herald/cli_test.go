@@ -479,3 +479,24 @@ func TestPreviewWritesTheSentEmail(t *testing.T) {
 		}
 	}
 }
+
+// TestPreviewUsesTheConfiguredEmailHeaders: the preview renders as serve
+// does, with the configured List-Id and mailto unsubscribe address.
+func TestPreviewUsesTheConfiguredEmailHeaders(t *testing.T) {
+	dir := t.TempDir()
+	conf := writeFile(t, dir, "herald.yaml", "public_url: https://status.pay.example\nemail:\n  from: Status <status@pay.example>\n  list_id: Pay incidents <incidents.pay.example>\n  unsubscribe_mailto: unsubscribe@pay.example\n")
+	code, stdout, errOut := herald(t, nil, "", "preview", "--config", conf, "--event", filepath.Join("..", "..", "examples", "incidents.jsonl"),
+		"--locale", "fr", "--channel", "email", "--out", dir)
+	if code != exitOK {
+		t.Fatalf("preview: exit %d: %s %s", code, stdout, errOut)
+	}
+	eml, err := os.ReadFile(filepath.Join(dir, "message.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"List-Id: Pay incidents <incidents.pay.example>", "mailto:unsubscribe@pay.example", "https://status.pay.example/unsubscribe/PREVIEW"} {
+		if !bytes.Contains(eml, []byte(h)) {
+			t.Errorf("message.eml lacks %q:\n%s", h, eml)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,16 +85,15 @@ func cmdPreview(_ context.Context, args []string, io *stdio) error {
 	if err != nil {
 		return err
 	}
-	r, err := templates.New(templates.Config{
-		Dir: cfg.Templates.Dir, Components: catalog, Fallback: cfg.Templates.Fallback,
-		SMSSegments: cfg.Templates.SMSSegments, PublicURL: orDefault(cfg.PublicURL, "http://localhost:8080"),
-		CalendarOrganizer: cfg.Email.From,
-	})
+	// The templates as serve renders them (the configured List-Id and
+	// mailto unsubscribe address included), with an example public URL
+	// when none is configured.
+	cfg.PublicURL = orDefault(cfg.PublicURL, "http://localhost:8080")
+	r, err := cfg.renderer(catalog, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return &usageError{err}
 	}
-	rc := templates.Recipient{Locale: *locale, Location: loc, Name: *name,
-		UnsubscribeURL: orDefault(cfg.PublicURL, "http://localhost:8080") + "/unsubscribe/PREVIEW"}
+	rc := templates.Recipient{Locale: *locale, Location: loc, Name: *name, UnsubscribeURL: cfg.PublicURL + "/unsubscribe/PREVIEW"}
 	rendered, err := r.Render(u, *channel, rc)
 	if err != nil {
 		return err
