@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -242,22 +241,12 @@ func oneLine(s string) string {
 }
 
 // Erase removes for good (overwriting it in the store) every dead letter
-// that names one of addresses or is a notice addressed directly to
-// subscriber subscriberID (a confirmation, a magic link, a code: they
-// carry the address they went to). A subscription deleted by its owner
-// keeps no address here either; the dead letters of its notifications
-// hold ids only and stay. It returns how many were removed.
-func (d *DeadLetters) Erase(ctx context.Context, subscriberID string, addresses []string) (int, error) {
-	var needles [][]byte
-	for _, a := range addresses {
-		if a == "" {
-			continue
-		}
-		needles = append(needles, []byte(a))
-		if quoted, err := json.Marshal(a); err == nil && !bytes.Equal(quoted[1:len(quoted)-1], []byte(a)) {
-			needles = append(needles, quoted[1:len(quoted)-1]) // as JSON escapes it
-		}
-	}
+// that is a notice addressed directly to subscriber subscriberID (a
+// confirmation, a magic link, a code: they carry the address they went
+// to). A subscription deleted by its owner keeps no address here either;
+// the dead letters of its notifications hold ids only and stay. It
+// returns how many were removed.
+func (d *DeadLetters) Erase(ctx context.Context, subscriberID string) (int, error) {
 	info, err := d.stream.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("dead letters: %w", err)
@@ -272,14 +261,7 @@ func (d *DeadLetters) Erase(ctx context.Context, subscriberID string, addresses 
 	defer closeReader()
 	var doomed []uint64
 	err = readOrdered(cons, func(msg jetstream.Msg, md *jetstream.MsgMetadata) bool {
-		data := msg.Data()
-		for _, n := range needles {
-			if bytes.Contains(data, n) {
-				doomed = append(doomed, md.Sequence.Stream)
-				return true
-			}
-		}
-		if j, err := decodeJob(data); err == nil && j.To != nil && j.SubscriberID == subscriberID {
+		if j, err := decodeJob(msg.Data()); err == nil && j.To != nil && j.SubscriberID == subscriberID {
 			doomed = append(doomed, md.Sequence.Stream)
 		}
 		return true

@@ -70,3 +70,42 @@ func TestEraseSubscriberErasesDeadLetters(t *testing.T) {
 		t.Errorf("erasing it again: %v, want ErrNotFound", err)
 	}
 }
+
+// TestEraseSubscriberKeepsOtherSubscribersNotices: the notices erased are
+// those addressed to the deleted subscriber; another subscriber's notice
+// to the same address, or to an address containing it, is kept.
+func TestEraseSubscriberKeepsOtherSubscribersNotices(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{})
+	b.putSubscriber(emailSubscriber("m_gone", "fr-FR", "Europe/Paris", "Dupont", "ops@dupont.example"))
+	for _, n := range []struct{ sub, address string }{
+		{"m_gone", "ops@dupont.example"},
+		{"m_other", "ops@dupont.example"},
+		{"m_other", "devops@dupont.example"},
+	} {
+		j := &Job{ID: DeliveryID("confirm:1", n.sub, "mail"), Kind: KindConfirm, EventID: "confirm:1", SubscriberID: n.sub, EndpointID: "mail",
+			Channel: channels.Email, To: &Direct{Address: n.address, Locale: "fr", Link: "https://herald.example/confirm/x"}}
+		data, err := encodeJob(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.d.dlq.add(b.ctx, "deliveries.email", data, "ref", "refused: 550", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.d.EraseSubscriber(b.ctx, "m_gone"); err != nil {
+		t.Fatal(err)
+	}
+	left, err := b.d.dlq.List(b.ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 2 {
+		t.Fatalf("%d dead letters left, want the other subscriber's 2: %+v", len(left), left)
+	}
+	for _, dl := range left {
+		if !bytes.Contains(dl.Data, []byte(`"m_other"`)) {
+			t.Errorf("kept a dead letter of the deleted subscriber: %s", dl.Data)
+		}
+	}
+}

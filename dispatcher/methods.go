@@ -70,32 +70,33 @@ func (d *Dispatcher) MaxEventBytes() int { return d.cfg.MaxEventBytes }
 // UnratedPriority is the priority an update without one is treated as.
 func (d *Dispatcher) UnratedPriority() incident.Priority { return d.cfg.UnratedPriority }
 
-// EraseSubscriber deletes subscriber id and erases the addresses it had
-// from the dead letters too (the notices addressed to it directly, such
-// as a confirmation refused for good, carry them), so that a deleted
-// subscription leaves only ids behind: the delivery log never holds an
-// address. It returns [subscribers.ErrNotFound] when there is no such
-// subscriber.
+// EraseSubscriber deletes subscriber id (see [EraseSubscriber]) and logs
+// how many dead letters went with it.
 func (d *Dispatcher) EraseSubscriber(ctx context.Context, id string) error {
-	sub, _, err := d.store.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	if err := d.store.Delete(ctx, id); err != nil {
-		return err
-	}
-	var addresses []string
-	for i := range sub.Endpoints {
-		addresses = append(addresses, sub.Endpoints[i].Target())
-	}
-	n, err := d.dlq.Erase(ctx, id, addresses)
-	if err != nil {
-		return fmt.Errorf("subscriber %s deleted, but its dead letters were not erased: %w", id, err)
-	}
+	n, err := EraseSubscriber(ctx, d.store, d.dlq, id)
 	if n > 0 {
 		d.logger.Info("dead letters erased with their subscriber", "subscriber", id, "erased", n)
 	}
-	return nil
+	return err
+}
+
+// EraseSubscriber deletes subscriber id from store and erases the notices
+// addressed to it directly from the dead letters dlq (a confirmation
+// refused for good carries its address), so that a deleted subscription
+// leaves only ids behind: the delivery log never holds an address. It
+// returns how many dead letters it erased, and [subscribers.ErrNotFound]
+// when there is no such subscriber, after erasing all the same: a
+// deletion whose erasure failed is finished by trying again.
+func EraseSubscriber(ctx context.Context, store *subscribers.Store, dlq *DeadLetters, id string) (int, error) {
+	deleted := store.Delete(ctx, id)
+	if deleted != nil && !errors.Is(deleted, subscribers.ErrNotFound) {
+		return 0, deleted
+	}
+	n, err := dlq.Erase(ctx, id)
+	if err != nil {
+		return n, fmt.Errorf("subscriber %s: its dead letters were not erased: %w", id, err)
+	}
+	return n, deleted
 }
 
 // SubscriberPage is one page of subscribers in id order.

@@ -189,7 +189,7 @@ func (s *Server) sweepFollowers(ctx context.Context) {
 		if s.cfg.Now().Sub(*sub.Follow.EndedAt) < s.cfg.FollowRetention {
 			continue
 		}
-		if err := s.store.Delete(ctx, id); err == nil {
+		if err := s.d.EraseSubscriber(ctx, id); err == nil {
 			s.logger.Info("portal: follower erased", "subscriber", id, "incident", sub.Follow.IncidentID)
 		}
 	}

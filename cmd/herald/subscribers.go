@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/heraldhq/herald/dispatcher"
 	"github.com/heraldhq/herald/subscribers"
 )
 
@@ -281,9 +282,13 @@ func subscribersRemove(ctx context.Context, args []string, io *stdio) error {
 	}
 	defer s.close()
 	store := subscribers.NewStore(s.topo.Subscribers, subscribers.Rules{})
+	dlq, err := dispatcher.NewDeadLetters(ctx, s.b.JS)
+	if err != nil {
+		return err
+	}
 	missing := 0
 	for _, id := range fs.Args() {
-		err := store.Delete(ctx, id)
+		_, err := dispatcher.EraseSubscriber(ctx, store, dlq, id)
 		switch {
 		case errors.Is(err, subscribers.ErrNotFound), errors.Is(err, jetstream.ErrInvalidKey):
 			missing++
