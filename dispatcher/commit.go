@@ -127,7 +127,6 @@ func (dl *deliverer) await(w write, stalled *bool) error {
 // errStalled reports writes JetStream has not acknowledged for a while.
 var errStalled = fmt.Errorf("writes unacknowledged for %s", stallAfter)
 
-// componentOf names the component a write goes to.
 // publishWrite stores w's message asynchronously, a record in the
 // delivery log, anything else (parked copies, dead letters) through the
 // loop's own context; a publish refused at once leaves w.fut nil, for the
@@ -140,6 +139,7 @@ func (dl *deliverer) publishWrite(w *write) {
 	}
 }
 
+// componentOf names the component a write goes to.
 func componentOf(w write) string {
 	if w.record {
 		return componentDeliveryLog
@@ -173,7 +173,7 @@ func (dl *deliverer) renewLeases(m *inHand) {
 	m.mu.Unlock()
 	futs := make([]jetstream.PubAckFuture, len(held))
 	for i := range held {
-		f, err := dl.pub.PublishMsgAsync(dl.d.leases.renewMsg(held[i]), dl.d.leases.renewOpts(held[i])...)
+		f, err := dl.d.leases.renewAsync(held[i])
 		if err != nil {
 			dl.d.health.fail(componentLeases, fmt.Errorf("lease %s: %w", held[i].key, err))
 			continue

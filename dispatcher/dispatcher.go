@@ -149,6 +149,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The leases' renewals are written asynchronously on a context of
+	// their own, answered or given up within leaseRenewWait.
+	leaseJS, err := jetstream.New(deps.Conn, jetstream.WithPublishAsyncTimeout(leaseRenewWait))
+	if err != nil {
+		return nil, err
+	}
 	topo := deps.Topology
 	if topo == nil {
 		if topo, err = Setup(ctx, js, cfg); err != nil {
@@ -180,7 +186,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Dispatcher, error) {
 		index:     subscribers.NewIndex(cfg.Logger.With("component", "subscribers")),
 		store:     subscribers.NewStoreCache(topo.Subscribers, deps.Rules, cfg.SubscriberCache),
 		snaps:     newSnapshots(topo.Snapshots, cfg.Logger),
-		leases:    newLeases(topo.Leases, js, cfg.LeaseTTL, holderID()),
+		leases:    newLeases(topo.Leases, leaseJS, cfg.LeaseTTL, holderID()),
 		pacer:     &pacer{kv: topo.Pacing, now: cfg.Now},
 		health:    newHealth(cfg.Now, m.infraErrors),
 		supp:      newSuppressions(topo.Suppressions, st.TTL(), cfg.Now, cfg.Logger),

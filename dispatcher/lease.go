@@ -50,25 +50,12 @@ func (l *leases) acquire(ctx context.Context, id string) (lease, bool, error) {
 	return lease{}, false, fmt.Errorf("lease %s: %w", id, err)
 }
 
-// renew extends a lease held by another TTL; it fails when the lease is no
-// longer this holder's.
-func (l *leases) renew(ctx context.Context, ls *lease) error {
-	ack, err := l.js.PublishMsg(ctx, l.renewMsg(*ls), l.renewOpts(*ls)...)
-	if err != nil {
-		return fmt.Errorf("lease %s: %w", ls.key, err)
-	}
-	ls.rev = ack.Sequence
-	return nil
-}
-
-// renewMsg and renewOpts make the write that extends lease ls for another
-// TTL, unless another holder took it since (the expected revision).
-func (l *leases) renewMsg(ls lease) *nats.Msg {
-	return &nats.Msg{Subject: "$KV." + BucketLeases + "." + ls.key, Data: l.holder}
-}
-
-func (l *leases) renewOpts(ls lease) []jetstream.PublishOpt {
-	return []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(ls.rev), jetstream.WithMsgTTL(l.ttl)}
+// renewAsync writes the extension of lease ls for another TTL, unless
+// another holder took it since (the expected revision), on the leases' own
+// JetStream context: renewals never queue behind the deliverers' writes.
+func (l *leases) renewAsync(ls lease) (jetstream.PubAckFuture, error) {
+	m := &nats.Msg{Subject: "$KV." + BucketLeases + "." + ls.key, Data: l.holder}
+	return l.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(ls.rev), jetstream.WithMsgTTL(l.ttl))
 }
 
 // releaseMsg is the message that gives a lease back, unless it expired
