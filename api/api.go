@@ -1,7 +1,6 @@
 package api
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,7 +77,7 @@ type route struct {
 type Server struct {
 	cfg    Config
 	d      *dispatcher.Dispatcher
-	token  []byte
+	token  secret.Value
 	mux    *http.ServeMux
 	routes []route
 }
@@ -92,7 +91,7 @@ func New(d *dispatcher.Dispatcher, cfg Config) (*Server, error) {
 	if d == nil {
 		return nil, errors.New("api: an engine is required")
 	}
-	s := &Server{cfg: cfg, d: d, token: []byte(cfg.AdminToken.Reveal()), mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, d: d, token: cfg.AdminToken, mux: http.NewServeMux()}
 	s.routes = []route{
 		{pattern: "POST /v1/incidents", handler: s.publish},
 		{pattern: "GET /v1/incidents/{id}", handler: s.getIncident},
@@ -144,7 +143,7 @@ func (s *Server) Routes() []string {
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), s.token) != 1 {
+		if !ok || !s.token.Matches(got) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong admin token")
 			return

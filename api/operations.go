@@ -10,6 +10,7 @@ import (
 
 	"github.com/heraldhq/herald/dispatcher"
 	"github.com/heraldhq/herald/incident"
+	"github.com/heraldhq/herald/subscribers"
 )
 
 func (s *Server) deliveries(w http.ResponseWriter, r *http.Request) {
@@ -18,7 +19,7 @@ func (s *Server) deliveries(w http.ResponseWriter, r *http.Request) {
 	case q.SubscriberID == "":
 		writeFieldError(w, "subscriber", "is required")
 		return
-	case !incident.ValidIncidentID(q.SubscriberID): // the same alphabet and length
+	case !subscribers.ValidID(q.SubscriberID):
 		writeFieldError(w, "subscriber", "must be a subscriber id")
 		return
 	case q.DeliveryID != "" && !incident.ValidIncidentID(q.DeliveryID):

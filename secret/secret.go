@@ -1,6 +1,8 @@
 package secret
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -15,6 +17,14 @@ type Value string
 
 // Reveal returns the secret itself.
 func (v Value) Reveal() string { return string(v) }
+
+// Matches reports whether given is v, in the same time whatever given
+// is, its length included: their SHA-256 digests are compared in constant
+// time (tokens presented to Herald are checked with it).
+func (v Value) Matches(given string) bool {
+	want, got := sha256.Sum256([]byte(v)), sha256.Sum256([]byte(given))
+	return subtle.ConstantTimeCompare(want[:], got[:]) == 1
+}
 
 // IsZero reports whether the secret is empty.
 func (v Value) IsZero() bool { return v == "" }

@@ -61,3 +61,27 @@ func TestMasked(t *testing.T) {
 		}
 	}
 }
+
+// TestMatches: a token matches itself only; a prefix, a longer token or
+// the empty string does not.
+func TestMatches(t *testing.T) {
+	t.Parallel()
+	v := Value("s3cret-token")
+	for _, tc := range []struct {
+		given string
+		want  bool
+	}{
+		{"s3cret-token", true},
+		{"s3cret", false},
+		{"s3cret-token-and-more", false},
+		{"", false},
+		{"S3cret-token", false},
+	} {
+		if got := v.Matches(tc.given); got != tc.want {
+			t.Errorf("Matches(%q) = %v, want %v", tc.given, got, tc.want)
+		}
+	}
+	if Value("").Matches("x") {
+		t.Error("an empty secret matched")
+	}
+}

@@ -27,6 +27,10 @@ type follower struct {
 	targets []Target
 }
 
+// covers reports whether the follower's subscription covers an update of
+// sequence seq: it runs, or ended with a later update.
+func (f follower) covers(seq int64) bool { return f.ended == 0 || seq <= f.ended }
+
 func addressKey(channel, address string) string {
 	return channel + "\x00" + strings.ToLower(strings.TrimSpace(address))
 }
@@ -94,7 +98,7 @@ func (e *extraIndex) remove(id string) {
 // subscription covers q's sequence.
 func (e *extraIndex) followers(out []Target, q Query) []Target {
 	for _, f := range e.follows[q.IncidentID] {
-		if f.ended == 0 || q.Sequence <= f.ended {
+		if f.covers(q.Sequence) {
 			out = append(out, f.targets...)
 		}
 	}

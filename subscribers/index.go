@@ -532,7 +532,7 @@ func (x *Index) AudienceLocales(q Query) map[string]int {
 	if q.IncidentID != "" {
 		// Followers have no matchers: they are counted once each here.
 		for _, fl := range x.extra.follows[q.IncidentID] {
-			if len(fl.targets) == 0 || fl.ended != 0 && q.Sequence > fl.ended {
+			if len(fl.targets) == 0 || !fl.covers(q.Sequence) {
 				continue
 			}
 			if i, ok := x.find(fl.id); ok {
