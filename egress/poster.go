@@ -32,11 +32,12 @@ import (
 // TLS sessions are resumed per host. It speaks HTTP/1.1. A send whose
 // context is cancelled ends at once.
 //
-// A keep-alive connection that its receiver closed while it was idle (a
-// server's idle timeout can be shorter than Poster's) fails before any
-// answer: the request is then sent again once, on a new connection. A
-// receiver that took the request and closed without answering would get it
-// twice, which a webhook's id lets it recognise.
+// An idle keep-alive connection is checked before it is used again: one
+// its receiver closed while it was idle (a server's idle timeout can be
+// shorter than Poster's), or sent something on (a 408 before closing), is
+// closed and another taken or dialled, so that a request is never written
+// to a connection already gone nor answered by a stale answer. A request
+// is written once: none is sent again on another connection.
 type Poster struct {
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	tlsConfig   *tls.Config
@@ -63,7 +64,6 @@ type hostConns struct {
 	slots chan struct{} // one per open connection (idle or in use)
 	idle  []idleConn    // the most recently used last
 	users int           // exchanges holding the host
-	wait  int           // exchanges waiting for a slot
 }
 
 type idleConn struct {
@@ -154,26 +154,19 @@ func (p *Poster) Post(ctx context.Context, url string, headers []Header, body, h
 	}
 	h := p.enter(key)
 	defer p.leave(h)
-	for attempt := 0; ; attempt++ {
-		// The second attempt dials: other idle connections to the host
-		// may have been closed alike.
-		conn, reused, err := p.acquire(ctx, h, key, deadline, attempt > 0)
-		if err != nil {
-			return Answer{}, p.exchangeError(ctx, ctxBound, deadline, err)
-		}
-		a, keep, answered, err := p.exchange(ctx, conn, req, deadline, head, limit)
-		p.release(h, conn, keep)
-		if err == nil {
-			return a, nil
-		}
+	conn, err := p.acquire(ctx, h, key, deadline)
+	if err != nil {
+		return Answer{}, p.exchangeError(ctx, ctxBound, deadline, err)
+	}
+	a, keep, answered, err := p.exchange(ctx, conn, req, deadline, head, limit)
+	p.release(h, conn, keep)
+	if err != nil {
 		if !answered && closedByPeer(err) {
-			if attempt == 0 && reused && ctx.Err() == nil && time.Now().Before(deadline) {
-				continue // an idle connection the receiver had closed
-			}
 			err = fmt.Errorf("the receiver closed the connection without answering: %w", err)
 		}
 		return Answer{}, p.exchangeError(ctx, ctxBound, deadline, err)
 	}
+	return a, nil
 }
 
 // keyOf returns the connection key of u: its host with the port, and
@@ -232,70 +225,51 @@ func (p *Poster) leave(h *hostConns) {
 	p.mu.Unlock()
 }
 
-// acquire returns an idle connection to h, or a new one when none is
-// idle or dial is set; reused tells which.
-func (p *Poster) acquire(ctx context.Context, h *hostConns, key hostKey, deadline time.Time, dial bool) (conn net.Conn, reused bool, err error) {
-	var expired []net.Conn
-	now := time.Now()
-	p.mu.Lock()
-	for n := len(h.idle); n > 0 && conn == nil && !dial; n = len(h.idle) {
-		ic := h.idle[n-1]
-		h.idle[n-1] = idleConn{}
-		h.idle = h.idle[:n-1]
-		if now.Sub(ic.since) < p.idleTimeout {
-			conn = ic.conn
-		} else {
-			expired = append(expired, ic.conn)
+// acquire returns an idle connection to h that is still open and quiet
+// (see idleConnAlive), or a new one.
+func (p *Poster) acquire(ctx context.Context, h *hostConns, key hostKey, deadline time.Time) (net.Conn, error) {
+	for {
+		conn, since := p.popIdle(h)
+		if conn == nil {
+			break
 		}
-	}
-	p.mu.Unlock()
-	for _, c := range expired {
-		_ = c.Close()
+		if time.Since(since) < p.idleTimeout && idleConnAlive(conn) {
+			return conn, nil
+		}
+		_ = conn.Close()
 		<-h.slots
-	}
-	if conn != nil {
-		return conn, true, nil
 	}
 	select {
 	case h.slots <- struct{}{}:
 	default:
-		if err := p.waitSlot(ctx, h, deadline); err != nil {
-			return nil, false, err
-		}
+		return nil, errNoFreeConns
 	}
-	conn, err = p.connect(ctx, h, key, deadline)
+	conn, err := p.connect(ctx, h, key, deadline)
 	if err != nil {
 		<-h.slots
-		return nil, false, err
+		return nil, err
 	}
-	return conn, false, nil
+	return conn, nil
+}
+
+// popIdle takes h's most recently used idle connection, if any, and when
+// it went idle.
+func (p *Poster) popIdle(h *hostConns) (net.Conn, time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(h.idle)
+	if n == 0 {
+		return nil, time.Time{}
+	}
+	ic := h.idle[n-1]
+	h.idle[n-1] = idleConn{}
+	h.idle = h.idle[:n-1]
+	return ic.conn, ic.since
 }
 
 // errNoFreeConns is returned when a host has maxConnsPerHost connections
-// in use until the exchange's deadline.
-var errNoFreeConns = errors.New("no free connection to the host")
-
-// waitSlot waits for one of h's connections to close.
-func (p *Poster) waitSlot(ctx context.Context, h *hostConns, deadline time.Time) error {
-	p.mu.Lock()
-	h.wait++ // connections released meanwhile are closed, not kept idle
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		h.wait--
-		p.mu.Unlock()
-	}()
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case h.slots <- struct{}{}:
-		return nil
-	case <-t.C:
-		return errNoFreeConns
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// in use.
+var errNoFreeConns = fmt.Errorf("%d connections to the host in use", maxConnsPerHost)
 
 // connect dials key (and shakes hands over TLS for https) on a goroutine
 // of its own: its deep stack is not left to grow the stack of every
@@ -327,18 +301,13 @@ func (p *Poster) connect(ctx context.Context, h *hostConns, key hostKey, deadlin
 	return d.conn, d.err
 }
 
-// release gives conn back: kept idle when keep is set (and nobody waits
-// for a slot), else closed.
+// release gives conn back: kept idle when keep is set, else closed.
 func (p *Poster) release(h *hostConns, conn net.Conn, keep bool) {
 	if keep {
 		p.mu.Lock()
-		if keep = h.wait == 0; keep {
-			h.idle = append(h.idle, idleConn{conn: conn, since: time.Now()})
-		}
+		h.idle = append(h.idle, idleConn{conn: conn, since: time.Now()})
 		p.mu.Unlock()
-		if keep {
-			return
-		}
+		return
 	}
 	_ = conn.Close()
 	<-h.slots
@@ -484,7 +453,7 @@ func (p *Poster) exchange(ctx context.Context, conn net.Conn, req *fasthttp.Requ
 	complete := true
 	if s := resp.BodyStream(); s != nil {
 		var n int
-		if !ok && len(head) > 0 {
+		if head = head[:min(int64(len(head)), max(limit, 0))]; !ok && len(head) > 0 {
 			n, _ = io.ReadFull(s, head)
 			a.Head = head[:n]
 		}
@@ -502,25 +471,28 @@ func (p *Poster) exchange(ctx context.Context, conn net.Conn, req *fasthttp.Requ
 	return a, keep, true, nil
 }
 
-// exchangeError turns an exchange's error into the package's: a timeout is
-// a [TimeoutError] (a net.Error whose Timeout is true), and once ctx is
-// done, ctx's error (wrapping the exchange's).
+// exchangeError turns an exchange's error into the package's: the
+// exchange running out of its time is a [TimeoutError] (a net.Error whose
+// Timeout is true), and once ctx is done, ctx's error (wrapping the
+// exchange's); a timeout of its own (connect, handshake) is left as it is.
 func (p *Poster) exchangeError(ctx context.Context, ctxBound bool, deadline time.Time, err error) error {
 	var ne net.Error
-	timeout := errors.Is(err, errNoFreeConns) || errors.Is(err, fasthttp.ErrTimeout) || errors.As(err, &ne) && ne.Timeout()
-	if timeout && ctxBound && ctx.Err() == nil {
-		// The exchange ran out of ctx's time: report it once ctx is done
-		// too (its timer may fire a moment after the connection's).
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Until(deadline) + 100*time.Millisecond):
+	if errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(deadline) {
+		if ctxBound && ctx.Err() == nil {
+			// The exchange ran out of ctx's time: report it once ctx is
+			// done too (its timer may fire a moment after the
+			// connection's).
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Until(deadline) + 100*time.Millisecond):
+			}
+		}
+		if ctx.Err() == nil {
+			return &TimeoutError{Limit: p.timeout, Err: err}
 		}
 	}
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("%w (%w)", cerr, err)
-	}
-	if timeout {
-		return &TimeoutError{Limit: p.timeout, Err: err}
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -245,11 +247,11 @@ func TestPosterKeepsConnectionsAcrossAnswerShapes(t *testing.T) {
 	}
 }
 
-// TestPosterResendsOnAConnectionClosedWhileIdle: a receiver whose idle
+// TestPosterSkipsConnectionsClosedWhileIdle: a receiver whose idle
 // timeout is shorter than the poster's closes the kept connections; the
-// next post finds one closed before any answer and is sent again on a new
-// connection (not on another of the closed ones) instead of failing.
-func TestPosterResendsOnAConnectionClosedWhileIdle(t *testing.T) {
+// next post finds them closed before writing to any and goes on a new
+// connection instead of failing.
+func TestPosterSkipsConnectionsClosedWhileIdle(t *testing.T) {
 	t.Parallel()
 	const parallel = 4
 	release := make(chan struct{})
@@ -337,4 +339,82 @@ func postAll(t *testing.T, p *Poster, url string, n int, arrived <-chan struct{}
 		<-arrived
 	}
 	return &wg
+}
+
+// TestPosterSkipsAnIdleConnectionThatSpoke: a receiver that answers, then
+// sends a 408 on the idle connection before closing it, does not have that
+// 408 taken for the answer to the next post, which goes on a new
+// connection and is answered by it.
+func TestPosterSkipsAnIdleConnectionThatSpoke(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	var requests, conns atomic.Int64
+	spoke := make(chan struct{}, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				requests.Add(1)
+				_, _ = io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+				time.Sleep(20 * time.Millisecond)
+				_, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+				spoke <- struct{}{}
+				time.Sleep(time.Second) // the connection stays open, with the 408 unread
+			}()
+		}
+	}()
+	p := newPoster(t, Config{Allow: loopback})
+	url := "http://" + ln.Addr().String() + "/"
+	for i := range 2 {
+		a, err := post(t, p, url)
+		if err != nil || a.Status != http.StatusNoContent {
+			t.Fatalf("post %d: %+v %v, want 204", i, a, err)
+		}
+		<-spoke
+	}
+	if r, c := requests.Load(), conns.Load(); r != 2 || c != 2 {
+		t.Errorf("%d requests on %d connections, want 2 on 2", r, c)
+	}
+}
+
+// hangingResolver answers no lookup until its context ends.
+type hangingResolver struct{}
+
+func (hangingResolver) LookupNetIP(ctx context.Context, _, _ string) ([]netip.Addr, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestPosterConnectTimeoutStaysItsOwn: a connection that cannot be made
+// within the connect timeout ends the post then, reported as a connect
+// failure, even when the context allows more time: it is not stretched to
+// the context's deadline nor reported as the whole exchange's timeout.
+func TestPosterConnectTimeoutStaysItsOwn(t *testing.T) {
+	t.Parallel()
+	p := newPoster(t, Config{Resolver: hangingResolver{}, ConnectTimeout: 200 * time.Millisecond, Timeout: 10 * time.Second})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := p.Post(ctx, "http://receiver.example/", nil, []byte("{}"), nil, 0)
+	var te *TimeoutError
+	if err == nil || errors.As(err, &te) {
+		t.Fatalf("err = %v, want the connect failure", err)
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("the post took %s: the connect timeout was stretched to the context's deadline", took)
+	}
 }
