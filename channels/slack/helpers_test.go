@@ -65,15 +65,6 @@ func run(m *testing.M) int {
 	}
 	defer b.Close()
 	js = b.JS
-	// Deleting a stream makes nats-server remove the account's streams
-	// directory when it is left empty, which races with another test
-	// creating its bucket there at that moment ("could not create storage
-	// directory"): a stream that lives as long as the server keeps the
-	// directory from ever being empty.
-	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "KEEP", Subjects: []string{"keep"}}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	return m.Run()
 }
 
@@ -88,7 +79,10 @@ func newBucket(t testing.TB) jetstream.KeyValue {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = js.DeleteKeyValue(context.Background(), cfg.Bucket) })
+	// Buckets are not deleted: the server's directory goes at exit, and
+	// deleting a stream makes nats-server remove the account's streams
+	// directory when it is left empty, racing with another test creating
+	// its bucket there ("could not create storage directory").
 	return kv
 }
 

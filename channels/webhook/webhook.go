@@ -282,9 +282,9 @@ func (c *Channel) StatusError(status int, header http.Header, message string, no
 	return channels.RetryAfter(after, pe)
 }
 
-// transportError turns a failed exchange into a secret-free error: the
-// *url.Error net/http returns quotes the whole URL, so only its cause is
-// kept, behind the host.
+// transportError turns a failed exchange into a secret-free error behind
+// the host: only the exchange's cause is kept (egress.Cause), never a
+// message quoting the URL, whose path and query can hold a token.
 func (c *Channel) transportError(tg *target, err error) error {
 	err = fmt.Errorf("webhook %s: %w", tg.host, egress.Cause(err))
 	if egress.Refused(err) {

@@ -152,10 +152,16 @@ func peakRSSOf(pid int) float64 {
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+	return float64(statusKB(string(raw), "VmHWM")) / 1024
+}
+
+// statusKB returns field (VmHWM, VmRSS...) of a /proc/<pid>/status text,
+// in kB.
+func statusKB(status, field string) int {
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return float64(kb) / 1024
+			return kb
 		}
 	}
 	return 0
@@ -368,12 +374,9 @@ func sampleMemory(pid int, base string) *memSampler {
 			if err != nil {
 				continue
 			}
-			kb := 0
+			kb := statusKB(string(raw), "VmRSS")
 			var keep []string
 			for _, line := range strings.Split(string(raw), "\n") {
-				if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-					kb, _ = strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-				}
 				if strings.HasPrefix(line, "Rss") || strings.HasPrefix(line, "VmRSS") || strings.HasPrefix(line, "Threads") {
 					keep = append(keep, strings.Join(strings.Fields(line), " "))
 				}

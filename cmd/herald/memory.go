@@ -43,8 +43,8 @@ var sizeUnits = []struct {
 }
 
 // parseByteSize reads a byteSize.
-func parseByteSize(s string) (byteSize, error) {
-	s = strings.TrimSpace(s)
+func parseByteSize(text string) (byteSize, error) {
+	s := strings.TrimSpace(text)
 	mult := int64(1)
 	for _, u := range sizeUnits {
 		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
@@ -54,7 +54,7 @@ func parseByteSize(s string) (byteSize, error) {
 	}
 	n, err := strconv.ParseFloat(s, 64)
 	if err != nil || !(n >= 0) || math.IsInf(n, 0) || n*float64(mult) >= math.MaxInt64 {
-		return 0, fmt.Errorf("%q is not a size (e.g. 96MiB, 2GiB)", s)
+		return 0, fmt.Errorf("%q is not a size (e.g. 96MiB, 2GiB)", strings.TrimSpace(text))
 	}
 	return byteSize(n * float64(mult)), nil
 }
@@ -123,6 +123,7 @@ func followWorkingSet(ctx context.Context, floor int64, logger *slog.Logger) {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	current := floor
+	v := make([]uint64, len(samples))
 	for {
 		select {
 		case <-ctx.Done():
@@ -130,7 +131,6 @@ func followWorkingSet(ctx context.Context, floor int64, logger *slog.Logger) {
 		case <-tick.C:
 		}
 		metrics.Read(samples)
-		v := make([]uint64, len(samples))
 		for i, s := range samples {
 			if s.Value.Kind() == metrics.KindUint64 {
 				v[i] = s.Value.Uint64()
